@@ -1,0 +1,38 @@
+# repdrift: `make demo` runs the whole study on the embedded demo; `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: install demo report test test-fast lint bench clean
+
+install: $(VENV)/.installed
+
+# torch/torchvision first and exactly pinned: pip then takes the local wheels instead of resolving a download.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo "report: results/report.html"
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e"
+
+lint: install
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+bench: install
+	$(BIN)/python benchmarks/bench_metrics.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,30 @@
+# repdrift: how fine-tuning moves pre-trained vision transformers away from pre-training.
+# The default config is the embedded demo; `--configfile config/paper.yaml` is the paper's grid.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/pretrain.smk"
+include: "rules/finetune.smk"
+include: "rules/features.smk"
+include: "rules/metrics.smk"
+include: "rules/aggregate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,28 @@
+# Per-run tables -> the study's long-format tables.
+
+
+rule aggregate:
+    input:
+        classification=run_files("classification.parquet"),
+        calibration=run_files("calibration.parquet"),
+        knn=run_files("knn.parquet"),
+        cka=run_files("cka.parquet"),
+        history=run_files("history.parquet"),
+        pretrained_knn=expand(
+            "results/pretrained/{backbone}/knn_{pool}.parquet",
+            backbone=BACKBONES_USED,
+            pool=["cls", "mean"],
+        ),
+    output:
+        runs="results/tables/runs.parquet",
+        trajectories="results/tables/trajectories.parquet",
+        pretrained="results/tables/pretrained.parquet",
+        grids="results/tables/grids.parquet",
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        grids={run: info["grids"] for run, info in RUNS.items()},
+    script:
+        "../workflow/scripts/aggregate.py"

@@ -1,0 +1,46 @@
+# Layer-wise features (HDF5) of the pre-trained backbones and of the fine-tuned models.
+
+
+rule pretrained_features:
+    input:
+        weights=lambda wc: weights_file(wc.backbone),
+        manifest=manifest("{dataset}"),
+    output:
+        features="results/pretrained/{backbone}/features/{dataset}.h5",
+    log:
+        "results/logs/pretrained_features/{backbone}/{dataset}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: config["backbones"][wc.backbone],
+        splits=lambda wc: feature_splits(wc.dataset),
+        batch_size=config["features"]["batch_size"],
+    script:
+        "../workflow/scripts/pretrained_features.py"
+
+
+rule extract_features:
+    input:
+        model=f"{RUN_DIR}/model.safetensors",
+        target=manifest("{dataset}"),
+        natural=manifest(KNN_DATASET),
+    output:
+        target=f"{RUN_DIR}/features/{{dataset}}.h5",
+        natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
+    log:
+        f"results/logs/extract_features/{RUN}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: config["backbones"][wc.backbone],
+        target_splits=lambda wc: feature_splits(wc.dataset),
+        natural_splits=feature_splits(KNN_DATASET),
+        batch_size=config["features"]["batch_size"],
+    script:
+        "../workflow/scripts/extract_features.py"

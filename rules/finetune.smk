@@ -1,0 +1,24 @@
+# Fine-tuning: one job per run; writes weights, history, test predictions and per-epoch probe features.
+
+
+rule finetune:
+    input:
+        weights=lambda wc: weights_file(wc.backbone),
+        manifest=manifest("{dataset}"),
+    output:
+        model=f"{RUN_DIR}/model.safetensors",
+        history=f"{RUN_DIR}/history.parquet",
+        predictions=f"{RUN_DIR}/predictions.h5",
+        trajectory=f"{RUN_DIR}/trajectory.h5",
+    log:
+        f"results/logs/finetune/{RUN}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: config["backbones"][wc.backbone],
+        recipe=config["train"],
+    script:
+        "../workflow/scripts/finetune.py"

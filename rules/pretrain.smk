@@ -1,0 +1,21 @@
+# Backbone weights: the demo pre-trains its own tiny backbones on the natural stand-in.
+
+
+rule pretrain_demo:
+    input:
+        manifest=manifest(PRETRAIN_DATASET),
+    output:
+        weights="results/pretrained/{backbone}/weights.safetensors",
+        history="results/pretrained/{backbone}/pretrain_history.parquet",
+    log:
+        "results/logs/pretrain_demo/{backbone}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: config["backbones"][wc.backbone],
+        recipe=config["pretrain"],
+    script:
+        "../workflow/scripts/pretrain_demo.py"

@@ -1,0 +1,19 @@
+from repdrift.rule import run
+from repdrift.tables import aggregate
+
+i, o = snakemake.input, snakemake.output
+run(
+    snakemake,
+    aggregate,
+    classification=list(i.classification),
+    calibration=list(i.calibration),
+    knn=list(i.knn),
+    cka=list(i.cka),
+    history=list(i.history),
+    pretrained_knn=list(i.pretrained_knn),
+    grids=dict(snakemake.params.grids),
+    runs_out=o.runs,
+    trajectories_out=o.trajectories,
+    pretrained_out=o.pretrained,
+    grids_out=o.grids,
+)

@@ -1,0 +1,12 @@
+# Used by rules knn (a fine-tuned run) and knn_pretrained (a pre-trained backbone).
+from repdrift.measure import knn_table
+from repdrift.rule import run
+
+
+def knn(features, pool, ks, temperature, out):
+    knn_table(features, pool, ks, temperature).write_parquet(out)
+
+
+p = snakemake.params
+run(snakemake, knn, features=snakemake.input.features, pool=p.pool, ks=sorted({p.k, *p.ks}),
+    temperature=p.temperature, out=snakemake.output.knn)

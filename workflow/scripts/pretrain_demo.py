@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from repdrift.models.pretrain import pretrain_from_dataset
+from repdrift.rule import run
+
+run(
+    snakemake,
+    pretrain_from_dataset,
+    backbone_cfg=dict(snakemake.params.backbone),
+    dataset_dir=Path(snakemake.input.manifest).parent,
+    recipe=dict(snakemake.params.recipe),
+    weights_out=snakemake.output.weights,
+    history_out=snakemake.output.history,
+)

@@ -1,0 +1,97 @@
+"""Aggregation of the per-run tables into the study's long-format tables (polars).
+
+runs.parquet          one row per run x metric (x layer for CKA): accuracy, balanced_accuracy, map, auc, ece,
+                      knn@k, cka (final, per layer), score (the dataset's headline: accuracy, or mAP if multi-label)
+trajectories.parquet  one row per run x epoch x metric (x layer for CKA): cka, train_loss, test_loss, score
+pretrained.parquet    one row per backbone x pool x k: the pre-trained model's k-NN accuracy
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+RUN_PATTERN = re.compile(
+    r"results/runs/(?P<dataset>[^/]+)/(?P<backbone>[^/]+)/(?P<method>[^/-]+)-(?P<pool>[^/]+)/seed(?P<seed>\d+)/"
+)
+KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
+LONG_SCHEMA = {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
+
+
+def run_keys(path: str) -> dict:
+    match = RUN_PATTERN.search(str(path))
+    if match is None:
+        raise ValueError(f"{path} is not inside a run folder results/runs/<dataset>/<backbone>/<method>-<pool>/seed<n>/")
+    keys = match.groupdict()
+    keys["seed"] = int(keys["seed"])
+    keys["run"] = match.group(0)[len("results/runs/") : -1]
+    return keys
+
+
+def _with_keys(frame: pl.DataFrame, path: str) -> pl.DataFrame:
+    keys = run_keys(path)
+    return frame.with_columns(**{k: pl.lit(keys[k]) for k in KEYS}).select(KEYS + [c for c in frame.columns])
+
+
+def _long(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(**{c: pl.col(c).cast(t) for c, t in LONG_SCHEMA.items()})
+
+
+def run_rows(classification: str, calibration: str, knn: str, cka: str) -> pl.DataFrame:
+    """All final measurements of one run as long rows."""
+    scores = pl.read_parquet(classification)
+    headline = "map" if "accuracy" not in scores["metric"] else "accuracy"
+    knn_frame = pl.read_parquet(knn)
+    cka_final = pl.read_parquet(cka).filter(pl.col("epoch").is_null())
+    parts = [
+        scores.with_columns(layer=None),
+        scores.filter(pl.col("metric") == headline).with_columns(metric=pl.lit("score"), layer=None),
+        pl.read_parquet(calibration).with_columns(layer=None),
+        knn_frame.select(metric=pl.format("knn@{}", "k"), layer=None, value="accuracy"),
+        cka_final.select(metric=pl.lit("cka"), layer="layer", value="cka"),
+    ]
+    return _with_keys(pl.concat([_long(p) for p in parts]), classification)
+
+
+def trajectory_rows(history: str, cka: str) -> pl.DataFrame:
+    """Per-epoch CKA (every layer) and the training history of one run as long rows."""
+    hist = pl.read_parquet(history)
+    cka_epochs = pl.read_parquet(cka).filter(pl.col("epoch").is_not_null())
+    parts = [cka_epochs.select("epoch", metric=pl.lit("cka"), layer="layer", value="cka")]
+    for column, name in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("test_value", "score")):
+        parts.append(hist.select("epoch", metric=pl.lit(name), layer=pl.lit(None, pl.Int64), value=column))
+    frame = pl.concat([p.with_columns(pl.col("epoch").cast(pl.Int64), pl.col("value").cast(pl.Float64)) for p in parts])
+    return _with_keys(frame, history)
+
+
+def aggregate(
+    classification: list[str],
+    calibration: list[str],
+    knn: list[str],
+    cka: list[str],
+    history: list[str],
+    pretrained_knn: list[str],
+    grids: dict[str, list[str]],
+    runs_out: str,
+    trajectories_out: str,
+    pretrained_out: str,
+    grids_out: str,
+) -> None:
+    """Write the study tables; inputs are parallel lists of per-run files (same run order)."""
+    runs = pl.concat([run_rows(*files) for files in zip(classification, calibration, knn, cka, strict=True)])
+    trajectories = pl.concat([trajectory_rows(h, c) for h, c in zip(history, cka, strict=True)])
+    pretrained = pl.concat(
+        [
+            pl.read_parquet(path).with_columns(backbone=pl.lit(Path(path).parent.name))
+            for path in pretrained_knn
+        ]
+    ).select("backbone", "pool", metric=pl.format("knn@{}", "k"), value="accuracy")
+    membership = pl.DataFrame(
+        [{"grid": grid, "run": run} for run, names in grids.items() for grid in names],
+        schema={"grid": pl.Utf8, "run": pl.Utf8},
+    )
+    for frame, out in ((runs, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
+                       (membership, grids_out)):
+        frame.write_parquet(out)

@@ -1,0 +1,249 @@
+"""Fine-tuning one run: Full, Linear (frozen backbone) or Scratch (random init), with a CLS or mean-patch head.
+
+Recipe (shared by every run, from the config's `train:`): AdamW, linear warm-up then cosine decay per step,
+cross-entropy for multiclass and binary tasks (binary as two classes, as MedFM's colon baseline), BCE for
+multi-label. After every epoch the test split is evaluated and the layer-wise features of a fixed probe subset of
+it are kept: the trajectory whose CKA to the pre-trained model the cka rule measures. On CUDA the same loop runs
+with bf16 autocast, fused AdamW and pinned-memory workers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from repdrift.data import read_dataset
+from repdrift.data.loader import ManifestImages
+from repdrift.features import write_trajectory
+from repdrift.metrics import mean_average_precision
+from repdrift.models import build_backbone
+from repdrift.predictions import Predictions, write_predictions
+
+METHODS = ("full", "linear", "scratch")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 6e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    probe_size: int = 512
+
+
+class Classifier(nn.Module):
+    """A backbone and a linear head on its pooled final representation."""
+
+    def __init__(self, backbone: nn.Module, num_outputs: int, pool: str):
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool
+        self.head = nn.Linear(backbone.embed_dim, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x, self.pool))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def num_outputs(task: str, classes: list[str]) -> int:
+    return 2 if task == "binary" else len(classes)
+
+
+def probe_indices(n: int, size: int) -> np.ndarray:
+    """A fixed, evenly spaced subset of the (sorted) test split: identical for every run of a dataset."""
+    return np.unique(np.linspace(0, n - 1, num=min(size, n)).round().astype(int))
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def load_classifier(backbone_cfg: dict, model_path: str | Path) -> Classifier:
+    """Rebuild a fine-tuned model from its model.safetensors (backbone.* and head.* tensors)."""
+    state = load_file(str(model_path))
+    backbone = build_backbone(backbone_cfg, None)
+    model = Classifier(backbone, state["head.weight"].shape[0], pool="cls")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+class _Loop:
+    """Device placement, autocast and loaders for one run."""
+
+    def __init__(self, batch_size: int, generator: torch.Generator):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.cuda = self.device.type == "cuda"
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=self.generator if shuffle else None,
+            num_workers=8 if self.cuda else 0,
+            pin_memory=self.cuda,
+            drop_last=False,
+        )
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+
+
+def _loss_fn(task: str) -> nn.Module:
+    return nn.BCEWithLogitsLoss() if task == "multilabel" else nn.CrossEntropyLoss()
+
+
+def _probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
+
+
+def task_metric(probs: np.ndarray, targets: np.ndarray, task: str) -> tuple[str, float]:
+    if task == "multilabel":
+        return "map", float(mean_average_precision(probs, targets))
+    return "accuracy", float((probs.argmax(1) == targets).mean())
+
+
+@torch.no_grad()
+def evaluate(model: Classifier, loader: DataLoader, loop: _Loop, task: str) -> tuple[float, np.ndarray, np.ndarray]:
+    model.eval()
+    losses, probs, targets = [], [], []
+    loss_fn = _loss_fn(task)
+    for images, target, _ in loader:
+        images, target = images.to(loop.device), target.to(loop.device)
+        with loop.autocast():
+            logits = model(images).float()
+        losses.append(loss_fn(logits, target).item() * len(images))
+        probs.append(_probabilities(logits, task).cpu())
+        targets.append(target.cpu())
+    probs_np, targets_np = torch.cat(probs).double().numpy(), torch.cat(targets).numpy()
+    return sum(losses) / len(probs_np), probs_np, targets_np
+
+
+@torch.no_grad()
+def probe_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.ndarray:
+    """Layer-wise pooled features (L, n, D) of the probe images, in the run's pool."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(images), loop.batch_size):
+        batch = images[start : start + loop.batch_size].to(loop.device)
+        with loop.autocast():
+            chunks.append(model.backbone.pooled_layers(batch, (model.pool,))[model.pool].float().cpu())
+    return torch.cat(chunks, dim=1).numpy()
+
+
+def finetune(
+    backbone_cfg: dict,
+    weights: str | None,
+    dataset_dir: str | Path,
+    method: str,
+    pool: str,
+    seed: int,
+    recipe: dict,
+    model_out: str | Path,
+    history_out: str | Path,
+    predictions_out: str | Path,
+    trajectory_out: str | Path,
+) -> pl.DataFrame:
+    """Fine-tune one run and write its four outputs; returns the training history."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    recipe = Recipe(**recipe)
+    generator = seed_everything(seed)
+    dataset = read_dataset(dataset_dir)
+    task, classes = dataset.task, dataset.classes
+    backbone = build_backbone(backbone_cfg, None if method == "scratch" else weights)
+    model = Classifier(backbone, num_outputs(task, classes), pool)
+    loop = _Loop(recipe.batch_size, generator)
+    model.to(loop.device)
+    if method == "linear":
+        backbone.requires_grad_(False)
+
+    manifest = dataset.manifest.sort("sample_id")
+    train_set = ManifestImages(manifest.filter(pl.col("split") == "train"), backbone.transform(True), task, len(classes))
+    test_manifest = manifest.filter(pl.col("split") == "test")
+    test_set = ManifestImages(test_manifest, backbone.transform(False), task, len(classes))
+    train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
+    probe = probe_indices(len(test_set), recipe.probe_size)
+    probe_images = torch.stack([test_set[int(i)][0] for i in probe])
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=loop.cuda or None)
+    steps_per_epoch = len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(recipe.epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
+    )
+    loss_fn = _loss_fn(task)
+
+    trajectory = [probe_features(model, probe_images, loop)]
+    rows = []
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        if method == "linear":
+            backbone.eval()  # frozen: no dropout / drop-path noise in its features
+        started, seen, loss_sum = time.perf_counter(), 0, 0.0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{recipe.epochs}", leave=False)
+        for images, target, _ in bar:
+            images, target = images.to(loop.device, non_blocking=True), target.to(loop.device, non_blocking=True)
+            with loop.autocast():
+                loss = loss_fn(model(images).float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(images)
+            loss_sum += loss.item() * len(images)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - started
+        test_loss, probs, targets = evaluate(model, test_loader, loop, task)
+        metric, value = task_metric(probs, targets, task)
+        trajectory.append(probe_features(model, probe_images, loop))
+        rows.append(
+            dict(epoch=epoch, train_loss=loss_sum / seen, test_loss=test_loss, metric=metric, test_value=value,
+                 lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
+        )
+        print(
+            f"epoch {epoch}: train loss {loss_sum / seen:.4f}, test loss {test_loss:.4f}, test {metric} {value:.4f}, "
+            f"{seen / seconds:.0f} images/s",
+            flush=True,
+        )
+
+    history = pl.DataFrame(rows)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(model_out))
+    history.write_parquet(history_out)
+    write_predictions(
+        predictions_out,
+        Predictions(probs, targets, test_manifest["sample_id"].to_numpy(), task, classes),
+    )
+    write_trajectory(
+        trajectory_out,
+        np.stack(trajectory),
+        test_manifest["sample_id"].to_numpy()[probe],
+        dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
+    )
+    return history
