@@ -1,0 +1,42 @@
+"""A torch Dataset over a manifest: ``(image_tensor, target, index)`` per row.
+
+The only module of repdrift.data that imports torch. target is a long class index (multiclass, binary) or a
+float 0/1 vector (multilabel, for BCE). index is the row in the manifest given, so outputs can be matched back to
+sample_id. Rows are copied into plain lists, so DataLoader workers pickle cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from repdrift.data.images import load_image
+from repdrift.errors import DataError
+
+
+class ManifestImages(TorchDataset):
+    def __init__(self, manifest: pl.DataFrame, transform: Callable, task: str, num_classes: int):
+        self.paths = manifest["path"].to_list()
+        self.transform = transform
+        self.multilabel = task == "multilabel"
+        column = "labels" if self.multilabel else "label"
+        if column not in manifest.columns:
+            raise DataError(f"manifest has no {column!r} column for task {task!r}")
+        if self.multilabel:
+            lengths = manifest["labels"].list.len().unique().to_list()
+            if lengths and lengths != [num_classes]:
+                raise DataError(f"manifest labels vectors have length {lengths}; expected {num_classes}")
+            self.targets = torch.tensor(manifest["labels"].to_list(), dtype=torch.float32).reshape(-1, num_classes)
+        else:
+            self.targets = torch.tensor(manifest["label"].to_list(), dtype=torch.long)
+            if len(self.targets) and not (int(self.targets.min()) >= 0 and int(self.targets.max()) < num_classes):
+                raise DataError(f"manifest labels fall outside 0..{num_classes - 1}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        return self.transform(load_image(self.paths[index])), self.targets[index], index
