@@ -74,6 +74,11 @@ def manifest(dataset):
     return f"results/data/{dataset}/manifest.parquet"
 
 
+def backbone_cfg(backbone):
+    """The backbone's config entry, named by its config key."""
+    return {**config["backbones"][backbone], "name": backbone}
+
+
 def weights_file(backbone):
     weights = config["backbones"][backbone]["weights"]
     return (

@@ -10,6 +10,7 @@ rule make_demo_data:
         "../envs/cpu.yaml"
     params:
         seed=config["demo"]["seed"],
+        options=config["demo"]["options"],
     script:
         "../workflow/scripts/make_demo_data.py"
 

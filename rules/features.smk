@@ -15,7 +15,7 @@ rule pretrained_features:
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: config["backbones"][wc.backbone],
+        backbone=lambda wc: backbone_cfg(wc.backbone),
         splits=lambda wc: feature_splits(wc.dataset),
         batch_size=config["features"]["batch_size"],
     script:
@@ -38,7 +38,7 @@ rule extract_features:
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: config["backbones"][wc.backbone],
+        backbone=lambda wc: backbone_cfg(wc.backbone),
         target_splits=lambda wc: feature_splits(wc.dataset),
         natural_splits=feature_splits(KNN_DATASET),
         batch_size=config["features"]["batch_size"],

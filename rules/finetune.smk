@@ -18,7 +18,7 @@ rule finetune:
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: config["backbones"][wc.backbone],
+        backbone=lambda wc: backbone_cfg(wc.backbone),
         recipe=config["train"],
     script:
         "../workflow/scripts/finetune.py"

@@ -15,7 +15,7 @@ rule pretrain_demo:
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: config["backbones"][wc.backbone],
+        backbone=lambda wc: backbone_cfg(wc.backbone),
         recipe=config["pretrain"],
     script:
         "../workflow/scripts/pretrain_demo.py"

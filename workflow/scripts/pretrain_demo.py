@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from repdrift.models.pretrain import pretrain_from_dataset
+from repdrift.pretraining import pretrain_on_dataset
 from repdrift.rule import run
 
 run(
     snakemake,
-    pretrain_from_dataset,
+    pretrain_on_dataset,
     backbone_cfg=dict(snakemake.params.backbone),
     dataset_dir=Path(snakemake.input.manifest).parent,
     recipe=dict(snakemake.params.recipe),

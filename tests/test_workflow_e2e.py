@@ -1,0 +1,90 @@
+"""The whole workflow, end to end, on a tiny config in a scratch folder: outputs, shapes, sane values, reruns."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args], capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("study")
+    (workdir / "config").mkdir()
+    shutil.copy(REPO / "tests/e2e/config.yaml", workdir / "config/config.yaml")
+    snakemake(workdir)
+    return workdir
+
+
+def test_tables_cover_every_run(study):
+    runs = pl.read_parquet(study / "results/tables/runs.parquet")
+    assert runs["run"].n_unique() == 12 + 4 + 1  # table1, tasks, the similarity study's extra seed
+    for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "cka"):
+        values = runs.filter(pl.col("metric") == metric)["value"]
+        assert values.len() >= 17 and values.is_finite().all(), metric
+        assert ((values >= 0) & (values <= 1 + 1e-9)).all(), metric
+    linear_cka = runs.filter((pl.col("method") == "linear") & (pl.col("metric") == "cka"))["value"]
+    np.testing.assert_allclose(linear_cka.to_numpy(), 1.0, atol=1e-5)  # a frozen backbone does not move
+    assert set(runs.filter(pl.col("metric") == "cka")["layer"]) == {1, 2}
+
+
+def test_trajectories_and_files(study):
+    traj = pl.read_parquet(study / "results/tables/trajectories.parquet")
+    cka = traj.filter((pl.col("metric") == "cka") & (pl.col("method") == "full"))
+    assert set(cka["epoch"]) == {0, 1, 2}
+    np.testing.assert_allclose(cka.filter(pl.col("epoch") == 0)["value"].to_numpy(), 1.0, atol=1e-5)
+    run = study / "results/runs/isic/vit/full-cls/seed0"
+    with h5py.File(run / "trajectory.h5") as h5:
+        assert h5["features"].shape == (3, 2, 12, 32)  # epochs + 1, layers, probe images, width
+    with h5py.File(run / "features/isic.h5") as h5:
+        assert h5["features/cls"].shape == (2, 28, 32) and h5.attrs["layers"] == 2
+    with h5py.File(run / "predictions.h5") as h5:
+        np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
+
+
+def test_figures_and_report(study):
+    for name in ("cka_trajectory", "cka_vs_score", "knn_forgetting"):
+        assert (study / f"results/figures/{name}.svg").read_text().lstrip().startswith("<svg")
+        assert (study / f"results/figures/{name}.html").stat().st_size > 100_000  # Vega inlined: opens offline
+    snakemake(study, "--report", "results/report.html")
+    assert (study / "results/report.html").stat().st_size > 100_000
+
+
+def test_changing_k_reruns_only_knn_and_what_follows(study):
+    dry = snakemake(study, "-n", "--config", "knn={'k': 10, 'ks': [5, 10]}").stdout
+    rerun = {line.split()[1] for line in dry.splitlines() if line.startswith("rule ")}
+    assert {"knn", "knn_pretrained", "aggregate"} <= rerun
+    assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "pretrain_demo", "cka"})
+
+
+def test_truncated_image_gives_one_clear_error(study, tmp_path):
+    image = sorted((study / "results/demo_data/isic2018/ISIC2018_Task3_Test_Input").glob("*.jpg"))[0]
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) // 3])
+    try:
+        result = snakemake(study, "--force", "results/runs/isic/vit/full-cls/seed0/history.parquet", check=False)
+    finally:
+        image.write_bytes(data)
+    assert result.returncode != 0
+    message = f"repdrift: rule finetune: {image}: cannot read image"
+    assert message in result.stderr
+    log = (study / "results/logs/finetune/isic/vit/full-cls/seed0.log").read_text()
+    assert log.strip().splitlines()[-1].startswith(message) and "Traceback" not in log
+    assert not (study / "results/runs/isic/vit/full-cls/seed0/history.parquet").exists()  # nothing partial left
