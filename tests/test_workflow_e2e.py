@@ -39,7 +39,7 @@ def test_tables_cover_every_run(study):
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
-        assert ((values >= 0) & (values <= 1 + 1e-9)).all(), metric
+        assert ((values >= 0) & (values <= 1 + 1e-6)).all(), metric  # float32 CKA(X, X) = 1 +- 1e-7
     linear_cka = runs.filter((pl.col("method") == "linear") & (pl.col("metric") == "cka"))["value"]
     np.testing.assert_allclose(linear_cka.to_numpy(), 1.0, atol=1e-5)  # a frozen backbone does not move
     assert set(runs.filter(pl.col("metric") == "cka")["layer"]) == {1, 2}
@@ -68,8 +68,14 @@ def test_figures_and_report(study):
 
 
 def test_changing_k_reruns_only_knn_and_what_follows(study):
-    dry = snakemake(study, "-n", "--config", "knn={'k': 10, 'ks': [5, 10]}").stdout
-    rerun = {line.split()[1] for line in dry.splitlines() if line.startswith("rule ")}
+    config = study / "config/config.yaml"
+    original = config.read_text()
+    config.write_text(original.replace("k: 5\n", "k: 10\n"))
+    try:
+        dry = snakemake(study, "-n").stdout
+    finally:
+        config.write_text(original)
+    rerun = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
     assert {"knn", "knn_pretrained", "aggregate"} <= rerun
     assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "pretrain_demo", "cka"})
 

@@ -11,9 +11,10 @@ import polars as pl
 from repdrift.errors import DataError
 from repdrift.features import FeatureSet, read_features, read_trajectory
 from repdrift.metrics import (
+    center_layers,
     expected_calibration_error,
     knn_accuracy,
-    linear_cka,
+    layerwise_cka,
     mean_average_precision,
     reliability_diagram,
     roc_auc,
@@ -30,6 +31,11 @@ def _align(reference: FeatureSet, ids: np.ndarray, path: str) -> np.ndarray:
     return np.array([position[sid] for sid in ids])
 
 
+def _cka_rows(reference: np.ndarray, other: np.ndarray, debiased: bool, epoch: int | None) -> list[dict]:
+    values = layerwise_cka(reference, other, pairwise=False, debiased=debiased)
+    return [dict(epoch=epoch, layer=layer + 1, cka=float(v)) for layer, v in enumerate(values)]
+
+
 def cka_table(pretrained_path: str, finetuned_path: str, trajectory_path: str, debiased: bool) -> pl.DataFrame:
     """Layer-wise linear CKA to the pre-trained model: of the final model on the test split (`epoch` null) and
     of every epoch's probe features (`epoch` 0 = before fine-tuning)."""
@@ -37,17 +43,11 @@ def cka_table(pretrained_path: str, finetuned_path: str, trajectory_path: str, d
     pool = str(attrs["pool"])
     reference = read_features(pretrained_path, pool).select("test")
     final = read_features(finetuned_path, pool).select("test")
-    final_layers = final.layers[:, _align(final, reference.sample_id, finetuned_path)]
-    rows = [
-        dict(epoch=None, layer=layer + 1, cka=linear_cka(reference.layers[layer], final_layers[layer], debiased))
-        for layer in range(reference.layers.shape[0])
-    ]
-    probe_reference = reference.layers[:, _align(reference, probe_ids, pretrained_path)]
-    rows += [
-        dict(epoch=epoch, layer=layer + 1, cka=linear_cka(probe_reference[layer], trajectory[epoch, layer], debiased))
-        for epoch in range(trajectory.shape[0])
-        for layer in range(trajectory.shape[1])
-    ]
+    rows = _cka_rows(reference.layers, final.layers[:, _align(final, reference.sample_id, finetuned_path)], debiased, None)
+    # The probe's pre-trained features are centred once and reused for every epoch.
+    probe_reference = center_layers(reference.layers[:, _align(reference, probe_ids, pretrained_path)])
+    for epoch in range(trajectory.shape[0]):
+        rows += _cka_rows(probe_reference, trajectory[epoch], debiased, epoch)
     return pl.DataFrame(rows, schema={"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64}).with_columns(
         pool=pl.lit(pool)
     )
