@@ -14,6 +14,7 @@ from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages
 from repdrift.features import file_sha256, write_features
 from repdrift.models import build_backbone
+from repdrift.models.backbone import pool_tokens
 
 POOLS = ("cls", "mean")
 
@@ -31,9 +32,10 @@ def compute_features(backbone, dataset: ManifestImages, batch_size: int) -> tupl
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             pooled = backbone.pooled_layers(images, POOLS)
+            final_tokens = backbone.final_tokens(images)
             for pool in POOLS:
                 layers[pool].append(pooled[pool].float().cpu())
-                final[pool].append(backbone(images, pool).float().cpu())
+                final[pool].append(pool_tokens(final_tokens, pool).float().cpu())
     return (
         {pool: torch.cat(chunks, dim=1).numpy() for pool, chunks in layers.items()},
         {pool: torch.cat(chunks, dim=0).numpy() for pool, chunks in final.items()},
