@@ -113,3 +113,115 @@ def interval_correlation(
         counts=counts,
         removed=removed,
     )
+
+
+# --- The similarity space (paper Eqs. 3-6) ------------------------------------------------------------------
+DIVERGENCES = ("loss", "accuracy")
+
+
+def divergence(pretrained, finetuned, kind: str = "loss"):
+    """A_X in [0, 1]: how far the fine-tuned model's task performance is from the pre-trained model's.
+
+    `loss`: |L_ft - L_pre| / max(L_ft, L_pre), the test losses of the fine-tuned model and of the pre-trained
+    model's linear probe (frozen backbone + trained head), normalised by the larger so it lies in [0, 1].
+    `accuracy`: |score_ft - score_pre| (accuracy, or mAP for multi-label data), already in [0, 1].
+    """
+    pre, ft = np.asarray(pretrained, dtype=np.float64), np.asarray(finetuned, dtype=np.float64)
+    if kind == "loss":
+        return np.abs(ft - pre) / np.maximum(np.maximum(ft, pre), np.finfo(float).tiny)
+    if kind == "accuracy":
+        return np.abs(ft - pre)
+    raise ValueError(f"divergence must be one of {DIVERGENCES}, got {kind!r}")
+
+
+def in_similarity_space(similarity, divergence_values, eta: float, eps: float):
+    """Membership in T_X(eta, eps) = {theta : M_X >= 1 - eta and A_X <= eps}."""
+    return (np.asarray(similarity) >= 1 - eta) & (np.asarray(divergence_values) <= eps)
+
+
+# --- Study tables (polars) ----------------------------------------------------------------------------------
+def _metric(runs, name: str, layer: int | None = None):
+    import polars as pl
+
+    rows = runs.filter(pl.col("metric") == name)
+    if layer is not None:
+        rows = rows.filter(pl.col("layer") == layer)
+    return rows.select("run", "dataset", "backbone", "method", "pool", "seed", pl.col("value").alias(name))
+
+
+def resolve_layer(runs, layer: int | None) -> int:
+    """`None` = the last block; a layer outside the model's is a clear error naming the config key."""
+    import polars as pl
+
+    layers = runs.filter(pl.col("metric") == "cka")["layer"]
+    if layer is None:
+        return int(layers.max())
+    if layer not in set(layers):
+        raise ValueError(f"analysis.cka_layer: block {layer} does not exist (blocks 1..{layers.max()})")
+    return int(layer)
+
+
+def similarity_space_table(runs, layer: int | None, kind: str = "loss"):
+    """One row per fine-tuned run (Full, Scratch) with M_X (CKA at `layer`) and A_X against the pre-trained
+    model's linear probe: the Linear run of the same dataset, backbone and pool (mean over its seeds).
+    Runs with no such Linear run are left out (and listed on stdout)."""
+    import polars as pl
+
+    layer = resolve_layer(runs, layer)
+    keys = ["dataset", "backbone", "pool"]
+    runs_wide = (
+        _metric(runs, "score")
+        .join(_metric(runs, "test_loss").select("run", "test_loss"), on="run")
+        .join(_metric(runs, "cka", layer).select("run", pl.col("cka").alias("similarity")), on="run")
+    )
+    probes = (
+        runs_wide.filter(pl.col("method") == "linear")
+        .group_by(keys)
+        .agg(probe_score=pl.col("score").mean(), probe_loss=pl.col("test_loss").mean())
+    )
+    tuned = runs_wide.filter(pl.col("method") != "linear")
+    missing = tuned.join(probes, on=keys, how="anti").select(keys).unique().sort(keys)
+    for row in missing.iter_rows(named=True):  # said in the log; those runs have no A_X
+        print(f"similarity space: no Linear run (the pre-trained probe) for {row}; its runs are left out")
+    space = tuned.join(probes, on=keys)
+    pre, ft = ("probe_loss", "test_loss") if kind == "loss" else ("probe_score", "score")
+    values = divergence(space[pre].to_numpy(), space[ft].to_numpy(), kind)
+    return space.with_columns(divergence=pl.Series(values), layer=pl.lit(layer), divergence_kind=pl.lit(kind))
+
+
+def sweep_table(space, etas, epss):
+    """Share of runs inside T_X(eta, eps) per dataset and backbone, over a grid of (eta, eps)."""
+    import polars as pl
+
+    rows = []
+    for (dataset, backbone), group in space.group_by("dataset", "backbone", maintain_order=True):
+        for eta in etas:
+            for eps in epss:
+                inside = in_similarity_space(group["similarity"], group["divergence"], eta, eps)
+                rows.append(dict(dataset=dataset, backbone=backbone, eta=eta, eps=eps, runs=group.height,
+                                 inside=int(inside.sum()), share=float(inside.mean())))
+    return pl.DataFrame(rows).sort("dataset", "backbone", "eta", "eps")
+
+
+def correlation_table(runs, metrics, n_intervals: int, outliers: str, seed: int = 0):
+    """interval_correlation of CKA (every block) against each metric, per backbone, over all its runs."""
+    import polars as pl
+
+    rows = []
+    layers = sorted(set(runs.filter(pl.col("metric") == "cka")["layer"]))
+    for metric in metrics:
+        for layer in layers:
+            joined = _metric(runs, "cka", layer).join(_metric(runs, metric).select("run", metric), on="run")
+            for (backbone,), group in joined.group_by("backbone", maintain_order=True):
+                try:
+                    fit = interval_correlation(group["cka"], group[metric], n_intervals, outliers, seed=seed)
+                except ValueError as err:  # too few distinct runs: recorded, not fatal
+                    rows.append(dict(metric=metric, layer=layer, backbone=backbone, runs=group.height, note=str(err)))
+                    continue
+                rows.append(dict(metric=metric, layer=layer, backbone=backbone, runs=group.height, slope=fit.slope,
+                                 intercept=fit.intercept, r=fit.r, p_value=fit.p_value, r_lo=fit.r_ci[0],
+                                 r_hi=fit.r_ci[1], intervals=len(fit.centres), removed=fit.removed, note=""))
+    schema = {"metric": pl.Utf8, "layer": pl.Int64, "backbone": pl.Utf8, "runs": pl.Int64, "slope": pl.Float64,
+              "intercept": pl.Float64, "r": pl.Float64, "p_value": pl.Float64, "r_lo": pl.Float64,
+              "r_hi": pl.Float64, "intervals": pl.Int64, "removed": pl.Int64, "note": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)

@@ -1,7 +1,8 @@
 """Aggregation of the per-run tables into the study's long-format tables (polars).
 
 runs.parquet          one row per run x metric (x layer for CKA): accuracy, balanced_accuracy, map, auc, ece,
-                      knn@k, cka (final, per layer), score (the dataset's headline: accuracy, or mAP if multi-label)
+                      knn@k, cka (final, per layer), score (the dataset's headline: accuracy, or mAP if
+                      multi-label), test_loss (last epoch)
 trajectories.parquet  one row per run x epoch x metric (x layer for CKA): cka, train_loss, test_loss, score
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's k-NN accuracy
 """
@@ -39,7 +40,7 @@ def _long(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(**{c: pl.col(c).cast(t) for c, t in LONG_SCHEMA.items()})
 
 
-def run_rows(classification: str, calibration: str, knn: str, cka: str) -> pl.DataFrame:
+def run_rows(classification: str, calibration: str, knn: str, cka: str, history: str) -> pl.DataFrame:
     """All final measurements of one run as long rows."""
     scores = pl.read_parquet(classification)
     headline = "map" if "accuracy" not in scores["metric"] else "accuracy"
@@ -51,6 +52,7 @@ def run_rows(classification: str, calibration: str, knn: str, cka: str) -> pl.Da
         pl.read_parquet(calibration).with_columns(layer=None),
         knn_frame.select(metric=pl.format("knn@{}", "k"), layer=None, value="accuracy"),
         cka_final.select(metric=pl.lit("cka"), layer="layer", value="cka"),
+        pl.read_parquet(history).tail(1).select(metric=pl.lit("test_loss"), layer=None, value="test_loss"),
     ]
     return _with_keys(pl.concat([_long(p) for p in parts]), classification)
 
@@ -80,7 +82,9 @@ def aggregate(
     grids_out: str,
 ) -> None:
     """Write the study tables; inputs are parallel lists of per-run files (same run order)."""
-    runs = pl.concat([run_rows(*files) for files in zip(classification, calibration, knn, cka, strict=True)])
+    runs = pl.concat(
+        [run_rows(*files) for files in zip(classification, calibration, knn, cka, history, strict=True)]
+    )
     trajectories = pl.concat([trajectory_rows(h, c) for h, c in zip(history, cka, strict=True)])
     pretrained = pl.concat(
         [
