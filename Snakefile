@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# `--configfile` replaces the demo instead of merging into it: Snakemake merges nested keys, so the demo's
+# datasets, backbones and grids would otherwise leak into any other study.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -17,10 +21,12 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/pretrain.smk"
+include: "rules/weights.smk"
 include: "rules/finetune.smk"
 include: "rules/features.smk"
 include: "rules/metrics.smk"
 include: "rules/aggregate.smk"
+include: "rules/analysis.smk"
 include: "rules/figures.smk"
 
 

@@ -1,5 +1,6 @@
 # The run grid, paths and input functions shared by every stage.
 import itertools
+import os
 from pathlib import Path
 
 RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
@@ -80,12 +81,10 @@ def backbone_cfg(backbone):
 
 
 def weights_file(backbone):
-    weights = config["backbones"][backbone]["weights"]
-    return (
-        f"results/pretrained/{backbone}/weights.safetensors"
-        if weights == "demo"
-        else weights
-    )
+    """The local weights file of a backbone: pre-trained by the demo, fetched from the Hub, or given."""
+    from repdrift.weights import weights_path
+
+    return weights_path(backbone, config["backbones"][backbone])
 
 
 def pretrained_features(backbone, dataset):
@@ -112,6 +111,9 @@ def all_outputs():
     return [
         "results/tables/runs.parquet",
         "results/tables/trajectories.parquet",
+        "results/tables/table1.md",
+        "results/tables/table2.md",
+        "results/analysis/similarity_sweep.csv",
         *FIGURES,
     ]
 
@@ -121,20 +123,31 @@ def feature_splits(dataset):
     return ["train", "test"] if dataset == KNN_DATASET else ["test"]
 
 
+FIGURE_NAMES = (
+    "cka_trajectory",
+    "cka_heatmap",
+    "cka_distribution",
+    "cka_vs_score",
+    "similarity_space",
+    "correlation",
+    "knn_forgetting",
+)
 FIGURES = [
-    f"results/figures/{name}.{ext}"
-    for name in ("cka_trajectory", "cka_vs_score", "knn_forgetting")
-    for ext in ("html", "svg")
+    f"results/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("html", "svg")
 ]
 
 
-def figure_outputs(name, category, caption):
-    return {
+def figure_outputs(name, category):
+    """HTML (interactive) and SVG (static) for the report, with the caption the figure rule writes: its path is
+    absolute because Snakemake reads captions relative to the rules folder, and this one is a result."""
+    caption = f"results/figures/{name}.rst"
+    outputs = {
         ext: report(
             f"results/figures/{name}.{ext}",
-            caption=f"../workflow/report/{caption}.rst",
+            caption=os.path.abspath(caption),
             category=category,
             labels={"figure": name, "format": label},
         )
         for ext, label in (("html", "interactive"), ("svg", "static"))
     }
+    return {**outputs, "caption": caption}

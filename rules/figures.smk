@@ -1,4 +1,4 @@
-# Figures: Altair charts, self-contained HTML (interactive) + SVG (static), annotated for the report.
+# Figures: Altair charts as self-contained HTML (interactive) + SVG (static), each with a caption stating its numbers.
 
 
 rule figure_cka_trajectory:
@@ -6,22 +6,55 @@ rule figure_cka_trajectory:
         trajectories="results/tables/trajectories.parquet",
         grids="results/tables/grids.parquet",
     output:
-        **figure_outputs("cka_trajectory", "Similarity trajectory", "cka_trajectory"),
+        **figure_outputs("cka_trajectory", "Similarity trajectory"),
+    params:
+        grid=config["analysis"]["similarity_grid"],
     log:
         "results/logs/figures/cka_trajectory.log",
     conda:
         "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
     script:
         "../workflow/scripts/figure_cka_trajectory.py"
+
+
+rule figure_cka_heatmap:
+    input:
+        trajectories="results/tables/trajectories.parquet",
+        grids="results/tables/grids.parquet",
+    output:
+        **figure_outputs("cka_heatmap", "Similarity trajectory"),
+    params:
+        grid=config["analysis"]["similarity_grid"],
+    log:
+        "results/logs/figures/cka_heatmap.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/figure_cka_heatmap.py"
+
+
+rule figure_cka_distribution:
+    input:
+        runs="results/tables/runs.parquet",
+        grids="results/tables/grids.parquet",
+    output:
+        **figure_outputs("cka_distribution", "Similarity distribution"),
+    params:
+        grid=config["analysis"]["similarity_grid"],
+        layer=config["analysis"]["cka_layer"],
+    log:
+        "results/logs/figures/cka_distribution.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/figure_cka_distribution.py"
 
 
 rule figure_cka_vs_score:
     input:
         runs="results/tables/runs.parquet",
     output:
-        **figure_outputs("cka_vs_score", "Similarity and performance", "cka_vs_score"),
+        **figure_outputs("cka_vs_score", "Similarity space"),
     log:
         "results/logs/figures/cka_vs_score.log",
     conda:
@@ -30,17 +63,52 @@ rule figure_cka_vs_score:
         "../workflow/scripts/figure_cka_vs_score.py"
 
 
+rule figure_similarity_space:
+    input:
+        space="results/analysis/similarity_space.parquet",
+    output:
+        **figure_outputs("similarity_space", "Similarity space"),
+    params:
+        eta=config["analysis"]["eta"],
+        eps=config["analysis"]["eps"],
+    log:
+        "results/logs/figures/similarity_space.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/figure_similarity_space.py"
+
+
+rule figure_correlation:
+    input:
+        runs="results/tables/runs.parquet",
+        fits="results/analysis/correlation.csv",
+    output:
+        **figure_outputs("correlation", "Correlation"),
+    params:
+        layer=config["analysis"]["cka_layer"],
+        metrics=[f"knn@{config['knn']['k']}", "ece"],
+        n_intervals=config["analysis"]["n_intervals"],
+        outliers=config["analysis"]["outliers"],
+    log:
+        "results/logs/figures/correlation.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/figure_correlation.py"
+
+
 rule figure_knn_forgetting:
     input:
         runs="results/tables/runs.parquet",
         pretrained="results/tables/pretrained.parquet",
     output:
-        **figure_outputs("knn_forgetting", "Forgetting", "knn_forgetting"),
+        **figure_outputs("knn_forgetting", "Forgetting"),
+    params:
+        k=config["knn"]["k"],
     log:
         "results/logs/figures/knn_forgetting.log",
     conda:
         "../envs/cpu.yaml"
-    params:
-        k=config["knn"]["k"],
     script:
         "../workflow/scripts/figure_knn_forgetting.py"

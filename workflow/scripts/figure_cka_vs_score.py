@@ -1,13 +1,12 @@
 import polars as pl
 
-from repdrift.plots import cka_vs_score_chart, save_chart
+from repdrift.plots import cka_vs_score_chart, render
 from repdrift.rule import run
 
 
-def figure(runs, html, svg):
+def figure(runs, out):
     chart, numbers = cka_vs_score_chart(pl.read_parquet(runs))
-    save_chart(chart, html, svg)
-    print(numbers)
+    render("cka_vs_score", chart, numbers, out.html, out.svg, out.caption)
 
 
-run(snakemake, figure, runs=snakemake.input.runs, html=snakemake.output.html, svg=snakemake.output.svg)
+run(snakemake, figure, runs=snakemake.input.runs, out=snakemake.output)

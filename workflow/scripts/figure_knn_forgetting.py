@@ -1,14 +1,13 @@
 import polars as pl
 
-from repdrift.plots import knn_forgetting_chart, save_chart
+from repdrift.plots import knn_forgetting_chart, render
 from repdrift.rule import run
 
 
-def figure(runs, pretrained, k, html, svg):
+def figure(runs, pretrained, k, out):
     chart, numbers = knn_forgetting_chart(pl.read_parquet(runs), pl.read_parquet(pretrained), k)
-    save_chart(chart, html, svg)
-    print(numbers)
+    render("knn_forgetting", chart, numbers, out.html, out.svg, out.caption)
 
 
-i, o = snakemake.input, snakemake.output
-run(snakemake, figure, runs=i.runs, pretrained=i.pretrained, k=snakemake.params.k, html=o.html, svg=o.svg)
+i = snakemake.input
+run(snakemake, figure, runs=i.runs, pretrained=i.pretrained, k=snakemake.params.k, out=snakemake.output)

@@ -99,3 +99,42 @@ def aggregate(
     for frame, out in ((runs, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
                        (membership, grids_out)):
         frame.write_parquet(out)
+
+
+def _cls_with_mean_difference(frame: pl.DataFrame, rows: list[str], column: str) -> pl.DataFrame:
+    """The paper's cell: the CLS value with (mean-patch minus CLS) in parentheses, means over seeds."""
+    means = frame.group_by(*rows, column, "pool").agg(value=pl.col("value").mean())
+    cls = means.filter(pl.col("pool") == "cls").drop("pool")
+    patch = means.filter(pl.col("pool") == "mean").drop("pool").rename({"value": "patch"})
+    cells = cls.join(patch, on=[*rows, column], how="full", coalesce=True).with_columns(
+        cell=pl.when(pl.col("patch").is_null())
+        .then(pl.format("{}", pl.col("value").round(3)))
+        .when(pl.col("value").is_null())
+        .then(pl.format("mean-patch {}", pl.col("patch").round(3)))
+        .otherwise(pl.format("{} ({})", pl.col("value").round(3), (pl.col("patch") - pl.col("value")).round(3)))
+    )
+    return cells.pivot(on=column, index=rows, values="cell", sort_columns=True).sort(rows)
+
+
+def table1(runs: pl.DataFrame) -> pl.DataFrame:
+    """Test score (accuracy, or mAP for multi-label data) per backbone x method (rows) and dataset (columns)."""
+    return _cls_with_mean_difference(runs.filter(pl.col("metric") == "score"), ["backbone", "method"], "dataset")
+
+
+def table2(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int) -> pl.DataFrame:
+    """k-NN accuracy on the natural domain of each fine-tuned model, per backbone x method and fine-tuning
+    dataset, beside the pre-trained backbone's."""
+    metric = f"knn@{k}"
+    tuned = runs.filter(pl.col("metric") == metric)
+    before = pretrained.filter(pl.col("metric") == metric).with_columns(method=pl.lit("pre-trained"),
+                                                                        dataset=pl.lit("(none)"))
+    frame = pl.concat([tuned.select("backbone", "method", "dataset", "pool", "value"),
+                       before.select("backbone", "method", "dataset", "pool", "value")])
+    return _cls_with_mean_difference(frame, ["backbone", "method"], "dataset")
+
+
+def markdown(table: pl.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join([header, rule, *body]) + "\n"
