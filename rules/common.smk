@@ -138,8 +138,10 @@ FIGURES = [
 
 
 def figure_outputs(name, category):
-    """HTML (interactive) and SVG (static) for the report, with the caption the figure rule writes: its path is
-    absolute because Snakemake reads captions relative to the rules folder, and this one is a result."""
+    """HTML (interactive) and SVG (static) for the report, captioned by a file the figure's job writes.
+
+    The caption path is absolute: Snakemake reads captions relative to the rules folder, and this one is a result.
+    """
     caption = f"results/figures/{name}.rst"
     outputs = {
         ext: report(
