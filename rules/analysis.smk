@@ -7,15 +7,15 @@ rule similarity_space:
     output:
         space="results/analysis/similarity_space.parquet",
         sweep="results/analysis/similarity_sweep.csv",
+    log:
+        "results/logs/analysis/similarity_space.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         layer=config["analysis"]["cka_layer"],
         divergence=config["analysis"]["divergence"],
         etas=config["analysis"]["sweep"]["etas"],
         epss=config["analysis"]["sweep"]["epss"],
-    log:
-        "results/logs/analysis/similarity_space.log",
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../workflow/scripts/similarity_space.py"
 
@@ -29,14 +29,14 @@ rule correlation:
             caption="../workflow/report/correlation_table.rst",
             category="Correlation",
         ),
-    params:
-        metrics=[f"knn@{config['knn']['k']}", "ece"],
-        n_intervals=config["analysis"]["n_intervals"],
-        outliers=config["analysis"]["outliers"],
     log:
         "results/logs/analysis/correlation.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        metrics=[f"knn@{config['knn']['k']}", "ece"],
+        n_intervals=config["analysis"]["n_intervals"],
+        outliers=config["analysis"]["outliers"],
     script:
         "../workflow/scripts/correlation.py"
 
@@ -58,11 +58,11 @@ rule paper_tables:
             caption="../workflow/report/table2.rst",
             category="Tables",
         ),
-    params:
-        k=config["knn"]["k"],
     log:
         "results/logs/analysis/paper_tables.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        k=config["knn"]["k"],
     script:
         "../workflow/scripts/paper_tables.py"

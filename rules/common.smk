@@ -107,6 +107,20 @@ def demo_input(wildcards):
     return []
 
 
+def attention_run(backbone):
+    """The fine-tuned run whose attention is drawn beside the pre-trained backbone's (analysis.attention)."""
+    choice = config["analysis"]["attention"]
+    run = RUN.format(
+        backbone=backbone,
+        **{k: choice[k] for k in ("dataset", "method", "pool", "seed")},
+    )
+    if run not in RUNS:
+        raise ValueError(
+            f"analysis.attention: run {run} is not in any grid; pick a dataset/method/pool/seed that is"
+        )
+    return f"results/runs/{run}"
+
+
 def all_outputs():
     return [
         "results/tables/runs.parquet",
@@ -115,6 +129,7 @@ def all_outputs():
         "results/tables/table2.md",
         "results/analysis/similarity_sweep.csv",
         *FIGURES,
+        *expand("results/figures/attention/{backbone}.png", backbone=BACKBONES_USED),
     ]
 
 

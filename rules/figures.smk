@@ -7,12 +7,12 @@ rule figure_cka_trajectory:
         grids="results/tables/grids.parquet",
     output:
         **figure_outputs("cka_trajectory", "Similarity trajectory"),
-    params:
-        grid=config["analysis"]["similarity_grid"],
     log:
         "results/logs/figures/cka_trajectory.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        grid=config["analysis"]["similarity_grid"],
     script:
         "../workflow/scripts/figure_cka_trajectory.py"
 
@@ -23,12 +23,12 @@ rule figure_cka_heatmap:
         grids="results/tables/grids.parquet",
     output:
         **figure_outputs("cka_heatmap", "Similarity trajectory"),
-    params:
-        grid=config["analysis"]["similarity_grid"],
     log:
         "results/logs/figures/cka_heatmap.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        grid=config["analysis"]["similarity_grid"],
     script:
         "../workflow/scripts/figure_cka_heatmap.py"
 
@@ -39,13 +39,13 @@ rule figure_cka_distribution:
         grids="results/tables/grids.parquet",
     output:
         **figure_outputs("cka_distribution", "Similarity distribution"),
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        layer=config["analysis"]["cka_layer"],
     log:
         "results/logs/figures/cka_distribution.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        grid=config["analysis"]["similarity_grid"],
+        layer=config["analysis"]["cka_layer"],
     script:
         "../workflow/scripts/figure_cka_distribution.py"
 
@@ -68,13 +68,13 @@ rule figure_similarity_space:
         space="results/analysis/similarity_space.parquet",
     output:
         **figure_outputs("similarity_space", "Similarity space"),
-    params:
-        eta=config["analysis"]["eta"],
-        eps=config["analysis"]["eps"],
     log:
         "results/logs/figures/similarity_space.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        eta=config["analysis"]["eta"],
+        eps=config["analysis"]["eps"],
     script:
         "../workflow/scripts/figure_similarity_space.py"
 
@@ -85,15 +85,15 @@ rule figure_correlation:
         fits="results/analysis/correlation.csv",
     output:
         **figure_outputs("correlation", "Correlation"),
+    log:
+        "results/logs/figures/correlation.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         layer=config["analysis"]["cka_layer"],
         metrics=[f"knn@{config['knn']['k']}", "ece"],
         n_intervals=config["analysis"]["n_intervals"],
         outliers=config["analysis"]["outliers"],
-    log:
-        "results/logs/figures/correlation.log",
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../workflow/scripts/figure_correlation.py"
 
@@ -104,11 +104,38 @@ rule figure_knn_forgetting:
         pretrained="results/tables/pretrained.parquet",
     output:
         **figure_outputs("knn_forgetting", "Forgetting"),
-    params:
-        k=config["knn"]["k"],
     log:
         "results/logs/figures/knn_forgetting.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        k=config["knn"]["k"],
     script:
         "../workflow/scripts/figure_knn_forgetting.py"
+
+
+rule attention_maps:
+    input:
+        weights=lambda wc: weights_file(wc.backbone),
+        model=lambda wc: attention_run(wc.backbone) + "/model.safetensors",
+        manifest=manifest(KNN_DATASET),
+    output:
+        png=report(
+            "results/figures/attention/{backbone}.png",
+            caption="../workflow/report/attention.rst",
+            category="Attention maps",
+            labels={"backbone": "{backbone}"},
+        ),
+    log:
+        "results/logs/figures/attention_{backbone}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: backbone_cfg(wc.backbone),
+        n_images=config["analysis"]["attention"]["images"],
+        run=lambda wc: attention_run(wc.backbone),
+    script:
+        "../workflow/scripts/attention_maps.py"
