@@ -66,3 +66,25 @@ rule paper_tables:
         k=config["knn"]["k"],
     script:
         "../workflow/scripts/paper_tables.py"
+
+
+rule findings:
+    input:
+        runs="results/tables/runs.parquet",
+        fits="results/analysis/correlation.csv",
+    output:
+        page=report(
+            "results/findings.html",
+            caption="../workflow/report/findings.rst",
+            category="Findings",
+        ),
+    log:
+        "results/logs/analysis/findings.log",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        layer=config["analysis"]["cka_layer"],
+        eta=config["analysis"]["eta"],
+        k=config["knn"]["k"],
+    script:
+        "../workflow/scripts/findings.py"

@@ -128,6 +128,7 @@ def all_outputs():
         "results/tables/table1.md",
         "results/tables/table2.md",
         "results/analysis/similarity_sweep.csv",
+        "results/findings.html",
         *FIGURES,
         *expand("results/figures/attention/{backbone}.png", backbone=BACKBONES_USED),
     ]

@@ -59,12 +59,42 @@ def test_trajectories_and_files(study):
         np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
 
 
-def test_figures_and_report(study):
-    for name in ("cka_trajectory", "cka_vs_score", "knn_forgetting"):
-        assert (study / f"results/figures/{name}.svg").read_text().lstrip().startswith("<svg")
-        assert (study / f"results/figures/{name}.html").stat().st_size > 100_000  # Vega inlined: opens offline
+FIGURES = ("cka_trajectory", "cka_heatmap", "cka_distribution", "cka_vs_score", "similarity_space", "correlation",
+           "knn_forgetting")
+
+
+def test_figures_tables_and_report(study):
+    for name in FIGURES:
+        assert (study / f"results/figures/{name}.svg").read_text().lstrip().startswith("<svg"), name
+        assert (study / f"results/figures/{name}.html").stat().st_size > 100_000, name  # Vega inlined: offline
+        caption = (study / f"results/figures/{name}.rst").read_text()
+        assert any(ch.isdigit() for ch in caption), name  # the caption states numbers
+    for backbone in ("vit", "clip", "dino"):
+        assert (study / f"results/figures/attention/{backbone}.png").read_bytes()[:4] == b"\x89PNG"
+    table1 = (study / "results/tables/table1.md").read_text()
+    assert table1.startswith("| backbone | method | chest | colon | isic |") and "(" in table1
+    assert "pre-trained" in (study / "results/tables/table2.md").read_text()
+    fits = pl.read_csv(study / "results/analysis/correlation.csv")
+    assert set(fits["metric"]) == {"knn@5", "ece"} and set(fits["layer"]) == {1, 2}
+    sweep = pl.read_csv(study / "results/analysis/similarity_sweep.csv")
+    assert sweep["share"].is_between(0, 1).all()
+    assert "Findings" in (study / "results/findings.html").read_text()
     snakemake(study, "--report", "results/report.html")
-    assert (study / "results/report.html").stat().st_size > 100_000
+    report = (study / "results/report.html").read_text()
+    assert len(report) > 1_000_000 and "Mean CKA after epoch 2" in report
+
+
+def test_changing_an_analysis_parameter_reruns_only_analysis(study):
+    config = study / "config/config.yaml"
+    original = config.read_text()
+    config.write_text(original + "\nanalysis: {eta: 0.1, cka_layer: 1, n_intervals: 5}\n")
+    try:
+        dry = snakemake(study, "-n").stdout
+    finally:
+        config.write_text(original)
+    rerun = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
+    assert {"similarity_space", "correlation", "figure_similarity_space", "findings"} <= rerun
+    assert rerun <= {"similarity_space", "correlation", "findings"} | {r for r in rerun if r.startswith("figure_")}
 
 
 def test_changing_k_reruns_only_knn_and_what_follows(study):
