@@ -121,6 +121,10 @@ def attention_run(backbone):
     return f"results/runs/{run}"
 
 
+def attention_model(backbone):
+    return f"{attention_run(backbone)}/model.safetensors"
+
+
 def all_outputs():
     return [
         "results/tables/runs.parquet",

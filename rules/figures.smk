@@ -117,7 +117,7 @@ rule figure_knn_forgetting:
 rule attention_maps:
     input:
         weights=lambda wc: weights_file(wc.backbone),
-        model=lambda wc: attention_run(wc.backbone) + "/model.safetensors",
+        model=lambda wc: attention_model(wc.backbone),
         manifest=manifest(KNN_DATASET),
     output:
         png=report(
