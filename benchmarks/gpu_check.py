@@ -1,0 +1,200 @@
+"""GPU check: the workflow's fine-tuning and feature-extraction throughput vs the same model's bare loop.
+
+    .venv/bin/python benchmarks/gpu_check.py                    # one GPU: ViT-B/16, 224 px, batch 32, < 2 min
+    .venv/bin/python benchmarks/gpu_check.py --device cpu --steps 2 --img-size 32      # ViT-B on CPU, ~1 min
+    .venv/bin/python benchmarks/gpu_check.py --device cpu --steps 2 --img-size 32 --tiny   # smoke test, seconds
+
+Model: timm `vit_base_patch16_224` (the vit_b16 architecture), random init: nothing is downloaded.
+Measured, in images/s:
+- fine-tune, workflow: `repdrift.training.finetune` itself (method full, CLS head) on an ISIC 2018-layout dataset
+  of synthetic 600x450 JPEGs (ISIC's size) read through `repdrift.data` (adapter -> manifest -> DataLoader with
+  the backbone's augmentation). Two epochs of `--steps` batches; the second epoch's train-loop rate from the run's
+  history counts (the first pays for cuDNN / kernel warm-up). Per epoch it includes starting the loader workers.
+- features, workflow: `repdrift.extract.compute_features` on the same images (eval transform), second pass.
+- the bare loops: the same model on a synthetic tensor already on the device, with the workflow's choices
+  (bf16 autocast, fused AdamW, cross-entropy; for features the same `pooled_layers` + `final_tokens` calls):
+  no data loading, no scheduler, no host copies.
+The ratio workflow / bare is what data loading and bookkeeping cost (1.0 = nothing). `--json` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement (default 100)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps of the bare loops (default 10)")
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--tiny", action="store_true", help="smoke test: a 2-block, 32-wide ViT, not ViT-B")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--workdir", type=Path, help="keep the synthetic dataset and run outputs here")
+    return parser.parse_args(argv)
+
+
+ARCH = {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "supervised", "name": "vit_b16"}
+TINY = {"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+
+
+def write_images(root: Path, n_train: int, n_test: int) -> Path:
+    """ISIC 2018 Task 3 layout with n_train / 7 / n_test synthetic 600x450 JPEGs, varied from bundled photos."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data as photos
+
+    classes = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    bases = [Image.fromarray(f()).convert("RGB").resize((600, 450)) for f in (photos.astronaut, photos.chelsea,
+                                                                               photos.coffee, photos.rocket)]
+    rng = np.random.default_rng(0)
+    next_id = 24306
+    for part, n in (("Training", n_train), ("Validation", 7), ("Test", n_test)):
+        stem = f"ISIC2018_Task3_{part}"
+        (root / f"{stem}_Input").mkdir(parents=True)
+        (root / f"{stem}_GroundTruth").mkdir()
+        lines = ["image," + ",".join(classes)]
+        for i in range(n):
+            image_id, next_id = f"ISIC_{next_id:07d}", next_id + 1
+            pixels = np.asarray(bases[i % len(bases)], dtype=np.int16) + rng.integers(-40, 40, size=3)
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / f"{stem}_Input/{image_id}.jpg",
+                                                                       quality=90)
+            lines.append(image_id + "," + ",".join("1.0" if c == i % 7 else "0.0" for c in range(7)))
+        (root / f"{stem}_GroundTruth/{stem}_GroundTruth.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def timed(fn, steps: int, warmup: int, sync) -> float:
+    """Seconds for `steps` calls of fn after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def bare_loops(cfg: dict, args, device, num_classes: int) -> dict[str, float]:
+    """images/s of the bare train step and feature forward on a tensor already on the device."""
+    import torch
+
+    from repdrift.extract import POOLS
+    from repdrift.models import build_backbone
+    from repdrift.training import Classifier
+
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    model = Classifier(build_backbone(cfg, None), num_classes, "cls").to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.05, fused=cuda or None)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
+    y = torch.randint(0, num_classes, (args.batch_size,), device=device)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)  # noqa: E731
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def train_step():
+        with autocast():
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def feature_step():
+        with autocast():
+            model.backbone.pooled_layers(x, POOLS)
+            model.backbone.final_tokens(x)
+
+    model.train()
+    train = timed(train_step, args.steps, args.warmup, sync)
+    model.eval()
+    features = timed(feature_step, args.steps, args.warmup, sync)
+    n = args.steps * args.batch_size
+    return {"finetune_bare": n / train, "features_bare": n / features}
+
+
+def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
+    """images/s of the workflow's own fine-tuning loop and feature extraction on real image files."""
+    import polars as pl
+
+    from repdrift.data import build_dataset, read_dataset, write_dataset
+    from repdrift.data.loader import ManifestImages
+    from repdrift.extract import compute_features
+    from repdrift.models import build_backbone
+    from repdrift.training import finetune
+
+    n_train = args.steps * args.batch_size
+    raw = write_images(work / "isic2018", n_train, n_test=args.batch_size)
+    write_dataset(build_dataset("isic2018", raw), work / "dataset")
+    recipe = dict(epochs=2, batch_size=args.batch_size, lr=6e-4, weight_decay=0.05, warmup_epochs=1,
+                  probe_size=min(8, args.batch_size))
+    run = work / "run"
+    run.mkdir()
+    with open(work / "finetune.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        history = finetune(cfg, None, work / "dataset", "full", "cls", 0, recipe, run / "model.safetensors",
+                           run / "history.parquet", run / "predictions.h5", run / "trajectory.h5")
+    rates = history["images_per_s"].to_list()
+
+    dataset = read_dataset(work / "dataset")
+    backbone = build_backbone(cfg, None)
+    train = dataset.manifest.filter(pl.col("split") == "train")
+    images = ManifestImages(train, backbone.transform(False), dataset.task, len(dataset.classes))
+    seconds = []
+    with open(work / "features.log", "w") as log, contextlib.redirect_stderr(log):
+        for _ in range(2):  # the first pass warms up
+            start = time.perf_counter()
+            compute_features(backbone, images, args.batch_size)
+            seconds.append(time.perf_counter() - start)
+    return {"finetune_epoch1": rates[0], "finetune": rates[-1], "features": len(images) / seconds[-1]}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the workflow picks CUDA whenever it sees one
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device visible; use --device cpu for a smoke test", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    model = "a tiny ViT" if args.tiny else "vit_b16 (timm vit_base_patch16_224, random init)"
+    print(f"gpu_check: {model}, {args.img_size} px, batch "
+          f"{args.batch_size}, {args.steps} steps; {name}; torch {torch.__version__}", flush=True)
+    cfg = dict(ARCH, img_size=args.img_size, model_kwargs=TINY if args.tiny else {})
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check-")))
+        work.mkdir(parents=True, exist_ok=True)
+        results = bare_loops(cfg, args, device, num_classes=7)
+        results |= workflow_loops(cfg, args, work)
+    rows = [
+        ("fine-tune, workflow (repdrift.training.finetune)", results["finetune"], results["finetune_bare"]),
+        ("fine-tune, bare forward/backward", results["finetune_bare"], results["finetune_bare"]),
+        ("features, workflow (repdrift.extract.compute_features)", results["features"], results["features_bare"]),
+        ("features, bare forward", results["features_bare"], results["features_bare"]),
+    ]
+    print(f"\n{'measure':<56} {'images/s':>10} {'vs bare':>8}")
+    for label, rate, bare in rows:
+        print(f"{label:<56} {rate:>10.1f} {rate / bare:>8.2f}")
+    print(f"(fine-tune epoch 1, with warm-up: {results['finetune_epoch1']:.1f} images/s; "
+          f"total {time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(dict(results, device=name, img_size=args.img_size,
+                                             batch_size=args.batch_size, steps=args.steps), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
