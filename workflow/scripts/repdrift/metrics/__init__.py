@@ -1,0 +1,44 @@
+"""The study's measurements: CKA, k-NN accuracy, calibration and ranking metrics (numpy only).
+
+Arrays may be numpy or torch (tensors are detached and copied to the CPU by duck typing; torch is never
+imported here, so CPU rules start fast). Bad input (NaN/inf, mismatched sample counts, out-of-range labels)
+raises ValueError naming the argument and what was expected. Each module's docstring states its
+conventions and their source:
+
+- :mod:`.cka` / :mod:`.layerwise` / :mod:`.minibatch`: linear and RBF CKA (Kornblith et al. 2019), biased
+  or debiased; many layers at once; the minibatch estimator of Nguyen et al. (2021).
+- :mod:`.knn`: weighted k-NN of the DINO protocol (Caron et al. 2021).
+- :mod:`.calibration`: top-label ECE with (lo, hi] bins (Guo et al. 2017) and reliability diagrams.
+- :mod:`.ranking`: per-class average precision and ROC AUC as scikit-learn defines them, macro means.
+"""
+
+from .calibration import expected_calibration_error, reliability_diagram
+from .cka import gram_cka, linear_cka, rbf_cka
+from .knn import knn_accuracy, knn_classify
+from .layerwise import CenteredLayers, center_layers, layerwise_cka
+from .minibatch import MinibatchCKA, minibatch_cka
+from .ranking import (
+    average_precision_per_class,
+    mean_average_precision,
+    roc_auc,
+    roc_auc_per_class,
+)
+
+__all__ = [
+    "CenteredLayers",
+    "MinibatchCKA",
+    "average_precision_per_class",
+    "center_layers",
+    "expected_calibration_error",
+    "gram_cka",
+    "knn_accuracy",
+    "knn_classify",
+    "layerwise_cka",
+    "linear_cka",
+    "mean_average_precision",
+    "minibatch_cka",
+    "rbf_cka",
+    "reliability_diagram",
+    "roc_auc",
+    "roc_auc_per_class",
+]

@@ -1,0 +1,73 @@
+"""Input conversion and validation shared by the metrics (numpy only; torch tensors are duck-typed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_numpy(x, name: str) -> np.ndarray:
+    """Return `x` as a numpy array without importing torch: tensors are detached and moved to the CPU."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: expected real values, got dtype {arr.dtype}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise if `arr` holds NaN or inf (they would silently poison every sum downstream)."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, found {bad} NaN/inf entries")
+
+
+def float_array(x, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
+    """A finite floating array with the given number of dimensions; integer/bool input becomes float64.
+
+    float16 is widened to float32, the narrowest type BLAS multiplies; long double is narrowed to float64.
+    """
+    arr = to_numpy(x, name)
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in ndims:
+        want = " or ".join(str(k) for k in ndims)
+        raise ValueError(f"{name}: expected a {want}-d array, got shape {arr.shape}")
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float64)
+    elif arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.itemsize > 8:  # long double: no BLAS for it
+        arr = arr.astype(np.float64)
+    check_finite(arr, name)
+    return arr
+
+
+def label_array(x, name: str, n: int | None = None) -> np.ndarray:
+    """A 1-d int64 array of non-negative class indices (length `n` if given)."""
+    arr = to_numpy(x, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array of class indices, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        check_finite(arr, name)
+        if not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name}: expected integer class indices, got non-integer floats")
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(f"{name}: expected integer class indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} labels (one per sample), got {arr.shape[0]}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name}: expected non-negative class indices, got minimum {arr.min()}")
+    return arr
+
+
+def binary_array(x, name: str) -> np.ndarray:
+    """An array of 0/1 targets (any shape) as int8."""
+    arr = to_numpy(x, name)
+    if arr.dtype.kind == "f":
+        check_finite(arr, name)
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name}: expected 0/1 targets, found values {np.unique(arr)[:5].tolist()}")
+    return arr.astype(np.int8)
