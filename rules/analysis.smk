@@ -47,14 +47,16 @@ rule paper_tables:
         pretrained="results/tables/pretrained.parquet",
     output:
         table1_csv="results/tables/table1.csv",
-        table1_md=report(
-            "results/tables/table1.md",
+        table1_md="results/tables/table1.md",
+        table1_html=report(
+            "results/tables/table1.html",
             caption="../workflow/report/table1.rst",
             category="Tables",
         ),
         table2_csv="results/tables/table2.csv",
-        table2_md=report(
-            "results/tables/table2.md",
+        table2_md="results/tables/table2.md",
+        table2_html=report(
+            "results/tables/table2.html",
             caption="../workflow/report/table2.rst",
             category="Tables",
         ),

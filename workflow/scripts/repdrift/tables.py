@@ -133,6 +133,19 @@ def table2(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int) -> pl.DataFrame
     return _cls_with_mean_difference(frame, ["backbone", "method"], "dataset")
 
 
+def html_table(table: pl.DataFrame, title: str) -> str:
+    """A standalone HTML page holding the table, for the report (which shows HTML results inline)."""
+    from html import escape
+
+    head = "".join(f"<th>{escape(c)}</th>" for c in table.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{'' if v is None else escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in table.iter_rows()
+    )
+    return (f"<!DOCTYPE html><html><body><h3>{escape(title)}</h3><table border='1' cellpadding='4' "
+            f"style='border-collapse:collapse'><tr>{head}</tr>{rows}</table></body></html>\n")
+
+
 def markdown(table: pl.DataFrame) -> str:
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "---|" * len(table.columns)
