@@ -75,8 +75,9 @@ def main(argv=None) -> int:
         times = {"reference": best(args.reps, ["--version"])}
         times["paper dry run"] = best(args.reps, paper_args, check=r"^finetune\s+127$")  # the full grid
         if study is not None:
-            times["no-op re-run"] = best(args.reps, ["--directory", str(study), "--cores", "2"],
-                                         check="Nothing to be done")
+            times["no-op re-run"] = best(
+                args.reps, ["--directory", str(study), "--cores", "2"], check="Nothing to be done"
+            )
 
     print(f"\n{'snakemake call':<16} {'seconds':>8} {'x reference':>12} {'target':>8}")
     failed = []

@@ -53,8 +53,10 @@ def write_images(root: Path, n_train: int, n_test: int) -> Path:
     from skimage import data as photos
 
     classes = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
-    bases = [Image.fromarray(f()).convert("RGB").resize((600, 450)) for f in (photos.astronaut, photos.chelsea,
-                                                                               photos.coffee, photos.rocket)]
+    bases = [
+        Image.fromarray(f()).convert("RGB").resize((600, 450))
+        for f in (photos.astronaut, photos.chelsea, photos.coffee, photos.rocket)
+    ]
     rng = np.random.default_rng(0)
     next_id = 24306
     for part, n in (("Training", n_train), ("Validation", 7), ("Test", n_test)):
@@ -65,8 +67,9 @@ def write_images(root: Path, n_train: int, n_test: int) -> Path:
         for i in range(n):
             image_id, next_id = f"ISIC_{next_id:07d}", next_id + 1
             pixels = np.asarray(bases[i % len(bases)], dtype=np.int16) + rng.integers(-40, 40, size=3)
-            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / f"{stem}_Input/{image_id}.jpg",
-                                                                       quality=90)
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(
+                root / f"{stem}_Input/{image_id}.jpg", quality=90
+            )
             lines.append(image_id + "," + ",".join("1.0" if c == i % 7 else "0.0" for c in range(7)))
         (root / f"{stem}_GroundTruth/{stem}_GroundTruth.csv").write_text("\n".join(lines) + "\n")
     return root
@@ -136,13 +139,30 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
     n_train = args.steps * args.batch_size
     raw = write_images(work / "isic2018", n_train, n_test=args.batch_size)
     write_dataset(build_dataset("isic2018", raw), work / "dataset")
-    recipe = dict(epochs=2, batch_size=args.batch_size, lr=6e-4, weight_decay=0.05, warmup_epochs=1,
-                  probe_size=min(8, args.batch_size))
+    recipe = dict(
+        epochs=2,
+        batch_size=args.batch_size,
+        lr=6e-4,
+        weight_decay=0.05,
+        warmup_epochs=1,
+        probe_size=min(8, args.batch_size),
+    )
     run = work / "run"
     run.mkdir()
     with open(work / "finetune.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        history = finetune(cfg, None, work / "dataset", "full", "cls", 0, recipe, run / "model.safetensors",
-                           run / "history.parquet", run / "predictions.h5", run / "trajectory.h5")
+        history = finetune(
+            cfg,
+            None,
+            work / "dataset",
+            "full",
+            "cls",
+            0,
+            recipe,
+            run / "model.safetensors",
+            run / "history.parquet",
+            run / "predictions.h5",
+            run / "trajectory.h5",
+        )
     rates = history["images_per_s"].to_list()
 
     dataset = read_dataset(work / "dataset")
@@ -170,8 +190,11 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     model = "a tiny ViT" if args.tiny else "vit_b16 (timm vit_base_patch16_224, random init)"
-    print(f"gpu_check: {model}, {args.img_size} px, batch "
-          f"{args.batch_size}, {args.steps} steps; {name}; torch {torch.__version__}", flush=True)
+    print(
+        f"gpu_check: {model}, {args.img_size} px, batch "
+        f"{args.batch_size}, {args.steps} steps; {name}; torch {torch.__version__}",
+        flush=True,
+    )
     cfg = dict(ARCH, img_size=args.img_size, model_kwargs=TINY if args.tiny else {})
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -188,11 +211,18 @@ def main(argv=None) -> int:
     print(f"\n{'measure':<56} {'images/s':>10} {'vs bare':>8}")
     for label, rate, bare in rows:
         print(f"{label:<56} {rate:>10.1f} {rate / bare:>8.2f}")
-    print(f"(fine-tune epoch 1, with warm-up: {results['finetune_epoch1']:.1f} images/s; "
-          f"total {time.perf_counter() - started:.0f} s)")
+    print(
+        f"(fine-tune epoch 1, with warm-up: {results['finetune_epoch1']:.1f} images/s; "
+        f"total {time.perf_counter() - started:.0f} s)"
+    )
     if args.json:
-        args.json.write_text(json.dumps(dict(results, device=name, img_size=args.img_size,
-                                             batch_size=args.batch_size, steps=args.steps), indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                dict(results, device=name, img_size=args.img_size, batch_size=args.batch_size, steps=args.steps),
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -140,10 +140,11 @@ def test_float32_features_agree_with_float64_despite_large_offset():
 def test_constant_features_give_nan():
     rng = np.random.default_rng(5)
     y = rng.standard_normal((20, 3))
-    const = np.full((20, 4), 0.1)  # 0.1 is not exactly representable: the mean must still centre it to 0
-    for debiased in (False, True):
-        assert np.isnan(linear_cka(const, y, debiased))
-        assert np.isnan(rbf_cka(const, y, debiased=debiased))
+    for dtype in (np.float64, np.float32, np.float16):
+        const = np.full((20, 4), 0.1, dtype)  # 0.1 is not exactly representable: the mean must still centre it to 0
+        for debiased in (False, True):
+            assert np.isnan(linear_cka(const, y, debiased))
+            assert np.isnan(rbf_cka(const, y, debiased=debiased))
     assert np.isnan(gram_cka(np.ones((5, 5)), np.eye(5)))
 
 

@@ -23,8 +23,8 @@ def linear_cka(x, y, debiased: bool = False) -> float:
     equals the Gram-route CKA with linear kernels). Centring and all sums in float64; products in the
     input precision (float32 inputs: relative error ~1e-10; see :mod:`repdrift.metrics.layerwise`).
     """
-    cx, cy = _pair(x, y)
-    cross, hx, hy = hsic_terms(cx, cy, pairwise=False, debiased=debiased)
+    x, y = _pair(x, y)
+    cross, hx, hy = hsic_terms(CenteredLayers([x], "x"), [y], pairwise=False, debiased=debiased)
     return float(_ratio(cross, np.sqrt(hx * hy))[0])
 
 
@@ -39,7 +39,8 @@ def rbf_cka(x, y, threshold: float = 1.0, debiased: bool = False) -> float:
     """
     if not (np.isfinite(threshold) and threshold > 0):
         raise ValueError(f"threshold: expected a positive finite bandwidth multiplier, got {threshold!r}")
-    cx, cy = _pair(x, y, np.float64)
+    x, y = _pair(x, y)
+    cx, cy = CenteredLayers([x.astype(np.float64)], "x"), CenteredLayers([y.astype(np.float64)], "y")
     if debiased:
         _check_debiased_n(cx.n)
     kx = _rbf_gram(cx.layers[0], threshold)
@@ -106,11 +107,9 @@ def _rbf_gram(x: np.ndarray, threshold: float) -> np.ndarray | None:
     return np.exp(gram, out=gram)
 
 
-def _pair(x, y, dtype=None) -> tuple[CenteredLayers, CenteredLayers]:
+def _pair(x, y) -> tuple[np.ndarray, np.ndarray]:
     x = float_array(x, "x", 2)
     y = float_array(y, "y", 2)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same samples (rows): got n = {x.shape[0]} and n = {y.shape[0]}")
-    if dtype is not None:
-        x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
-    return CenteredLayers([x], "x"), CenteredLayers([y], "y")
+    return x, y

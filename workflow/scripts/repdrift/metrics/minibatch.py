@@ -41,7 +41,6 @@ class MinibatchCKA:
         if self._single is not None and single != self._single:
             raise ValueError("every batch must have the same layout as the first: one layer (m, d) or layers (L, m, d)")
         cx = CenteredLayers([x] if single else x, "x")
-        cy = CenteredLayers([y] if single else y, "y")
         m = cx.n
         if self.batch_size is None:
             _check_debiased_n(m)
@@ -50,7 +49,7 @@ class MinibatchCKA:
                 f"minibatch CKA needs equal-size batches: batch {self.n_batches} has {m} samples, the first had "
                 f"{self.batch_size}; drop or merge the short batch"
             )
-        terms = hsic_terms(cx, cy, pairwise=self.pairwise and not single, debiased=True)
+        terms = hsic_terms(cx, [y] if single else y, pairwise=self.pairwise and not single, debiased=True)
         terms = [t / (m * (m - 3.0)) for t in terms]  # U-statistic HSIC_1 of Song et al. (2012)
         if self._sums is None:
             self._sums = terms
