@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import float_array
-from .layerwise import CenteredLayers, _check_debiased_n, _ratio, hsic_terms
+from .layerwise import CenteredLayers, _center_into, _check_debiased_n, _ratio, hsic_terms
 
 
 def linear_cka(x, y, debiased: bool = False) -> float:
@@ -40,11 +40,10 @@ def rbf_cka(x, y, threshold: float = 1.0, debiased: bool = False) -> float:
     if not (np.isfinite(threshold) and threshold > 0):
         raise ValueError(f"threshold: expected a positive finite bandwidth multiplier, got {threshold!r}")
     x, y = _pair(x, y)
-    cx, cy = CenteredLayers([x.astype(np.float64)], "x"), CenteredLayers([y.astype(np.float64)], "y")
     if debiased:
-        _check_debiased_n(cx.n)
-    kx = _rbf_gram(cx.layers[0], threshold)
-    ky = _rbf_gram(cy.layers[0], threshold)
+        _check_debiased_n(x.shape[0])
+    kx = _rbf_gram(_center_into(x, np.empty(x.shape)), threshold)
+    ky = _rbf_gram(_center_into(y, np.empty(y.shape)), threshold)
     if kx is None or ky is None:
         return float("nan")
     return _gram_cka(kx, ky, debiased)
