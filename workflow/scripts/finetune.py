@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from repdrift.checkpoint import checkpoint_path
 from repdrift.rule import run
 from repdrift.training import finetune
 
@@ -18,4 +19,5 @@ run(
     history_out=out.history,
     predictions_out=out.predictions,
     trajectory_out=out.trajectory,
+    checkpoint=checkpoint_path(Path(out.model).parent),
 )

@@ -4,7 +4,9 @@ Recipe (shared by every run, from the config's `train:`): AdamW, linear warm-up 
 cross-entropy for multiclass and binary tasks (binary as two classes, as MedFM's colon baseline), BCE for
 multi-label. After every epoch the test split is evaluated and the layer-wise features of a fixed probe subset of
 it are kept: the trajectory whose CKA to the pre-trained model the cka rule measures. On CUDA the same loop runs
-with bf16 autocast, fused AdamW and pinned-memory workers.
+with bf16 autocast, fused AdamW and pinned-memory workers. After every epoch the whole training state is
+checkpointed (repdrift.checkpoint), so a killed or pre-empted job resumes where it stopped and ends with the same
+result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from repdrift.checkpoint import (
+    fingerprint,
+    load_checkpoint,
+    remove_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages
 from repdrift.features import write_trajectory
@@ -157,6 +167,27 @@ def probe_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.n
     return torch.cat(chunks, dim=1).numpy()
 
 
+def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, loop: _Loop, desc: str) -> tuple[int, float]:
+    """One pass over the training split; returns (images seen, summed loss)."""
+    model.train()
+    if not any(p.requires_grad for p in model.backbone.parameters()):
+        model.backbone.eval()  # frozen (Linear): no dropout / drop-path noise in its features
+    seen, loss_sum = 0, 0.0
+    bar = tqdm(loader, desc=desc, leave=False)
+    for images, target, _ in bar:
+        images, target = images.to(loop.device, non_blocking=True), target.to(loop.device, non_blocking=True)
+        with loop.autocast():
+            loss = loss_fn(model(images).float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        seen += len(images)
+        loss_sum += loss.item() * len(images)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return seen, loss_sum
+
+
 def finetune(
     backbone_cfg: dict,
     weights: str | None,
@@ -169,15 +200,20 @@ def finetune(
     history_out: str | Path,
     predictions_out: str | Path,
     trajectory_out: str | Path,
+    checkpoint: str | Path | None = None,
 ) -> pl.DataFrame:
-    """Fine-tune one run and write its four outputs; returns the training history."""
+    """Fine-tune one run and write its four outputs; returns the training history.
+
+    With `checkpoint`, the state after every epoch is saved there and a re-run after a kill continues from it.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     recipe = Recipe(**recipe)
     generator = seed_everything(seed)
     dataset = read_dataset(dataset_dir)
     task, classes = dataset.task, dataset.classes
-    backbone = build_backbone(backbone_cfg, None if method == "scratch" else weights)
+    start_weights = None if method == "scratch" else weights
+    backbone = build_backbone(backbone_cfg, start_weights)
     model = Classifier(backbone, num_outputs(task, classes), pool)
     loop = _Loop(recipe.batch_size, generator)
     model.to(loop.device)
@@ -200,25 +236,29 @@ def finetune(
     )
     loss_fn = _loss_fn(task)
 
-    trajectory = [probe_features(model, probe_images, loop)]
-    rows = []
-    for epoch in range(1, recipe.epochs + 1):
-        model.train()
-        if method == "linear":
-            backbone.eval()  # frozen: no dropout / drop-path noise in its features
-        started, seen, loss_sum = time.perf_counter(), 0, 0.0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{recipe.epochs}", leave=False)
-        for images, target, _ in bar:
-            images, target = images.to(loop.device, non_blocking=True), target.to(loop.device, non_blocking=True)
-            with loop.autocast():
-                loss = loss_fn(model(images).float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            seen += len(images)
-            loss_sum += loss.item() * len(images)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    run_id = None
+    if checkpoint is not None:
+        run_id = fingerprint(
+            dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed),
+            dict(weights=start_weights, manifest=Path(dataset_dir) / "manifest.parquet"),
+        )
+    state = load_checkpoint(checkpoint, run_id) if checkpoint is not None else None
+    if state is None:
+        trajectory, rows, done = [probe_features(model, probe_images, loop)], [], 0
+    else:
+        _load_trainable(model, state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], generator)
+        trajectory, rows, done = [t.numpy() for t in state["trajectory"]], state["history"], state["epoch"]
+        print(f"resumed from the checkpoint of epoch {done}/{recipe.epochs}: {checkpoint}", flush=True)
+
+    probs = targets = None
+    for epoch in range(done + 1, recipe.epochs + 1):
+        started = time.perf_counter()
+        seen, loss_sum = train_one_epoch(
+            model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
+        )
         seconds = time.perf_counter() - started
         test_loss, probs, targets = evaluate(model, test_loader, loop, task)
         metric, value = task_metric(probs, targets, task)
@@ -232,6 +272,15 @@ def finetune(
             f"{seen / seconds:.0f} images/s",
             flush=True,
         )
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint,
+                dict(fingerprint=run_id, epoch=epoch, model=_trainable_state(model), optimizer=optimizer.state_dict(),
+                     scheduler=scheduler.state_dict(), rng=rng_state(generator), history=rows,
+                     trajectory=[torch.from_numpy(t) for t in trajectory]),
+            )
+    if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
+        _, probs, targets = evaluate(model, test_loader, loop, task)
 
     history = pl.DataFrame(rows)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(model_out))
@@ -246,4 +295,21 @@ def finetune(
         test_manifest["sample_id"].to_numpy()[probe],
         dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
     )
+    if checkpoint is not None:
+        remove_checkpoint(checkpoint)
     return history
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state without frozen parameters (a Linear run's backbone is rebuilt from its weights file)."""
+    # By identity: a Backbone's state_dict renames its keys to the library's, named_parameters does not.
+    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
+    state = model.state_dict(keep_vars=True)
+    return {k: v.detach().cpu().clone() for k, v in state.items() if id(v) not in frozen}
+
+
+def _load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - frozen:
+        raise RuntimeError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")

@@ -1,0 +1,131 @@
+"""Fine-tuning resumes from its per-epoch checkpoint and ends exactly where an uninterrupted run ends (on CPU)."""
+
+import h5py
+import numpy as np
+import polars as pl
+import pytest
+from safetensors.torch import load_file
+
+import repdrift.training as training
+from repdrift.checkpoint import checkpoint_path
+from repdrift.data import build_dataset, write_dataset
+from repdrift.models import build_backbone, save_backbone_weights
+
+import data_fixtures as fx
+
+BACKBONE = dict(
+    name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,
+    model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
+)
+RECIPE = dict(epochs=3, batch_size=8, lr=1e-3, probe_size=6)
+TIMING = ("seconds", "images_per_s")
+
+
+class Killed(Exception):
+    """Stands in for the job being killed at a given point."""
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    labels = {"Training": list(range(7)) * 5, "Validation": list(range(7)), "Test": list(range(7)) * 2}
+    dataset_dir = write_dataset(build_dataset("isic2018", fx.isic(root / "isic", labels)), root / "prepared")
+    weights = save_backbone_weights(build_backbone(BACKBONE), root / "weights.safetensors")
+    return dataset_dir, weights
+
+
+def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
+    dataset_dir, weights = inputs
+    out.mkdir(parents=True, exist_ok=True)
+    return training.finetune(
+        BACKBONE, str(weights), dataset_dir, method, "cls", 0, dict(recipe),
+        out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
+        checkpoint=checkpoint_path(out) if checkpoint else None,
+    )
+
+
+def assert_same_outputs(a, b):
+    ha, hb = pl.read_parquet(a / "history.parquet"), pl.read_parquet(b / "history.parquet")
+    assert ha.drop(TIMING).equals(hb.drop(TIMING))
+    ma, mb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert ma.keys() == mb.keys() and all(ma[k].equal(mb[k]) for k in ma)
+    for name, key in (("predictions.h5", "probs"), ("trajectory.h5", "features")):
+        with h5py.File(a / name) as fa, h5py.File(b / name) as fb:
+            np.testing.assert_array_equal(fa[key][()], fb[key][()])
+
+
+def kill_at_evaluation(monkeypatch, call: int):
+    """Make the `call`-th test evaluation raise, i.e. die in the middle of that epoch."""
+    calls, evaluate = [0], training.evaluate
+
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == call:
+            raise Killed
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", dying)
+
+
+@pytest.mark.parametrize("method", ["full", "linear"])
+def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, capsys, method):
+    run(inputs, tmp_path / "whole", method, checkpoint=False)
+    with monkeypatch.context() as patch:
+        kill_at_evaluation(patch, call=2)  # epoch 1 done and checkpointed, killed in epoch 2
+        with pytest.raises(Killed):
+            run(inputs, tmp_path / "resumed", method)
+    assert checkpoint_path(tmp_path / "resumed").is_file()
+    capsys.readouterr()
+    run(inputs, tmp_path / "resumed", method)
+    assert "resumed from the checkpoint of epoch 1/3" in capsys.readouterr().out
+    assert_same_outputs(tmp_path / "whole", tmp_path / "resumed")
+    assert not checkpoint_path(tmp_path / "resumed").parent.exists()  # removed once the outputs are complete
+
+
+def test_linear_checkpoint_leaves_out_the_frozen_backbone(inputs, tmp_path, monkeypatch):
+    import torch
+
+    kill_at_evaluation(monkeypatch, call=2)
+    with pytest.raises(Killed):
+        run(inputs, tmp_path, "linear")
+    state = torch.load(checkpoint_path(tmp_path), weights_only=True)
+    assert sorted(state["model"]) == ["head.bias", "head.weight"] and state["epoch"] == 1
+    assert len(state["trajectory"]) == 2 and len(state["history"]) == 1
+
+
+def test_killed_while_writing_outputs_resumes_at_the_end(inputs, tmp_path, monkeypatch, capsys):
+    run(inputs, tmp_path / "whole", checkpoint=False)
+    with monkeypatch.context() as patch:
+
+        def dying(*args, **kwargs):
+            raise Killed
+
+        patch.setattr(training, "save_file", dying)
+        with pytest.raises(Killed):
+            run(inputs, tmp_path / "resumed")
+    capsys.readouterr()
+    run(inputs, tmp_path / "resumed")
+    assert "resumed from the checkpoint of epoch 3/3" in capsys.readouterr().out
+    assert_same_outputs(tmp_path / "whole", tmp_path / "resumed")
+
+
+def test_checkpoint_of_another_config_is_ignored(inputs, tmp_path, monkeypatch, capsys):
+    kill_at_evaluation(monkeypatch, call=3)
+    with pytest.raises(Killed):
+        run(inputs, tmp_path / "changed", recipe=dict(RECIPE, lr=5e-4))
+    monkeypatch.undo()
+    capsys.readouterr()
+    run(inputs, tmp_path / "changed")
+    out = capsys.readouterr().out
+    assert "ignoring checkpoint" in out and "resumed" not in out
+    run(inputs, tmp_path / "whole", checkpoint=False)
+    assert_same_outputs(tmp_path / "whole", tmp_path / "changed")
+
+
+def test_unreadable_checkpoint_starts_over(inputs, tmp_path, capsys):
+    path = checkpoint_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"truncated")
+    run(inputs, tmp_path)
+    assert "ignoring unreadable checkpoint" in capsys.readouterr().out
+    assert pl.read_parquet(tmp_path / "history.parquet")["epoch"].to_list() == [1, 2, 3]
