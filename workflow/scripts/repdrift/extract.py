@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from repdrift.data import read_dataset
-from repdrift.data.loader import ManifestImages
+from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.features import file_sha256, write_features
 from repdrift.models import build_backbone
 from repdrift.models.backbone import pool_tokens
@@ -25,7 +25,7 @@ def compute_features(backbone, dataset: ManifestImages, batch_size: int) -> tupl
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     backbone.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=8 if cuda else 0, pin_memory=cuda)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=loader_workers(), pin_memory=cuda)
     layers = {pool: [] for pool in POOLS}
     final = {pool: [] for pool in POOLS}
     for images, _, _ in tqdm(loader, desc="features", leave=False):

@@ -34,7 +34,7 @@ from repdrift.checkpoint import (
     set_rng_state,
 )
 from repdrift.data import read_dataset
-from repdrift.data.loader import ManifestImages
+from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.features import write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
@@ -116,7 +116,7 @@ class _Loop:
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=self.generator if shuffle else None,
-            num_workers=8 if self.cuda else 0,
+            num_workers=loader_workers(),
             pin_memory=self.cuda,
             drop_last=False,
         )

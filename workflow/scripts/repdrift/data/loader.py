@@ -40,3 +40,9 @@ class ManifestImages(TorchDataset):
 
     def __getitem__(self, index: int):
         return self.transform(load_image(self.paths[index])), self.targets[index], index
+
+
+def loader_workers() -> int:
+    """DataLoader workers for this job: on a GPU, one per CPU the job was given but the one feeding the GPU
+    (the rule's threads, i.e. Slurm's --cpus-per-task); on CPU none, as workers would compete with the model."""
+    return max(1, torch.get_num_threads() - 1) if torch.cuda.is_available() else 0
