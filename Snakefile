@@ -34,3 +34,20 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# Seconds-long steps over the study's small tables: on a cluster they run where Snakemake runs, not as jobs.
+localrules:
+    all,
+    aggregate,
+    similarity_space,
+    correlation,
+    paper_tables,
+    findings,
+    figure_cka_trajectory,
+    figure_cka_heatmap,
+    figure_cka_distribution,
+    figure_cka_vs_score,
+    figure_similarity_space,
+    figure_correlation,
+    figure_knn_forgetting,
