@@ -1,4 +1,5 @@
 # Fine-tuning: one job per run; writes weights, history, test predictions and per-epoch probe features.
+# It checkpoints every epoch in {run}/checkpoint/ (not an output) and resumes from there when killed and re-run.
 
 
 rule finetune:
