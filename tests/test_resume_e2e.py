@@ -17,7 +17,7 @@ from test_training_resume import assert_same_outputs
 REPO = Path(__file__).resolve().parents[1]
 RUN = "results/runs/isic/vit/full-cls/seed0"
 OUTPUTS = ("model.safetensors", "history.parquet", "predictions.h5", "trajectory.h5")
-EPOCHS = 4
+EPOCHS = 6
 pytestmark = pytest.mark.e2e
 
 
