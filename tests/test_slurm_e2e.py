@@ -34,7 +34,7 @@ def small_study() -> dict:
     config = yaml.safe_load((REPO / "tests/e2e/config.yaml").read_text())
     config["datasets"] = {name: config["datasets"][name] for name in ("natural", "isic")}
     config["backbones"] = {"vit": config["backbones"]["vit"]}
-    # Epochs long enough (about a second) to pre-empt a fine-tune in the middle of one.
+    # Five epochs of ~0.5 s: seconds of room to pre-empt a fine-tune after its first checkpoint, before its end.
     config["demo"]["options"]["isic"] = [800, 14, 28]
     config["train"]["epochs"] = 5
     config["grids"] = {
