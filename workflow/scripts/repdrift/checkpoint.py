@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from repdrift.data.files import atomic_write
 from repdrift.features import file_sha256
 
 FILE_NAME = "last.pt"
@@ -68,9 +68,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write under a temporary name, then rename: a kill mid-write leaves the previous epoch's file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path, expected_fingerprint: str) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from repdrift.checkpoint import (
 )
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
+from repdrift.data.manifest import MANIFEST_FILE
 from repdrift.features import write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
@@ -236,13 +237,13 @@ def finetune(
     )
     loss_fn = _loss_fn(task)
 
-    run_id = None
+    state = None
     if checkpoint is not None:
         run_id = fingerprint(
             dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed),
-            dict(weights=start_weights, manifest=Path(dataset_dir) / "manifest.parquet"),
+            dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
         )
-    state = load_checkpoint(checkpoint, run_id) if checkpoint is not None else None
+        state = load_checkpoint(checkpoint, run_id)
     if state is None:
         trajectory, rows, done = [probe_features(model, probe_images, loop)], [], 0
     else:
