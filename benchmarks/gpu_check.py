@@ -12,7 +12,7 @@ Measured, in images/s:
   history counts (the first pays for cuDNN / kernel warm-up). Per epoch it includes starting the loader workers.
 - features, workflow: `repdrift.extract.compute_features` on the same images (eval transform), second pass.
 - the bare loops: the same model on a synthetic tensor already on the device, with the workflow's choices
-  (bf16 autocast, fused AdamW, cross-entropy; for features the same `pooled_layers` + `final_tokens` calls):
+  (bf16 autocast, fused AdamW, cross-entropy; for features the same one-pass `representations` call):
   no data loading, no scheduler, no host copies.
 The ratio workflow / bare is what data loading and bookkeeping cost (1.0 = nothing). `--json` writes the numbers.
 """
@@ -115,8 +115,7 @@ def bare_loops(cfg: dict, args, device, num_classes: int) -> dict[str, float]:
     @torch.no_grad()
     def feature_step():
         with autocast():
-            model.backbone.pooled_layers(x, POOLS)
-            model.backbone.final_tokens(x)
+            model.backbone.representations(x, POOLS)
 
     model.train()
     train = timed(train_step, args.steps, args.warmup, sync)
@@ -145,7 +144,6 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
         lr=6e-4,
         weight_decay=0.05,
         warmup_epochs=1,
-        probe_size=min(8, args.batch_size),
     )
     run = work / "run"
     run.mkdir()
@@ -162,6 +160,7 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
             run / "history.parquet",
             run / "predictions.h5",
             run / "trajectory.h5",
+            cka_samples=min(8, args.batch_size),
         )
     rates = history["images_per_s"].to_list()
 

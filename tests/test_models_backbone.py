@@ -69,6 +69,21 @@ def test_shapes(demo, images):
     assert (attention >= 0).all()
 
 
+def test_representations_are_every_block_then_what_the_head_sees(demo, images):
+    """One forward pass gives the pooled blocks and, last, the library's own final representation."""
+    _, cfg, backbone, _ = demo
+    with torch.no_grad():
+        reps = backbone.representations(images)
+        pooled = backbone.pooled_layers(images)
+        library_final = (backbone.model.forward_features(images)[:, 0] if cfg["library"] == "timm"
+                         else backbone.model.ln_post(backbone.layer_tokens(images)[-1])[:, 0])
+    for pool in ("cls", "mean"):
+        assert reps[pool].shape == (7, 2, 96)
+        torch.testing.assert_close(reps[pool][:6], pooled[pool])
+        torch.testing.assert_close(reps[pool][6], backbone(images, pool))
+    torch.testing.assert_close(reps["cls"][6], library_final)
+
+
 def test_attention_matches_the_blocks_computation(demo, images):
     """Attention maps recomputed / captured must be the ones the block uses, and must not change outputs."""
     _, _, backbone, _ = demo

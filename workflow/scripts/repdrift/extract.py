@@ -14,14 +14,14 @@ from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.features import file_sha256, write_features
 from repdrift.models import build_backbone
-from repdrift.models.backbone import pool_tokens
 
 POOLS = ("cls", "mean")
 
 
 @torch.no_grad()
 def compute_features(backbone, dataset: ManifestImages, batch_size: int) -> tuple[dict, dict]:
-    """Every block's pooled tokens (L, n, D) and the final normed representation (n, D), for both pools."""
+    """Every block's pooled tokens (L, n, D) and the final representation (n, D), for both pools: one forward
+    pass per batch."""
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     backbone.to(device).eval()
@@ -31,11 +31,10 @@ def compute_features(backbone, dataset: ManifestImages, batch_size: int) -> tupl
     for images, _, _ in tqdm(loader, desc="features", leave=False):
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            pooled = backbone.pooled_layers(images, POOLS)
-            final_tokens = backbone.final_tokens(images)
-            for pool in POOLS:
-                layers[pool].append(pooled[pool].float().cpu())
-                final[pool].append(pool_tokens(final_tokens, pool).float().cpu())
+            reps = backbone.representations(images, POOLS)
+        for pool in POOLS:
+            layers[pool].append(reps[pool][:-1].float().cpu())
+            final[pool].append(reps[pool][-1].float().cpu())
     return (
         {pool: torch.cat(chunks, dim=1).numpy() for pool, chunks in layers.items()},
         {pool: torch.cat(chunks, dim=0).numpy() for pool, chunks in final.items()},

@@ -72,23 +72,41 @@ class Backbone(nn.Module):
         """The output of every block, each (B, 1 + N, D), CLS first, before the final norm."""
         raise NotImplementedError
 
-    def final_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """The last block's tokens after the model's final norm, (B, 1 + N, D)."""
+    def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The model's final norm applied to the last block's tokens (B, 1 + N, D)."""
         raise NotImplementedError
+
+    def head_input(self, final_tokens: torch.Tensor, pool: str) -> torch.Tensor:
+        """The representation (B, D) a classification head sits on, from the final normed tokens."""
+        return pool_tokens(final_tokens, pool)
 
     def last_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax attention probabilities of the last block, (B, heads, 1 + N, 1 + N)."""
         raise NotImplementedError
 
     # --- shared ------------------------------------------------------------------------------------------
+    def final_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's tokens after the model's final norm, (B, 1 + N, D)."""
+        return self.final_norm(self.layer_tokens(x)[-1])
+
     def pooled_layers(self, x: torch.Tensor, pools=POOLS) -> dict[str, torch.Tensor]:
         """Every block's output pooled: {pool: (L, B, D)}."""
         tokens = self.layer_tokens(x)
         return {pool: torch.stack([pool_tokens(t, pool) for t in tokens]) for pool in pools}
 
+    def representations(self, x: torch.Tensor, pools=POOLS) -> dict[str, torch.Tensor]:
+        """Every block's output pooled, then the final representation, from one forward pass: {pool: (L + 1, B, D)}.
+
+        Index L is what the head and the k-NN see (`forward`): the last block after the final norm, pooled.
+        """
+        tokens = self.layer_tokens(x)
+        final = self.final_norm(tokens[-1])
+        return {pool: torch.stack([*(pool_tokens(t, pool) for t in tokens), self.head_input(final, pool)])
+                for pool in pools}
+
     def forward(self, x: torch.Tensor, pool: str = "cls") -> torch.Tensor:
         """The final representation (B, D) that a classification head sits on."""
-        return pool_tokens(self.final_tokens(x), pool)
+        return self.head_input(self.final_tokens(x), pool)
 
     def transform(self, train: bool) -> v2.Compose:
         """This backbone's preprocessing of a PIL image (or uint8 CHW tensor) into a normalised float tensor."""

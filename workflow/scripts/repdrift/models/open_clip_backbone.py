@@ -40,8 +40,11 @@ class OpenClipBackbone(Backbone):
         return self._intermediates(x, None)
 
     def final_tokens(self, x):
+        return self.final_norm(self._intermediates(x, 1)[0])
+
+    def final_norm(self, tokens):
         # ln_post on every token; CLIP's output projection `proj` is left out, so D is the tower's width.
-        return self.model.ln_post(self._intermediates(x, 1)[0])
+        return self.model.ln_post(tokens)
 
     def last_attention(self, x):
         attn = self.model.transformer.resblocks[-1].attn

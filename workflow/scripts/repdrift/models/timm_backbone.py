@@ -27,13 +27,13 @@ class TimmBackbone(Backbone):
         # prefix = CLS, then register tokens (DINOv2 `_reg` models): keep CLS only.
         return [torch.cat([prefix[:, :1], patches], dim=1) for patches, prefix in layers]
 
-    def final_tokens(self, x):
-        tokens = self.model.forward_features(x)  # blocks, then the final norm
-        return torch.cat([tokens[:, :1], tokens[:, self.model.num_prefix_tokens:]], dim=1)
+    def final_norm(self, tokens):
+        # A per-token LayerNorm: dropping the register tokens before it changes nothing.
+        return self.model.norm(tokens)
 
-    def forward(self, x, pool="cls"):
+    def head_input(self, final_tokens, pool):
         # fc_norm is Identity unless the model normalises after pooling (then `norm` is the Identity).
-        return self.model.fc_norm(pool_tokens(self.final_tokens(x), pool))
+        return self.model.fc_norm(pool_tokens(final_tokens, pool))
 
     def last_attention(self, x):
         attn = self.model.blocks[-1].attn
