@@ -7,14 +7,14 @@ conventions and their source:
 
 - :mod:`.cka` / :mod:`.layerwise` / :mod:`.minibatch`: linear and RBF CKA (Kornblith et al. 2019), biased
   or debiased; many layers at once; the minibatch estimator of Nguyen et al. (2021).
-- :mod:`.knn`: weighted k-NN of the DINO protocol (Caron et al. 2021).
+- :mod:`.knn`: weighted k-NN of the DINO protocol (Caron et al. 2021), and its vote's top-label confidence.
 - :mod:`.calibration`: top-label ECE with (lo, hi] bins (Guo et al. 2017) and reliability diagrams.
 - :mod:`.ranking`: per-class average precision and ROC AUC as scikit-learn defines them, macro means.
 """
 
-from .calibration import expected_calibration_error, reliability_diagram
+from .calibration import binned_ece, expected_calibration_error, reliability_diagram
 from .cka import gram_cka, linear_cka, rbf_cka
-from .knn import knn_accuracy, knn_classify
+from .knn import knn_accuracy, knn_classify, knn_top_label
 from .layerwise import CenteredLayers, center_layers, layerwise_cka
 from .minibatch import MinibatchCKA, minibatch_cka
 from .ranking import (
@@ -28,11 +28,13 @@ __all__ = [
     "CenteredLayers",
     "MinibatchCKA",
     "average_precision_per_class",
+    "binned_ece",
     "center_layers",
     "expected_calibration_error",
     "gram_cka",
     "knn_accuracy",
     "knn_classify",
+    "knn_top_label",
     "layerwise_cka",
     "linear_cka",
     "mean_average_precision",

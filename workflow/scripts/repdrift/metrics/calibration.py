@@ -28,7 +28,21 @@ from ._arrays import binary_array, float_array, label_array, to_numpy
 
 def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     """Top-label ECE in [0, 1] with (lo, hi] bins (Guo et al. 2017); see the module docstring for inputs."""
-    confidence, correct = top_label(probs, labels)
+    return binned_ece(*top_label(probs, labels), n_bins=n_bins)
+
+
+def binned_ece(confidence, correct, n_bins: int = 15) -> float:
+    """ECE of top-label predictions given as their confidence (n,) in [0, 1] and correctness (n,) of 0/1.
+
+    For classifiers whose probabilities are not kept whole, e.g. the k-NN vote (repdrift.metrics.knn_top_label).
+    """
+    confidence = float_array(confidence, "confidence", 1).astype(np.float64)
+    correct = float_array(correct, "correct", 1).astype(np.float64)
+    if confidence.size == 0 or confidence.shape != correct.shape:
+        raise ValueError(f"confidence and correct: expected the same non-zero length, got {confidence.size} and "
+                         f"{correct.size}")
+    if confidence.min() < 0 or confidence.max() > 1:
+        raise ValueError(f"confidence: expected values in [0, 1], got [{confidence.min()}, {confidence.max()}]")
     bins = _bin_index(confidence, n_bins)
     gap = np.bincount(bins, weights=confidence - correct, minlength=n_bins)  # n_b (conf_b - acc_b)
     return float(np.abs(gap).sum() / confidence.size)

@@ -62,23 +62,46 @@ def knn_accuracy(
 
     Returns {k: accuracy in [0, 1]}. Every k must be at most the bank size.
     """
+    test_labels = label_array(test_labels, "test_labels", float_array(test_features, "test_features", 2).shape[0])
+    top = knn_top_label(train_features, train_labels, test_features, ks, temperature, num_classes,
+                        max_block_bytes=max_block_bytes)
+    return {k: float(np.count_nonzero(pred == test_labels)) / test_labels.size for k, (pred, _) in top.items()}
+
+
+def knn_top_label(
+    train_features,
+    train_labels,
+    test_features,
+    ks=(10, 20, 100, 200),
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    *,
+    max_block_bytes: int = _MAX_BLOCK_BYTES,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Prediction and its vote share, for every k in `ks`, from one top-k search at max(ks).
+
+    Returns {k: (predictions (n,) int64, confidence (n,) float64)}: the predicted class and its score in
+    :func:`knn_classify`'s normalised vote, i.e. the top-label probability a calibration error is taken of.
+    Only these two columns are kept, so memory stays O(n) for any number of classes.
+    """
     bank, labels, queries, num_classes = _prepare(train_features, train_labels, test_features, num_classes)
     if queries.shape[0] == 0:
-        raise ValueError("test_features: accuracy needs at least one query, got none")
-    test_labels = label_array(test_labels, "test_labels", queries.shape[0])
+        raise ValueError("test_features: k-NN needs at least one query, got none")
     ks = sorted({int(k) for k in ks})
     if not ks:
         raise ValueError("ks: expected at least one k")
     for k in ks:
         _check_k(k, bank.shape[0])
     _check_temperature(temperature)
-    correct = dict.fromkeys(ks, 0)
+    out = {k: (np.empty(queries.shape[0], np.int64), np.empty(queries.shape[0])) for k in ks}
     for lo, hi, sims, idx in _neighbours(queries, bank, ks[-1], max_block_bytes):
         neighbour_labels = labels[idx]
         for k in ks:  # neighbours come sorted by similarity, so the first k are the top k
-            pred = _vote(sims[:, :k], neighbour_labels[:, :k], temperature, num_classes).argmax(1)
-            correct[k] += int(np.count_nonzero(pred == test_labels[lo:hi]))
-    return {k: correct[k] / queries.shape[0] for k in ks}
+            scores = _vote(sims[:, :k], neighbour_labels[:, :k], temperature, num_classes)
+            pred = scores.argmax(1)
+            out[k][0][lo:hi] = pred
+            out[k][1][lo:hi] = scores[np.arange(hi - lo), pred]
+    return out
 
 
 def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
