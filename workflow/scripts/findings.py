@@ -1,16 +1,22 @@
 import polars as pl
 
-from repdrift.findings import findings, write_findings_page
+from repdrift.findings import findings, findings_table, write_findings_page
 from repdrift.rule import run
 
 
-def page(runs, fits, layer, eta, k, out):
-    items = findings(pl.read_parquet(runs), pl.read_csv(fits), layer, eta, k)
-    write_findings_page(items, out)
-    for item in items:
-        print(item["title"], "->", item["verdict"])
+def page(runs, trajectories, pretrained, grids, fits, bootstrap, out, table_out, **options):
+    claims, facts = findings(pl.read_parquet(runs), pl.read_parquet(trajectories), pl.read_parquet(pretrained),
+                             pl.read_parquet(grids), pl.read_csv(fits), pl.read_parquet(bootstrap), **options)
+    write_findings_page(claims, facts, out)
+    findings_table(claims).write_csv(table_out)
+    for claim in claims:
+        print(f"({claim.key}) {claim.title} -> {claim.verdict}")
+        for part in claim.parts:
+            print(f"    {part.label}: {part.measured} -> {part.verdict}")
 
 
-p = snakemake.params
-run(snakemake, page, runs=snakemake.input.runs, fits=snakemake.input.fits, layer=p.layer, eta=p.eta, k=p.k,
-    out=snakemake.output.page)
+i, p = snakemake.input, snakemake.params
+run(snakemake, page, runs=i.runs, trajectories=i.trajectories, pretrained=i.pretrained, grids=i.grids, fits=i.fits,
+    bootstrap=i.bootstrap,
+    out=snakemake.output.page, table_out=snakemake.output.table, grid=p.grid, layer=p.layer,
+    similarity=p.similarity, k=p.k, paradigms=dict(p.paradigms), confidence=p.confidence)
