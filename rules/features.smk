@@ -1,4 +1,6 @@
-# Layer-wise features (HDF5) of the pre-trained backbones and of the fine-tuned models.
+# Layer-wise features (HDF5) of the pre-trained backbones on every dataset (the CKA reference, the k-NN bank and
+# queries), and the fine-tuned models' features on the natural domain (k-NN). A fine-tuned model's features on its
+# target dataset are its trajectory's last epoch (rule finetune), so they are not extracted again.
 
 
 rule pretrained_features:
@@ -25,10 +27,8 @@ rule pretrained_features:
 rule extract_features:
     input:
         model=f"{RUN_DIR}/model.safetensors",
-        target=manifest("{dataset}"),
         natural=manifest(KNN_DATASET),
     output:
-        target=f"{RUN_DIR}/features/{{dataset}}.h5",
         natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
     log:
         f"results/logs/extract_features/{RUN}.log",
@@ -39,7 +39,6 @@ rule extract_features:
         gpu=1,
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        target_splits=lambda wc: feature_splits(wc.dataset),
         natural_splits=feature_splits(KNN_DATASET),
         batch_size=config["features"]["batch_size"],
     script:

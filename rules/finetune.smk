@@ -1,4 +1,5 @@
-# Fine-tuning: one job per run; writes weights, history, test predictions and per-epoch probe features.
+# Fine-tuning: one job per run; writes weights, history, test predictions and, per epoch, the features of the CKA
+# sample (the trajectory).
 # It checkpoints every epoch in {run}/checkpoint/ (not an output) and resumes from there when killed and re-run.
 
 
@@ -21,5 +22,6 @@ rule finetune:
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
         recipe=config["train"],
+        cka_samples=config["cka"]["samples"],
     script:
         "../workflow/scripts/finetune.py"

@@ -1,10 +1,10 @@
-# Per-run measurements: CKA to the pre-trained model, k-NN forgetting, calibration, task performance.
+# Per-run measurements: CKA to the pre-trained model, k-NN forgetting and natural-domain calibration, target-domain
+# calibration, task performance.
 
 
 rule cka:
     input:
         pretrained=lambda wc: pretrained_features(wc.backbone, wc.dataset),
-        finetuned=lambda wc: run_features(wc, wc.dataset),
         trajectory=f"{RUN_DIR}/trajectory.h5",
     output:
         cka=f"{RUN_DIR}/cka.parquet",
@@ -12,8 +12,6 @@ rule cka:
         f"results/logs/cka/{RUN}.log",
     conda:
         "../envs/cpu.yaml"
-    params:
-        debiased=config["cka"]["debiased"],
     script:
         "../workflow/scripts/cka.py"
 
@@ -32,6 +30,7 @@ rule knn:
         k=config["knn"]["k"],
         ks=config["knn"]["ks"],
         temperature=config["knn"]["temperature"],
+        n_bins=config["calibration"]["n_bins"],
     script:
         "../workflow/scripts/knn.py"
 
@@ -50,6 +49,7 @@ rule knn_pretrained:
         k=config["knn"]["k"],
         ks=config["knn"]["ks"],
         temperature=config["knn"]["temperature"],
+        n_bins=config["calibration"]["n_bins"],
     script:
         "../workflow/scripts/knn.py"
 

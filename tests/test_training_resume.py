@@ -17,7 +17,7 @@ BACKBONE = dict(
     name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
-RECIPE = dict(epochs=3, batch_size=8, lr=1e-3, probe_size=6)
+RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
 TIMING = ("seconds", "images_per_s")
 
 
@@ -40,7 +40,7 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
     return training.finetune(
         BACKBONE, str(weights), dataset_dir, method, "cls", 0, dict(recipe),
         out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
-        checkpoint=checkpoint_path(out) if checkpoint else None,
+        cka_samples=6, checkpoint=checkpoint_path(out) if checkpoint else None,
     )
 
 

@@ -9,9 +9,6 @@ run(
     finetuned_features,
     backbone_cfg=dict(p.backbone),
     model_path=i.model,
-    jobs=[
-        (Path(i.target).parent, list(p.target_splits), o.target),
-        (Path(i.natural).parent, list(p.natural_splits), o.natural),
-    ],
+    jobs=[(Path(i.natural).parent, list(p.natural_splits), o.natural)],
     batch_size=p.batch_size,
 )

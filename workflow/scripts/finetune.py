@@ -19,5 +19,6 @@ run(
     history_out=out.history,
     predictions_out=out.predictions,
     trajectory_out=out.trajectory,
+    cka_samples=snakemake.params.cka_samples,
     checkpoint=checkpoint_path(Path(out.model).parent),
 )

@@ -3,10 +3,10 @@ from repdrift.measure import knn_table
 from repdrift.rule import run
 
 
-def knn(features, pool, ks, temperature, out):
-    knn_table(features, pool, ks, temperature).write_parquet(out)
+def knn(features, pool, ks, temperature, n_bins, out):
+    knn_table(features, pool, ks, temperature, n_bins).write_parquet(out)
 
 
 p = snakemake.params
 run(snakemake, knn, features=snakemake.input.features, pool=p.pool, ks=sorted({p.k, *p.ks}),
-    temperature=p.temperature, out=snakemake.output.knn)
+    temperature=p.temperature, n_bins=p.n_bins, out=snakemake.output.knn)

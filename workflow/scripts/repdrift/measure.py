@@ -1,4 +1,5 @@
-"""Per-run measurements, each a small long-format table: CKA, k-NN forgetting, calibration, task performance.
+"""Per-run measurements, each a small long-format table: CKA, k-NN forgetting and natural-domain calibration,
+target-domain calibration, task performance.
 
 Torch-free: these run in the CPU rules, reading feature and prediction files.
 """
@@ -11,9 +12,10 @@ import polars as pl
 from repdrift.errors import DataError
 from repdrift.features import FeatureSet, read_features, read_trajectory
 from repdrift.metrics import (
+    binned_ece,
     center_layers,
     expected_calibration_error,
-    knn_accuracy,
+    knn_top_label,
     layerwise_cka,
     mean_average_precision,
     reliability_diagram,
@@ -31,36 +33,48 @@ def _align(reference: FeatureSet, ids: np.ndarray, path: str) -> np.ndarray:
     return np.array([position[sid] for sid in ids])
 
 
-def _cka_rows(reference: np.ndarray, other: np.ndarray, debiased: bool, epoch: int | None) -> list[dict]:
-    values = layerwise_cka(reference, other, pairwise=False, debiased=debiased)
-    return [dict(epoch=epoch, layer=layer + 1, cka=float(v)) for layer, v in enumerate(values)]
+def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:
+    biased = layerwise_cka(reference, other, pairwise=False, debiased=False)
+    debiased = layerwise_cka(reference, other, pairwise=False, debiased=True)
+    return [dict(epoch=epoch, layer=layer + 1, cka=float(b), cka_debiased=float(d))
+            for layer, (b, d) in enumerate(zip(biased, debiased))]
 
 
-def cka_table(pretrained_path: str, finetuned_path: str, trajectory_path: str, debiased: bool) -> pl.DataFrame:
-    """Layer-wise linear CKA to the pre-trained model: of the final model on the test split (`epoch` null) and
-    of every epoch's probe features (`epoch` 0 = before fine-tuning)."""
-    trajectory, probe_ids, attrs = read_trajectory(trajectory_path)
+def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
+    """Linear CKA to the pre-trained model, both estimators (biased, as the paper's Eq. 1, and the debiased
+    U-statistic), at every layer (blocks 1..L, then L + 1 = the final representation the head and the k-NN see)
+    and every epoch of the trajectory (epoch 0 = before fine-tuning), all on the run's CKA sample of test images.
+
+    The final model is the trajectory's last epoch, so its rows (`epoch` null) repeat that epoch's values: the
+    final CKA and the last trajectory point are one measurement on the same images.
+    """
+    trajectory, sample_ids, attrs = read_trajectory(trajectory_path)
     pool = str(attrs["pool"])
     reference = read_features(pretrained_path, pool).select("test")
-    final = read_features(finetuned_path, pool).select("test")
-    rows = _cka_rows(reference.layers, final.layers[:, _align(final, reference.sample_id, finetuned_path)], debiased, None)
-    # The probe's pre-trained features are centred once and reused for every epoch.
-    probe_reference = center_layers(reference.layers[:, _align(reference, probe_ids, pretrained_path)])
+    at = _align(reference, sample_ids, pretrained_path)
+    reference_layers = np.concatenate([reference.layers[:, at], reference.final[None, at]])
+    if reference_layers.shape[0] != trajectory.shape[1]:
+        raise DataError(f"{trajectory_path}: {trajectory.shape[1]} layers, but the pre-trained features in "
+                        f"{pretrained_path} have {reference_layers.shape[0]} (blocks + final)")
+    # The pre-trained features are centred once and reused for every epoch.
+    centred = center_layers(reference_layers)
+    rows = []
     for epoch in range(trajectory.shape[0]):
-        rows += _cka_rows(probe_reference, trajectory[epoch], debiased, epoch)
-    return pl.DataFrame(rows, schema={"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64}).with_columns(
-        pool=pl.lit(pool)
-    )
+        rows += _cka_rows(centred, trajectory[epoch], epoch)
+    rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1]:]]
+    schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(sample_ids)))
 
 
-def knn_table(features_path: str, pool: str, ks: list[int], temperature: float) -> pl.DataFrame:
-    """Weighted k-NN accuracy (DINO protocol) on the natural domain: bank = train split, queries = test split."""
+def knn_table(features_path: str, pool: str, ks: list[int], temperature: float, n_bins: int) -> pl.DataFrame:
+    """Weighted k-NN (DINO protocol) on the natural domain, bank = train split, queries = test split: accuracy
+    and the natural-domain ECE of the vote (its normalised class scores as the predicted probabilities)."""
     features = read_features(features_path, pool)
     bank, queries = features.select("train"), features.select("test")
-    accuracy = knn_accuracy(
-        bank.final, bank.targets, queries.final, queries.targets, ks=tuple(sorted(set(ks))), temperature=temperature
-    )
-    return pl.DataFrame({"k": list(accuracy), "accuracy": [float(v) for v in accuracy.values()]}).with_columns(
+    top = knn_top_label(bank.final, bank.targets, queries.final, ks=tuple(sorted(set(ks))), temperature=temperature)
+    rows = [dict(k=k, accuracy=float(np.mean(pred == queries.targets)),
+                 ece=binned_ece(confidence, pred == queries.targets, n_bins)) for k, (pred, confidence) in top.items()]
+    return pl.DataFrame(rows, schema={"k": pl.Int64, "accuracy": pl.Float64, "ece": pl.Float64}).with_columns(
         pool=pl.lit(pool)
     )
 

@@ -2,8 +2,9 @@
 
 Recipe (shared by every run, from the config's `train:`): AdamW, linear warm-up then cosine decay per step,
 cross-entropy for multiclass and binary tasks (binary as two classes, as MedFM's colon baseline), BCE for
-multi-label. After every epoch the test split is evaluated and the layer-wise features of a fixed probe subset of
-it are kept: the trajectory whose CKA to the pre-trained model the cka rule measures. On CUDA the same loop runs
+multi-label. After every epoch the test split is evaluated and the layer-wise features (every block, then the final
+representation the head sees) of a fixed CKA sample of it are kept: the trajectory whose CKA to the pre-trained model
+the cka rule measures; its last epoch is the final model, so the final CKA is the trajectory's last point. On CUDA the same loop runs
 with bf16 autocast, fused AdamW and pinned-memory workers. After every epoch the whole training state is
 checkpointed (repdrift.checkpoint), so a killed or pre-empted job resumes where it stopped and ends with the same
 result as an uninterrupted one.
@@ -51,7 +52,6 @@ class Recipe:
     lr: float = 6e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    probe_size: int = 512
 
 
 class Classifier(nn.Module):
@@ -78,8 +78,9 @@ def num_outputs(task: str, classes: list[str]) -> int:
     return 2 if task == "binary" else len(classes)
 
 
-def probe_indices(n: int, size: int) -> np.ndarray:
-    """A fixed, evenly spaced subset of the (sorted) test split: identical for every run of a dataset."""
+def cka_sample(n: int, size: int) -> np.ndarray:
+    """A fixed, evenly spaced subset of the (sorted) test split: identical for every run of a dataset, all of it
+    when it has no more than `size` images."""
     return np.unique(np.linspace(0, n - 1, num=min(size, n)).round().astype(int))
 
 
@@ -157,14 +158,14 @@ def evaluate(model: Classifier, loader: DataLoader, loop: _Loop, task: str) -> t
 
 
 @torch.no_grad()
-def probe_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.ndarray:
-    """Layer-wise pooled features (L, n, D) of the probe images, in the run's pool."""
+def sample_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.ndarray:
+    """Features (L + 1, n, D) of the CKA sample in the run's pool: every block, then the head's input."""
     model.eval()
     chunks = []
     for start in range(0, len(images), loop.batch_size):
         batch = images[start : start + loop.batch_size].to(loop.device)
         with loop.autocast():
-            chunks.append(model.backbone.pooled_layers(batch, (model.pool,))[model.pool].float().cpu())
+            chunks.append(model.backbone.representations(batch, (model.pool,))[model.pool].float().cpu())
     return torch.cat(chunks, dim=1).numpy()
 
 
@@ -201,11 +202,13 @@ def finetune(
     history_out: str | Path,
     predictions_out: str | Path,
     trajectory_out: str | Path,
+    cka_samples: int = 512,
     checkpoint: str | Path | None = None,
 ) -> pl.DataFrame:
     """Fine-tune one run and write its four outputs; returns the training history.
 
-    With `checkpoint`, the state after every epoch is saved there and a re-run after a kill continues from it.
+    The trajectory holds, before fine-tuning and after every epoch, the features of `cka_samples` test images
+    (`cka_sample`). With `checkpoint`, the state after every epoch is saved there and a re-run after a kill continues from it.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -226,7 +229,7 @@ def finetune(
     test_manifest = manifest.filter(pl.col("split") == "test")
     test_set = ManifestImages(test_manifest, backbone.transform(False), task, len(classes))
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
-    probe = probe_indices(len(test_set), recipe.probe_size)
+    probe = cka_sample(len(test_set), cka_samples)
     probe_images = torch.stack([test_set[int(i)][0] for i in probe])
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -240,12 +243,13 @@ def finetune(
     state = None
     if checkpoint is not None:
         run_id = fingerprint(
-            dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed),
+            dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed,
+                 cka_samples=cka_samples),
             dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
         )
         state = load_checkpoint(checkpoint, run_id)
     if state is None:
-        trajectory, rows, done = [probe_features(model, probe_images, loop)], [], 0
+        trajectory, rows, done = [sample_features(model, probe_images, loop)], [], 0
     else:
         _load_trainable(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -263,7 +267,7 @@ def finetune(
         seconds = time.perf_counter() - started
         test_loss, probs, targets = evaluate(model, test_loader, loop, task)
         metric, value = task_metric(probs, targets, task)
-        trajectory.append(probe_features(model, probe_images, loop))
+        trajectory.append(sample_features(model, probe_images, loop))
         rows.append(
             dict(epoch=epoch, train_loss=loss_sum / seen, test_loss=test_loss, metric=metric, test_value=value,
                  lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
