@@ -1,4 +1,4 @@
-# The paper's analyses on the aggregated tables: similarity space, correlation, Tables 1 and 2.
+# The paper's analyses on the aggregated tables: similarity space, correlation, Tables 1 and 2, findings.
 
 
 rule similarity_space:
@@ -13,6 +13,7 @@ rule similarity_space:
         "../envs/cpu.yaml"
     params:
         layer=config["analysis"]["cka_layer"],
+        similarity=SIMILARITY_METRIC,
         divergence=config["analysis"]["divergence"],
         etas=config["analysis"]["sweep"]["etas"],
         epss=config["analysis"]["sweep"]["epss"],
@@ -23,20 +24,26 @@ rule similarity_space:
 rule correlation:
     input:
         runs="results/tables/runs.parquet",
+        grids="results/tables/grids.parquet",
     output:
         fits=report(
             "results/analysis/correlation.csv",
             caption="../workflow/report/correlation_table.rst",
             category="Correlation",
         ),
+        points="results/analysis/correlation_points.parquet",
+        bootstrap="results/analysis/correlation_bootstrap.parquet",
     log:
         "results/logs/analysis/correlation.log",
     conda:
         "../envs/cpu.yaml"
     params:
-        metrics=[f"knn@{config['knn']['k']}", "ece"],
+        grid=config["analysis"]["similarity_grid"],
+        metrics=CORRELATION_METRICS,
+        similarity=SIMILARITY_METRIC,
         n_intervals=config["analysis"]["n_intervals"],
         outliers=config["analysis"]["outliers"],
+        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/correlation.py"
 
@@ -45,6 +52,7 @@ rule paper_tables:
     input:
         runs="results/tables/runs.parquet",
         pretrained="results/tables/pretrained.parquet",
+        datasets=[manifest(dataset) for dataset in TARGETS_USED],
     output:
         table1_csv="results/tables/table1.csv",
         table1_md="results/tables/table1.md",
@@ -65,6 +73,8 @@ rule paper_tables:
     conda:
         "../envs/cpu.yaml"
     params:
+        datasets=TARGETS_USED,
+        backbones=BACKBONES_USED,
         k=config["knn"]["k"],
     script:
         "../workflow/scripts/paper_tables.py"
@@ -73,20 +83,28 @@ rule paper_tables:
 rule findings:
     input:
         runs="results/tables/runs.parquet",
+        trajectories="results/tables/trajectories.parquet",
+        pretrained="results/tables/pretrained.parquet",
+        grids="results/tables/grids.parquet",
         fits="results/analysis/correlation.csv",
+        bootstrap="results/analysis/correlation_bootstrap.parquet",
     output:
         page=report(
             "results/findings.html",
             caption="../workflow/report/findings.rst",
             category="Findings",
         ),
+        table="results/analysis/findings.csv",
     log:
         "results/logs/analysis/findings.log",
     conda:
         "../envs/cpu.yaml"
     params:
+        grid=config["analysis"]["similarity_grid"],
         layer=config["analysis"]["cka_layer"],
-        eta=config["analysis"]["eta"],
+        similarity=SIMILARITY_METRIC,
         k=config["knn"]["k"],
+        paradigms={name: b["paradigm"] for name, b in config["backbones"].items()},
+        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/findings.py"

@@ -7,6 +7,17 @@ RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
 RUN_DIR = f"results/runs/{RUN}"
 KNN_DATASET = config["knn"]["dataset"]
 PRETRAIN_DATASET = config["pretrain"]["dataset"]
+# The runs.parquet metric of the configured CKA estimator (both are always measured and stored).
+SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
+    config["cka"]["estimator"]
+]
+# Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
+# domain's calibration as an extra panel.
+CORRELATION_METRICS = [
+    f"knn@{config['knn']['k']}",
+    f"knn_ece@{config['knn']['k']}",
+    "ece",
+]
 
 
 wildcard_constraints:
@@ -36,6 +47,24 @@ def _check_config():
     ):
         if name not in config["datasets"]:
             problems.append(f"{key}: '{name}' is not a key of `datasets`")
+    grid = config["analysis"]["similarity_grid"]
+    if grid not in config["grids"]:
+        problems.append(
+            f"analysis.similarity_grid: '{grid}' is not a key of `grids` ({', '.join(config['grids'])})"
+        )
+    else:
+        # Its runs are averaged and fitted together per backbone: they must differ by seed only.
+        for key, default in (
+            ("datasets", None),
+            ("methods", ["full"]),
+            ("pools", ["cls"]),
+        ):
+            values = config["grids"][grid].get(key, default)
+            if len(values) != 1:
+                problems.append(
+                    f"grids.{grid}.{key}: the similarity grid (analysis.similarity_grid) must have one {key[:-1]}, "
+                    f"got {values}: its runs are averaged and fitted together per backbone"
+                )
     if problems:
         raise ValueError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -62,8 +91,17 @@ def study_runs():
 
 
 RUNS = study_runs()
-BACKBONES_USED = sorted({r["wildcards"]["backbone"] for r in RUNS.values()})
-TARGETS_USED = sorted({r["wildcards"]["dataset"] for r in RUNS.values()})
+# In the config's order: the order of the paper tables' rows and columns.
+BACKBONES_USED = [
+    b
+    for b in config["backbones"]
+    if any(r["wildcards"]["backbone"] == b for r in RUNS.values())
+]
+TARGETS_USED = [
+    d
+    for d in config["datasets"]
+    if any(r["wildcards"]["dataset"] == d for r in RUNS.values())
+]
 
 
 def run_files(name):
@@ -92,7 +130,8 @@ def pretrained_features(backbone, dataset):
 
 
 def run_features(wildcards, dataset):
-    """A linear probe leaves the backbone as it was: its features are the pre-trained model's."""
+    """A fine-tuned model's features on `dataset`; a linear probe leaves the backbone as it was, so its features
+    are the pre-trained model's."""
     if wildcards.method == "linear":
         return pretrained_features(wildcards.backbone, dataset)
     return f"{RUN_DIR}/features/{dataset}.h5".format(**wildcards)
@@ -107,22 +146,41 @@ def demo_input(wildcards):
     return []
 
 
-def attention_run(backbone):
-    """The fine-tuned run whose attention is drawn beside the pre-trained backbone's (analysis.attention)."""
+def attention_runs(backbone):
+    """The fine-tuned runs, one per pool, whose attention is drawn beside the pre-trained backbone's
+    (analysis.attention)."""
     choice = config["analysis"]["attention"]
-    run = RUN.format(
-        backbone=backbone,
-        **{k: choice[k] for k in ("dataset", "method", "pool", "seed")},
-    )
-    if run not in RUNS:
-        raise ValueError(
-            f"analysis.attention: run {run} is not in any grid; pick a dataset/method/pool/seed that is"
+    runs = [
+        RUN.format(
+            backbone=backbone,
+            pool=pool,
+            **{k: choice[k] for k in ("dataset", "method", "seed")},
         )
-    return f"results/runs/{run}"
+        for pool in choice["pools"]
+    ]
+    return [f"results/runs/{run}" for run in runs]
 
 
-def attention_model(backbone):
-    return f"{attention_run(backbone)}/model.safetensors"
+def _check_attention():
+    """Every backbone's attention runs must be runs of the study: said before any job, not when the DAG is built."""
+    missing = [
+        run.removeprefix("results/runs/")
+        for backbone in BACKBONES_USED
+        for run in attention_runs(backbone)
+        if run.removeprefix("results/runs/") not in RUNS
+    ]
+    if missing:
+        raise ValueError(
+            f"invalid config:\n  analysis.attention: runs {', '.join(missing)} are not in any grid; pick a "
+            "dataset, method, pools and seed that every backbone has"
+        )
+
+
+_check_attention()
+
+
+def attention_models(backbone):
+    return [f"{run}/model.safetensors" for run in attention_runs(backbone)]
 
 
 def all_outputs():

@@ -20,6 +20,13 @@ def test_hand_example_with_iqr_outliers():
     assert fit.slope == pytest.approx(6.0) and fit.intercept == pytest.approx(2.0) and fit.r == pytest.approx(1.0)
 
 
+def test_each_run_keeps_its_interval_and_outlier_flag():
+    fit = interval_correlation(SIMILARITY, METRIC, n_intervals=3, outliers="iqr", n_bootstrap=50)
+    np.testing.assert_allclose(fit.assigned, [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(fit.kept, [True] * 4 + [False, True, True, True, False])  # 7 and 100 removed
+    assert fit.boot.shape == (50,)
+
+
 def test_hand_example_without_outlier_removal():
     fit = interval_correlation(SIMILARITY, METRIC, n_intervals=3, outliers="none", n_bootstrap=200)
     np.testing.assert_allclose(fit.means, [2.0, 5.0, 26.2])
@@ -54,3 +61,132 @@ def test_empty_intervals_are_dropped_and_bootstrap_brackets_r():
 def test_bad_input_is_one_clear_error(sim, metric, kwargs, message):
     with pytest.raises(ValueError, match=message):
         interval_correlation(sim, metric, **kwargs)
+
+
+# --- the study tables --------------------------------------------------------------------------------------------
+import polars as pl  # noqa: E402
+
+from repdrift.analysis import (  # noqa: E402
+    correlation_table,
+    resolve_layer,
+    similarity_space_table,
+    sweep_epss,
+    sweep_etas,
+    sweep_table,
+)
+from repdrift.errors import ConfigError  # noqa: E402
+
+
+def long_rows(run: str, dataset: str, backbone: str, method: str, seed: int, **metrics) -> list[dict]:
+    """runs.parquet rows of one run; `cka` is (block 1, final) and lands on layers 1 and 2."""
+    keys = dict(run=run, dataset=dataset, backbone=backbone, method=method, pool="cls", seed=seed)
+    rows = []
+    for metric, value in metrics.items():
+        if metric.startswith("cka"):
+            rows += [dict(keys, metric=metric, layer=layer, value=v) for layer, v in enumerate(value, start=1)]
+        else:
+            rows.append(dict(keys, metric=metric, layer=None, value=value))
+    return rows
+
+
+def study(grid_size: int = 12):
+    """A similarity grid of Full ISIC runs per backbone whose k-NN rises with CKA, plus runs outside the grid
+    (Linear runs at CKA 1 with the pre-trained k-NN, Scratch and other-dataset runs) that would bend the fit."""
+    rng = np.random.default_rng(0)
+    rows, grid = [], []
+    for backbone in ("vit", "dino"):
+        for seed in range(grid_size):
+            cka = 0.3 + 0.4 * seed / (grid_size - 1)
+            run = f"isic/{backbone}/full-cls/seed{seed}"
+            rows += long_rows(run, "isic", backbone, "full", seed, cka=[cka + 0.1, cka], cka_debiased=[cka, cka - 0.1],
+                              score=0.8, test_loss=0.5, ece=0.1, **{"knn@20": 0.2 + cka + rng.normal(0, 0.01)})
+            grid.append(run)
+        rows += long_rows(f"isic/{backbone}/linear-cls/seed0", "isic", backbone, "linear", 0, cka=[1.0, 1.0],
+                          cka_debiased=[1.0, 1.0], score=0.7, test_loss=0.6, ece=0.2, **{"knn@20": 0.1})
+        rows += long_rows(f"colon/{backbone}/full-cls/seed0", "colon", backbone, "full", 0, cka=[0.95, 0.9],
+                          cka_debiased=[0.9, 0.85], score=0.9, test_loss=0.2, ece=0.05, **{"knn@20": 0.05})
+    rows += long_rows("isic/vit/scratch-cls/seed0", "isic", "vit", "scratch", 0, cka=[0.05, 0.02],
+                      cka_debiased=[0.01, 0.0], score=0.5, test_loss=1.0, ece=0.3, **{"knn@20": 0.9})
+    runs = pl.DataFrame(rows, schema={"run": pl.Utf8, "dataset": pl.Utf8, "backbone": pl.Utf8, "method": pl.Utf8,
+                                      "pool": pl.Utf8, "seed": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64,
+                                      "value": pl.Float64})
+    grids = pl.DataFrame({"grid": ["similarity"] * len(grid), "run": grid})
+    return runs, grids
+
+
+def test_correlation_uses_only_the_similarity_grid_runs():
+    runs, grids = study()
+    fits, points, boot = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", n_intervals=4,
+                                           outliers="none")
+    assert fits.height == 2 * 2  # layer x backbone
+    assert set(fits["runs"]) == {12}
+    assert set(fits["domain"]) == {"natural"}
+    grid_only = runs.join(grids, on="run", how="semi")
+    for backbone in ("vit", "dino"):
+        mine = grid_only.filter(pl.col("backbone") == backbone)
+        x = mine.filter((pl.col("metric") == "cka") & (pl.col("layer") == 2)).sort("run")["value"]
+        y = mine.filter(pl.col("metric") == "knn@20").sort("run")["value"]
+        expected = interval_correlation(x, y, n_intervals=4, outliers="none")
+        row = fits.filter((pl.col("backbone") == backbone) & (pl.col("layer") == 2)).row(0, named=True)
+        assert row["r"] == pytest.approx(expected.r) and row["slope"] == pytest.approx(expected.slope)
+        assert row["r"] > 0.95  # the outside runs (k-NN 0.1 at CKA 1, 0.9 at CKA 0.02) would have broken this
+        got = points.filter((pl.col("backbone") == backbone) & (pl.col("layer") == 2))
+        assert got.height == 12 and got["kept"].all()
+        means = got.group_by("centre").agg(pl.col("value").mean()).sort("centre")
+        np.testing.assert_allclose(means["centre"].to_numpy(), expected.centres)
+        np.testing.assert_allclose(means["value"].to_numpy(), expected.means)
+        replicates = boot.filter((pl.col("backbone") == backbone) & (pl.col("layer") == 2))["r"].to_numpy()
+        assert replicates.size == 1000 and row["bootstrap"] == np.isfinite(replicates).sum()
+        assert row["r_lo"] == pytest.approx(np.percentile(replicates[np.isfinite(replicates)], 2.5))
+
+
+def test_correlation_reads_the_chosen_estimator():
+    runs, grids = study()
+    biased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", 4, "none")[0]
+    debiased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka_debiased", 4, "none")[0]
+    assert set(debiased["similarity_metric"]) == {"cka_debiased"}
+    # Shifted similarities: the same r, another intercept.
+    assert biased["r"].to_list() == pytest.approx(debiased["r"].to_list())
+    assert biased["intercept"].to_list() != pytest.approx(debiased["intercept"].to_list())
+
+
+def test_a_missing_grid_is_a_config_error():
+    runs, grids = study()
+    with pytest.raises(ConfigError, match="analysis.similarity_grid"):
+        correlation_table(runs, grids, "nope", ["knn@20"], "cka", 4, "none")
+
+
+def test_layers_final_is_the_last_one_and_blocks_are_checked():
+    runs, _ = study()
+    assert resolve_layer(runs, "final") == 2 and resolve_layer(runs, 1) == 1
+    for bad in (2, 0, "last"):
+        with pytest.raises(ConfigError, match="analysis.cka_layer"):
+            resolve_layer(runs, bad)
+
+
+def test_similarity_space_against_the_linear_probe():
+    runs, _ = study(grid_size=3)
+    space = similarity_space_table(runs, "final", "cka", "loss")
+    # Linear runs are the probes, not points; colon has no Linear run, so its Full run is left out.
+    assert set(space["method"]) == {"full", "scratch"} and set(space["dataset"]) == {"isic"}
+    row = space.filter(pl.col("run") == "isic/vit/scratch-cls/seed0").row(0, named=True)
+    assert row["similarity"] == 0.02
+    assert row["divergence"] == pytest.approx(abs(1.0 - 0.6) / 1.0)  # |L_ft - L_probe| / max
+    full = space.filter(pl.col("run") == "isic/vit/full-cls/seed0").row(0, named=True)
+    assert full["divergence"] == pytest.approx(0.1 / 0.6)
+    by_score = similarity_space_table(runs, "final", "cka", "accuracy")
+    assert by_score.filter(pl.col("run") == "isic/vit/full-cls/seed0")["divergence"][0] == pytest.approx(0.1)
+
+
+def test_the_default_sweep_spans_every_run():
+    runs, _ = study(grid_size=3)
+    space = similarity_space_table(runs, "final", "cka", "loss")
+    etas = sweep_etas(space)
+    assert etas[0] == 0 and etas[-1] == pytest.approx(1 - 0.02) and len(etas) == 11
+    sweep = sweep_table(space, etas, [1.0])
+    widest = sweep.filter(pl.col("eta") == etas[-1])
+    assert (widest["share"] == 1.0).all()  # at eta = 1 - min similarity every run is inside
+    assert sweep.filter(pl.col("eta") == 0)["inside"].sum() == 0
+    epss = sweep_epss(space)
+    assert epss[0] == 0 and epss[-1] == pytest.approx(space["divergence"].max(), abs=1e-4)
+    assert epss[-1] >= space["divergence"].max()

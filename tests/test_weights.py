@@ -169,7 +169,7 @@ def test_fetch_weights_rule_fills_results_from_the_cache(tmp_path):
     config = {
         "datasets": {"isic": {"kind": "isic2018", "root": "data/isic"}},
         "backbones": {"vit": {**TIMM_CFG, "weights": f"hf-hub:{repo}@{COMMIT}"}},
-        "grids": {"one": {"backbones": ["vit"], "datasets": ["isic"]}},
+        "grids": {"similarity": {"backbones": ["vit"], "datasets": ["isic"]}},
         "knn": {"dataset": "isic"},
         "pretrain": {"dataset": "isic"},
     }

@@ -1,4 +1,7 @@
-"""The paper's correlation analysis (Zu et al. 2025, Sec. 5 / Fig. 5): similarity discretised into intervals.
+"""The paper's analyses (Zu et al. 2025): the correlation fit of Sec. 3.3 / Fig. 5, the similarity space of Sec. 2.4,
+and the study tables they read (polars), each on the runs the paper uses.
+
+The correlation fit (Fig. 5): similarity discretised into intervals.
 
 `interval_correlation(similarity, metric)`:
 1. interval centres evenly spaced over the observed similarity range (min and max are the end centres);
@@ -13,10 +16,14 @@ Torch-free.
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from repdrift.errors import ConfigError
 
 OUTLIER_RULES = ("iqr", "none")
 
@@ -26,32 +33,36 @@ class IntervalFit:
     slope: float
     intercept: float
     r: float
-    p_value: float
+    p_value: float  # of r over the interval means: their count, not the runs', is the sample size
     r_ci: tuple[float, float]
     centres: np.ndarray  # of the non-empty intervals
     means: np.ndarray
     counts: np.ndarray  # runs kept per interval
     removed: int  # runs removed as outliers
+    assigned: np.ndarray  # per run: the centre of its interval (the paper's discretised similarity)
+    kept: np.ndarray  # per run: False if removed as an outlier
+    boot: np.ndarray  # n_bootstrap replicates of r; nan where a resample left fewer than 3 intervals
 
 
 def _intervals(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str):
+    """(centres, means, counts of the non-empty intervals, each run's centre, each run's kept flag)."""
     centres = np.linspace(similarity.min(), similarity.max(), n_intervals)
     nearest = np.abs(similarity[:, None] - centres[None, :]).argmin(axis=1)
-    kept_centres, means, counts, removed = [], [], [], 0
+    kept = np.ones(similarity.size, dtype=bool)
+    kept_centres, means, counts = [], [], []
     for i, centre in enumerate(centres):
-        values = metric[nearest == i]
-        if values.size == 0:
+        members = np.flatnonzero(nearest == i)
+        if members.size == 0:
             continue
         if outliers == "iqr":
-            q1, q3 = np.percentile(values, [25, 75])
+            q1, q3 = np.percentile(metric[members], [25, 75])
             spread = 1.5 * (q3 - q1)
-            inside = (values >= q1 - spread) & (values <= q3 + spread)
-            removed += int((~inside).sum())
-            values = values[inside]
+            values = metric[members]
+            kept[members] = (values >= q1 - spread) & (values <= q3 + spread)
         kept_centres.append(centre)
-        means.append(values.mean())
-        counts.append(values.size)
-    return np.array(kept_centres), np.array(means), np.array(counts), removed
+        means.append(metric[members[kept[members]]].mean())
+        counts.append(int(kept[members].sum()))
+    return np.array(kept_centres), np.array(means), np.array(counts), centres[nearest], kept
 
 
 def _fit(centres: np.ndarray, means: np.ndarray):
@@ -86,22 +97,23 @@ def interval_correlation(
         raise ValueError(f"n_intervals must be at least 3, got {n_intervals}")
     if similarity.size < 3 or np.ptp(similarity) == 0:
         raise ValueError("need at least 3 runs with different similarities to fit a line")
-    centres, means, counts, removed = _intervals(similarity, metric, n_intervals, outliers)
+    centres, means, counts, assigned, kept = _intervals(similarity, metric, n_intervals, outliers)
     line = _fit(centres, means)
     if line is None:
         raise ValueError(f"only {centres.size} non-empty intervals or a constant metric: no line can be fitted")
 
     rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(n_bootstrap):
+    boot = np.full(n_bootstrap, np.nan)
+    for b in range(n_bootstrap):
         pick = rng.integers(0, similarity.size, similarity.size)
         if np.ptp(similarity[pick]) == 0:
             continue
-        resampled = _fit(*_intervals(similarity[pick], metric[pick], n_intervals, outliers)[:2])
-        if resampled is not None:
-            boot.append(resampled.rvalue)
+        x, y = _intervals(similarity[pick], metric[pick], n_intervals, outliers)[:2]
+        if x.size >= 3 and np.ptp(y) > 0:  # as _fit, but only r: linregress costs 10x a corrcoef
+            boot[b] = np.corrcoef(x, y)[0, 1]
+    valid = boot[np.isfinite(boot)]
     tail = (1 - confidence) / 2 * 100
-    r_ci = tuple(np.percentile(boot, [tail, 100 - tail])) if boot else (np.nan, np.nan)
+    r_ci = tuple(np.percentile(valid, [tail, 100 - tail])) if valid.size else (np.nan, np.nan)
     return IntervalFit(
         slope=float(line.slope),
         intercept=float(line.intercept),
@@ -111,11 +123,19 @@ def interval_correlation(
         centres=centres,
         means=means,
         counts=counts,
-        removed=removed,
+        removed=int((~kept).sum()),
+        assigned=assigned,
+        kept=kept,
+        boot=boot,
     )
 
 
 # --- The similarity space (paper Eqs. 3-6) ------------------------------------------------------------------
+# Where this departs from the paper's definitions: M_X (Eq. 3) is S of the expected representations, with S a
+# metric; here it is linear CKA over the CKA sample (a similarity of the representations of the same images, not of
+# their means, and not a metric). Eq. 6 allows a tolerance (eta_F, eps_F) per dataset; here one eta and eps hold
+# for every dataset (the sweep varies both). Scratch runs are placed in the space as well, for contrast, though
+# Eqs. 3-5 define theta as a fine-tuned theta*.
 DIVERGENCES = ("loss", "accuracy")
 
 
@@ -135,36 +155,59 @@ def divergence(pretrained, finetuned, kind: str = "loss"):
 
 
 def in_similarity_space(similarity, divergence_values, eta: float, eps: float):
-    """Membership in T_X(eta, eps) = {theta : M_X >= 1 - eta and A_X <= eps}."""
-    return (np.asarray(similarity) >= 1 - eta) & (np.asarray(divergence_values) <= eps)
+    """Membership in T_X(eta, eps) = {theta : M_X >= 1 - eta and A_X <= eps} (1e-12 of slack for rounding in
+    1 - eta, so that eta = 1 - M_X takes that run in)."""
+    return (np.asarray(similarity) >= 1 - eta - 1e-12) & (np.asarray(divergence_values) <= eps + 1e-12)
 
 
 # --- Study tables (polars) ----------------------------------------------------------------------------------
+RUN_KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
+
+
 def _metric(runs, name: str, layer: int | None = None):
     import polars as pl
 
     rows = runs.filter(pl.col("metric") == name)
     if layer is not None:
         rows = rows.filter(pl.col("layer") == layer)
-    return rows.select("run", "dataset", "backbone", "method", "pool", "seed", pl.col("value").alias(name))
+    return rows.select(*RUN_KEYS, pl.col("value").alias(name))
 
 
-def resolve_layer(runs, layer: int | None) -> int:
-    """`None` = the last block; a layer outside the model's is a clear error naming the config key."""
+def final_layer(runs) -> int:
+    """The layer index of the final representation: blocks are 1..L, the final representation L + 1."""
     import polars as pl
 
-    layers = runs.filter(pl.col("metric") == "cka")["layer"]
-    if layer is None:
-        return int(layers.max())
-    if layer not in set(layers):
-        raise ValueError(f"analysis.cka_layer: block {layer} does not exist (blocks 1..{layers.max()})")
-    return int(layer)
+    return int(runs.filter(pl.col("metric") == "cka")["layer"].max())
 
 
-def similarity_space_table(runs, layer: int | None, kind: str = "loss"):
-    """One row per fine-tuned run (Full, Scratch) with M_X (CKA at `layer`) and A_X against the pre-trained
-    model's linear probe: the Linear run of the same dataset, backbone and pool (mean over its seeds).
-    Runs with no such Linear run are left out (and listed on stdout)."""
+def resolve_layer(runs, layer: int | str) -> int:
+    """`final` = the final representation (layer L + 1); a block number must be one of the model's 1..L."""
+    last = final_layer(runs)
+    if layer == "final":
+        return last
+    if not isinstance(layer, int) or not 1 <= layer < last:
+        raise ConfigError(f"analysis.cka_layer: expected `final` or a block 1..{last - 1}, got {layer!r}")
+    return layer
+
+
+def layer_name(layer: int, last: int) -> str:
+    return "final representation" if layer == last else f"block {layer}"
+
+
+def grid_runs(frame, grids, grid: str):
+    """The rows of `frame` whose run belongs to `grid` (grids.parquet: grid, run)."""
+    import polars as pl
+
+    members = grids.filter(pl.col("grid") == grid).select("run")
+    if members.height == 0:
+        raise ConfigError(f"analysis.similarity_grid: grid {grid!r} has no runs in this study")
+    return frame.join(members, on="run", how="semi")
+
+
+def similarity_space_table(runs, layer: int | str, similarity: str = "cka", kind: str = "loss"):
+    """One row per fine-tuned run (Full, Scratch) of the whole study with M_X (`similarity` at `layer`) and A_X
+    against the pre-trained model's linear probe: the Linear run of the same dataset, backbone and pool (mean over
+    its seeds). Runs with no such Linear run are left out (and listed on stdout)."""
     import polars as pl
 
     layer = resolve_layer(runs, layer)
@@ -172,7 +215,7 @@ def similarity_space_table(runs, layer: int | None, kind: str = "loss"):
     runs_wide = (
         _metric(runs, "score")
         .join(_metric(runs, "test_loss").select("run", "test_loss"), on="run")
-        .join(_metric(runs, "cka", layer).select("run", pl.col("cka").alias("similarity")), on="run")
+        .join(_metric(runs, similarity, layer).select("run", pl.col(similarity).alias("similarity")), on="run")
     )
     probes = (
         runs_wide.filter(pl.col("method") == "linear")
@@ -186,7 +229,23 @@ def similarity_space_table(runs, layer: int | None, kind: str = "loss"):
     space = tuned.join(probes, on=keys)
     pre, ft = ("probe_loss", "test_loss") if kind == "loss" else ("probe_score", "score")
     values = divergence(space[pre].to_numpy(), space[ft].to_numpy(), kind)
-    return space.with_columns(divergence=pl.Series(values), layer=pl.lit(layer), divergence_kind=pl.lit(kind))
+    return space.with_columns(divergence=pl.Series(values, dtype=pl.Float64), layer=pl.lit(layer),
+                              divergence_kind=pl.lit(kind), similarity_metric=pl.lit(similarity))
+
+
+def _span(top: float, count: int) -> list[float]:
+    top = min(max(math.ceil(top * 1e4) / 1e4, 0.0), 1.0)  # rounded up: the last value takes every run in
+    return [round(float(v), 4) for v in np.linspace(0.0, top, count)]
+
+
+def sweep_etas(space, count: int = 11) -> list[float]:
+    """`count` etas evenly spaced from 0 to 1 - the smallest similarity, so the sweep spans every run."""
+    return _span(1.0 - float(space["similarity"].min()) if space.height else 1.0, count)
+
+
+def sweep_epss(space, count: int = 11) -> list[float]:
+    """`count` epss evenly spaced from 0 to the largest divergence A_X observed."""
+    return _span(float(space["divergence"].max()) if space.height else 1.0, count)
 
 
 def sweep_table(space, etas, epss):
@@ -200,28 +259,66 @@ def sweep_table(space, etas, epss):
                 inside = in_similarity_space(group["similarity"], group["divergence"], eta, eps)
                 rows.append(dict(dataset=dataset, backbone=backbone, eta=eta, eps=eps, runs=group.height,
                                  inside=int(inside.sum()), share=float(inside.mean())))
-    return pl.DataFrame(rows).sort("dataset", "backbone", "eta", "eps")
+    schema = {"dataset": pl.Utf8, "backbone": pl.Utf8, "eta": pl.Float64, "eps": pl.Float64, "runs": pl.Int64,
+              "inside": pl.Int64, "share": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).sort("dataset", "backbone", "eta", "eps")
 
 
-def correlation_table(runs, metrics, n_intervals: int, outliers: str, seed: int = 0):
-    """interval_correlation of CKA (every block) against each metric, per backbone, over all its runs."""
+def metric_domain(metric: str) -> str:
+    """Where a metric is measured: k-NN accuracy and its ECE on the natural domain, the rest on the target."""
+    return "natural" if metric.startswith(("knn@", "knn_ece@")) else "target"
+
+
+FIT_SCHEMA = {"metric": "Utf8", "domain": "Utf8", "similarity_metric": "Utf8", "layer": "Int64", "backbone": "Utf8",
+              "runs": "Int64", "slope": "Float64", "intercept": "Float64", "r": "Float64", "p_value": "Float64",
+              "r_lo": "Float64", "r_hi": "Float64", "bootstrap": "Int64", "intervals": "Int64", "removed": "Int64",
+              "spearman": "Float64", "spearman_p": "Float64", "note": "Utf8"}
+POINT_SCHEMA = {"metric": "Utf8", "layer": "Int64", "backbone": "Utf8", "run": "Utf8", "similarity": "Float64",
+                "centre": "Float64", "value": "Float64", "kept": "Boolean"}
+BOOT_SCHEMA = {"metric": "Utf8", "layer": "Int64", "backbone": "Utf8", "replicate": "Int64", "r": "Float64"}
+
+
+def _frame(rows: list[dict], schema: dict[str, str]):
     import polars as pl
 
-    rows = []
-    layers = sorted(set(runs.filter(pl.col("metric") == "cka")["layer"]))
+    return pl.DataFrame(rows, schema={k: getattr(pl, v) for k, v in schema.items()})
+
+
+def correlation_table(runs, grids, grid: str, metrics, similarity: str, n_intervals: int, outliers: str,
+                      confidence: float = 0.95, seed: int = 0):
+    """The paper's Fig. 5 fit on the similarity grid's runs only (its Sec. 3.3: the 20 ISIC 2018 Full runs of each
+    backbone): interval_correlation of `similarity` (every layer) against each metric, per backbone.
+
+    Returns (fits, points, bootstrap): one fit row per metric x layer x backbone, `runs` = the runs that went into
+    it, with the run-level Spearman correlation beside the interval fit; every run's similarity, interval centre,
+    metric and outlier flag (what Fig. 5 draws); and the bootstrap replicates of r, for comparing fits.
+    """
+    import polars as pl
+
+    selected = grid_runs(runs, grids, grid)
+    rows, points, replicates = [], [], []
+    layers = sorted(set(selected.filter(pl.col("metric") == similarity)["layer"]))
     for metric in metrics:
         for layer in layers:
-            joined = _metric(runs, "cka", layer).join(_metric(runs, metric).select("run", metric), on="run")
-            for (backbone,), group in joined.group_by("backbone", maintain_order=True):
+            joined = _metric(selected, similarity, layer).join(_metric(selected, metric).select("run", metric), on="run")
+            for (backbone,), group in joined.sort("backbone", "run").group_by("backbone", maintain_order=True):
+                key = dict(metric=metric, layer=layer, backbone=backbone)
+                base = dict(key, domain=metric_domain(metric), similarity_metric=similarity, runs=group.height)
+                x, y = group[similarity].to_numpy(), group[metric].to_numpy()
+                # One bootstrap seed per backbone: its metrics' replicates resample the same runs (paired), another
+                # backbone's are independent of them.
+                boot_seed = seed + zlib.crc32(backbone.encode())
                 try:
-                    fit = interval_correlation(group["cka"], group[metric], n_intervals, outliers, seed=seed)
+                    fit = interval_correlation(x, y, n_intervals, outliers, confidence=confidence, seed=boot_seed)
                 except ValueError as err:  # too few distinct runs: recorded, not fatal
-                    rows.append(dict(metric=metric, layer=layer, backbone=backbone, runs=group.height, note=str(err)))
+                    rows.append(dict(base, note=str(err)))
                     continue
-                rows.append(dict(metric=metric, layer=layer, backbone=backbone, runs=group.height, slope=fit.slope,
-                                 intercept=fit.intercept, r=fit.r, p_value=fit.p_value, r_lo=fit.r_ci[0],
-                                 r_hi=fit.r_ci[1], intervals=len(fit.centres), removed=fit.removed, note=""))
-    schema = {"metric": pl.Utf8, "layer": pl.Int64, "backbone": pl.Utf8, "runs": pl.Int64, "slope": pl.Float64,
-              "intercept": pl.Float64, "r": pl.Float64, "p_value": pl.Float64, "r_lo": pl.Float64,
-              "r_hi": pl.Float64, "intervals": pl.Int64, "removed": pl.Int64, "note": pl.Utf8}
-    return pl.DataFrame(rows, schema=schema)
+                rank = stats.spearmanr(x, y)
+                rows.append(dict(base, slope=fit.slope, intercept=fit.intercept, r=fit.r, p_value=fit.p_value,
+                                 r_lo=fit.r_ci[0], r_hi=fit.r_ci[1], bootstrap=int(np.isfinite(fit.boot).sum()),
+                                 intervals=len(fit.centres), removed=fit.removed, spearman=float(rank.statistic),
+                                 spearman_p=float(rank.pvalue), note=""))
+                points += [dict(key, run=run, similarity=float(a), centre=float(c), value=float(b), kept=bool(k))
+                           for run, a, c, b, k in zip(group["run"], x, fit.assigned, y, fit.kept)]
+                replicates += [dict(key, replicate=i, r=float(r)) for i, r in enumerate(fit.boot)]
+    return _frame(rows, FIT_SCHEMA), _frame(points, POINT_SCHEMA), _frame(replicates, BOOT_SCHEMA)

@@ -1,0 +1,43 @@
+"""Config cross-references are checked before any job runs, with the key named."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                           str(tmp_path), "-n", "--quiet"], capture_output=True, text=True)
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((REPO / "tests/e2e/config.yaml").read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["grids"]["similarity"].update(datasets=["isic", "colon"]),
+     "grids.similarity.datasets: the similarity grid (analysis.similarity_grid) must have one dataset"),
+    (lambda c: c["grids"]["similarity"].update(methods=["full", "linear"]),
+     "grids.similarity.methods: the similarity grid (analysis.similarity_grid) must have one method"),
+    (lambda c: c.update(analysis={"similarity_grid": "nope"}),
+     "analysis.similarity_grid: 'nope' is not a key of `grids`"),
+    (lambda c: c.update(cka={"estimator": "unbiased"}), "estimator"),
+    (lambda c: c.update(analysis={"attention": {"seed": 3}}), "analysis.attention: runs isic/clip/full-cls/seed3"),
+])
+def test_bad_analysis_config_is_named_before_any_job(tmp_path, config, change, message):
+    change(config)
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+def test_the_e2e_config_is_valid(tmp_path, config):
+    assert dry_run(tmp_path, config).returncode == 0
