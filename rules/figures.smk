@@ -1,8 +1,10 @@
 # Figures: Altair charts as self-contained HTML (interactive) + SVG (static), each with a caption stating its numbers.
 
 
+# Fig. 4a: the similarity grid's trajectories.
 rule figure_cka_trajectory:
     input:
+        runs="results/tables/runs.parquet",
         trajectories="results/tables/trajectories.parquet",
         grids="results/tables/grids.parquet",
     output:
@@ -13,12 +15,16 @@ rule figure_cka_trajectory:
         "../envs/cpu.yaml"
     params:
         grid=config["analysis"]["similarity_grid"],
+        similarity=SIMILARITY_METRIC,
+        layer=config["analysis"]["cka_layer"],
     script:
         "../workflow/scripts/figure_cka_trajectory.py"
 
 
+# Every layer's similarity per epoch, the similarity grid's runs.
 rule figure_cka_heatmap:
     input:
+        runs="results/tables/runs.parquet",
         trajectories="results/tables/trajectories.parquet",
         grids="results/tables/grids.parquet",
     output:
@@ -29,10 +35,12 @@ rule figure_cka_heatmap:
         "../envs/cpu.yaml"
     params:
         grid=config["analysis"]["similarity_grid"],
+        similarity=SIMILARITY_METRIC,
     script:
         "../workflow/scripts/figure_cka_heatmap.py"
 
 
+# Fig. 1b: final similarity across the similarity grid's seeds.
 rule figure_cka_distribution:
     input:
         runs="results/tables/runs.parquet",
@@ -45,26 +53,35 @@ rule figure_cka_distribution:
         "../envs/cpu.yaml"
     params:
         grid=config["analysis"]["similarity_grid"],
+        similarity=SIMILARITY_METRIC,
         layer=config["analysis"]["cka_layer"],
     script:
         "../workflow/scripts/figure_cka_distribution.py"
 
 
+# Fig. 4b: final similarity against score, the similarity grid's runs.
 rule figure_cka_vs_score:
     input:
         runs="results/tables/runs.parquet",
+        grids="results/tables/grids.parquet",
     output:
         **figure_outputs("cka_vs_score", "Similarity space"),
     log:
         "results/logs/figures/cka_vs_score.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        grid=config["analysis"]["similarity_grid"],
+        similarity=SIMILARITY_METRIC,
+        layer=config["analysis"]["cka_layer"],
     script:
         "../workflow/scripts/figure_cka_vs_score.py"
 
 
+# T_X over every Full and Scratch run with a Linear partner (not only the similarity grid).
 rule figure_similarity_space:
     input:
+        runs="results/tables/runs.parquet",
         space="results/analysis/similarity_space.parquet",
     output:
         **figure_outputs("similarity_space", "Similarity space"),
@@ -73,16 +90,22 @@ rule figure_similarity_space:
     conda:
         "../envs/cpu.yaml"
     params:
+        similarity=SIMILARITY_METRIC,
+        layer=config["analysis"]["cka_layer"],
+        divergence=config["analysis"]["divergence"],
         eta=config["analysis"]["eta"],
         eps=config["analysis"]["eps"],
     script:
         "../workflow/scripts/figure_similarity_space.py"
 
 
+# Fig. 5: the interval fit of similarity against k-NN and ECE, the similarity grid's runs.
 rule figure_correlation:
     input:
         runs="results/tables/runs.parquet",
+        grids="results/tables/grids.parquet",
         fits="results/analysis/correlation.csv",
+        points="results/analysis/correlation_points.parquet",
     output:
         **figure_outputs("correlation", "Correlation"),
     log:
@@ -90,18 +113,23 @@ rule figure_correlation:
     conda:
         "../envs/cpu.yaml"
     params:
+        grid=config["analysis"]["similarity_grid"],
+        similarity=SIMILARITY_METRIC,
         layer=config["analysis"]["cka_layer"],
-        metrics=[f"knn@{config['knn']['k']}", "ece"],
+        metrics=CORRELATION_METRICS,
         n_intervals=config["analysis"]["n_intervals"],
         outliers=config["analysis"]["outliers"],
+        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/figure_correlation.py"
 
 
+# Fig. 1a: k-NN of the pre-trained models and of the similarity grid's runs.
 rule figure_knn_forgetting:
     input:
         runs="results/tables/runs.parquet",
         pretrained="results/tables/pretrained.parquet",
+        grids="results/tables/grids.parquet",
     output:
         **figure_outputs("knn_forgetting", "Forgetting"),
     log:
@@ -109,7 +137,9 @@ rule figure_knn_forgetting:
     conda:
         "../envs/cpu.yaml"
     params:
+        grid=config["analysis"]["similarity_grid"],
         k=config["knn"]["k"],
+        confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/figure_knn_forgetting.py"
 
@@ -117,7 +147,7 @@ rule figure_knn_forgetting:
 rule attention_maps:
     input:
         weights=lambda wc: weights_file(wc.backbone),
-        model=lambda wc: attention_model(wc.backbone),
+        models=lambda wc: attention_models(wc.backbone),
         manifest=manifest(KNN_DATASET),
     output:
         png=report(
@@ -136,6 +166,7 @@ rule attention_maps:
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
         n_images=config["analysis"]["attention"]["images"],
-        run=lambda wc: attention_run(wc.backbone),
+        runs=lambda wc: attention_runs(wc.backbone),
+        pools=config["analysis"]["attention"]["pools"],
     script:
         "../workflow/scripts/attention_maps.py"

@@ -41,6 +41,7 @@ def small_study() -> dict:
         "table1": {"backbones": ["vit"], "datasets": ["isic"], "methods": ["full", "linear"], "pools": ["cls"]},
         "similarity": {"backbones": ["vit"], "datasets": ["isic"], "seeds": [0, 1]},
     }
+    config["analysis"] = {"attention": {"pools": ["cls"]}}  # no mean-pool run in this study
     return config
 
 

@@ -1,5 +1,6 @@
 """The whole workflow, end to end, on a tiny config in a scratch folder: outputs, shapes, sane values, reruns."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -36,13 +37,27 @@ def study(tmp_path_factory) -> Path:
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
     assert runs["run"].n_unique() == 12 + 4 + 1  # table1, tasks, the similarity study's extra seed
-    for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "cka"):
+    for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
         assert ((values >= 0) & (values <= 1 + 1e-6)).all(), metric  # float32 CKA(X, X) = 1 +- 1e-7
-    linear_cka = runs.filter((pl.col("method") == "linear") & (pl.col("metric") == "cka"))["value"]
-    np.testing.assert_allclose(linear_cka.to_numpy(), 1.0, atol=1e-5)  # a frozen backbone does not move
-    assert set(runs.filter(pl.col("metric") == "cka")["layer"]) == {1, 2}
+    for estimator in ("cka", "cka_debiased"):
+        linear = runs.filter((pl.col("method") == "linear") & (pl.col("metric") == estimator))["value"]
+        np.testing.assert_allclose(linear.to_numpy(), 1.0, atol=1e-5)  # a frozen backbone does not move
+    # Blocks 1-2, then 3 = the final representation; CKA on the same 12 test images in every run.
+    assert set(runs.filter(pl.col("metric") == "cka")["layer"]) == {1, 2, 3}
+    assert set(runs.filter(pl.col("metric") == "cka_samples")["value"]) == {12.0}
+
+
+def test_final_cka_is_the_last_trajectory_point(study):
+    runs = pl.read_parquet(study / "results/tables/runs.parquet")
+    traj = pl.read_parquet(study / "results/tables/trajectories.parquet")
+    last = traj.filter(pl.col("epoch") == traj["epoch"].max())
+    for estimator in ("cka", "cka_debiased"):
+        final = runs.filter((pl.col("metric") == estimator) & (pl.col("method") == "full"))
+        joined = final.join(last, on=["run", "metric", "layer"], suffix="_last")
+        assert joined.height == final.height == 9 * 3  # every Full run (6 + 2 + 1), every layer
+        np.testing.assert_allclose(joined["value"].to_numpy(), joined["value_last"].to_numpy(), rtol=0, atol=1e-6)
 
 
 def test_trajectories_and_files(study):
@@ -52,9 +67,10 @@ def test_trajectories_and_files(study):
     np.testing.assert_allclose(cka.filter(pl.col("epoch") == 0)["value"].to_numpy(), 1.0, atol=1e-5)
     run = study / "results/runs/isic/vit/full-cls/seed0"
     with h5py.File(run / "trajectory.h5") as h5:
-        assert h5["features"].shape == (3, 2, 12, 32)  # epochs + 1, layers, probe images, width
-    with h5py.File(run / "features/isic.h5") as h5:
-        assert h5["features/cls"].shape == (2, 28, 32) and h5.attrs["layers"] == 2
+        assert h5["features"].shape == (3, 3, 12, 32)  # epochs + 1, blocks + final, CKA sample, width
+    assert not (run / "features/isic.h5").exists()  # the target features are the trajectory's last epoch
+    with h5py.File(run / "features/natural.h5") as h5:
+        assert h5["features/cls"].shape == (2, 4 * (24 + 8), 32) and h5.attrs["layers"] == 2
     with h5py.File(run / "predictions.h5") as h5:
         np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
 
@@ -71,41 +87,55 @@ def test_figures_tables_and_report(study):
         assert any(ch.isdigit() for ch in caption), name  # the caption states numbers
     for backbone in ("vit", "clip", "dino"):
         assert (study / f"results/figures/attention/{backbone}.png").read_bytes()[:4] == b"\x89PNG"
-    table1 = (study / "results/tables/table1.md").read_text()
-    assert table1.startswith("| backbone | method | chest | colon | isic |") and "(" in table1
+    table1 = (study / "results/tables/table1.md").read_text().splitlines()
+    # The config's dataset order, metric and training size in the header; percentages with two decimals.
+    assert re.fullmatch(r"\| method \| backbone \| isic Acc \(n=\d+\) \| colon Acc \(n=\d+\) \| chest mAP \(n=\d+\) \|",
+                        table1[0]), table1[0]
+    assert [row.split(" | ")[:2] for row in table1[2:5]] == [["| Full", "vit"], ["| Full", "clip"], ["| Full", "dino"]]
+    assert re.search(r"\| \d+\.\d\d \([+-]\d+\.\d\d\) \|", table1[2]), table1[2]
     assert "pre-trained" in (study / "results/tables/table2.md").read_text()
     fits = pl.read_csv(study / "results/analysis/correlation.csv")
-    assert set(fits["metric"]) == {"knn@5", "ece"} and set(fits["layer"]) == {1, 2}
+    assert set(fits["metric"]) == {"knn@5", "knn_ece@5", "ece"} and set(fits["layer"]) == {1, 2, 3}
+    assert set(fits["backbone"]) == {"vit"} and set(fits["runs"]) == {2}  # the similarity grid: vit, 2 seeds
     sweep = pl.read_csv(study / "results/analysis/similarity_sweep.csv")
     assert sweep["share"].is_between(0, 1).all()
-    assert "Findings" in (study / "results/findings.html").read_text()
+    assert "the paper says" in (study / "results/findings.html").read_text()
+    assert set(pl.read_csv(study / "results/analysis/findings.csv")["claim"]) == {"a", "b", "c", "d"}
     snakemake(study, "--report", "results/report.html")
     report = (study / "results/report.html").read_text()
-    assert len(report) > 1_000_000 and "Mean CKA after epoch 2" in report
+    assert len(report) > 1_000_000 and "Mean similarity after epoch 2" in report
+
+
+def rules_rerun_after(study: Path, edit) -> set[str]:
+    """The rules a dry run lists after `edit(config text) -> config text`; the config is restored after."""
+    config = study / "config/config.yaml"
+    original = config.read_text()
+    config.write_text(edit(original))
+    try:
+        dry = snakemake(study, "-n").stdout
+    finally:
+        config.write_text(original)
+    return {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
+
+
+ANALYSES = {"all", "similarity_space", "correlation", "findings"}
 
 
 def test_changing_an_analysis_parameter_reruns_only_analysis(study):
-    config = study / "config/config.yaml"
-    original = config.read_text()
-    config.write_text(original + "\nanalysis: {eta: 0.1, cka_layer: 1, n_intervals: 5}\n")
-    try:
-        dry = snakemake(study, "-n").stdout
-    finally:
-        config.write_text(original)
-    rerun = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
+    rerun = rules_rerun_after(study, lambda text: text + "\nanalysis: {eta: 0.1, cka_layer: 1, n_intervals: 5}\n")
     assert {"similarity_space", "correlation", "figure_similarity_space", "findings"} <= rerun
-    assert rerun <= {"all", "similarity_space", "correlation", "findings"} | {r for r in rerun if r.startswith("figure_")}
+    assert rerun <= ANALYSES | {r for r in rerun if r.startswith("figure_")}
+
+
+def test_changing_the_cka_estimator_reruns_only_analysis(study):
+    rerun = rules_rerun_after(study, lambda text: text.replace("cka:\n  samples: 12\n",
+                                                               "cka:\n  samples: 12\n  estimator: debiased\n"))
+    assert {"correlation", "findings", "figure_correlation"} <= rerun
+    assert rerun <= ANALYSES | {r for r in rerun if r.startswith("figure_")}
 
 
 def test_changing_k_reruns_only_knn_and_what_follows(study):
-    config = study / "config/config.yaml"
-    original = config.read_text()
-    config.write_text(original.replace("k: 5\n", "k: 10\n"))
-    try:
-        dry = snakemake(study, "-n").stdout
-    finally:
-        config.write_text(original)
-    rerun = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
+    rerun = rules_rerun_after(study, lambda text: text.replace("k: 5\n", "k: 10\n"))
     assert {"knn", "knn_pretrained", "aggregate"} <= rerun
     assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "pretrain_demo", "cka"})
 

@@ -1,15 +1,15 @@
 import polars as pl
 
-from repdrift.analysis import resolve_layer
-from repdrift.plots import cka_distribution_chart, render
+from repdrift.plots import cka_distribution_chart, grid_view, render
 from repdrift.rule import run
 
 
-def figure(runs, grids, grid, layer, out):
-    runs = pl.read_parquet(runs)
-    chart, numbers = cka_distribution_chart(runs, pl.read_parquet(grids), grid, resolve_layer(runs, layer))
-    render("cka_distribution", chart, numbers, out.html, out.svg, out.caption)
+def figure(runs, grids, grid, similarity, layer, out):
+    selected, layer, last, facts = grid_view(pl.read_parquet(runs), pl.read_parquet(grids), grid, similarity, layer)
+    chart, numbers = cka_distribution_chart(selected, similarity, layer, last)
+    render("cka_distribution", chart, numbers | facts, out.html, out.svg, out.caption)
 
 
 i, p = snakemake.input, snakemake.params
-run(snakemake, figure, runs=i.runs, grids=i.grids, grid=p.grid, layer=p.layer, out=snakemake.output)
+run(snakemake, figure, runs=i.runs, grids=i.grids, grid=p.grid, similarity=p.similarity, layer=p.layer,
+    out=snakemake.output)

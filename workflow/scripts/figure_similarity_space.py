@@ -1,15 +1,19 @@
 import polars as pl
 
-from repdrift.plots import render, similarity_space_chart
+from repdrift.analysis import resolve_layer
+from repdrift.plots import render, similarity_axis, similarity_facts, similarity_space_chart
 from repdrift.rule import run
 
 
-def figure(space, eta, eps, out):
-    space = pl.read_parquet(space)
-    chart, numbers = similarity_space_chart(space, eta, eps)
-    numbers.update(layer=int(space["layer"][0]), divergence=space["divergence_kind"][0])
-    render("similarity_space", chart, numbers, out.html, out.svg, out.caption)
+def figure(runs, space, similarity, layer, divergence, eta, eps, out):
+    space, runs = pl.read_parquet(space), pl.read_parquet(runs)
+    last, layer = resolve_layer(runs, "final"), resolve_layer(runs, layer)
+    chart, numbers = similarity_space_chart(space, eta, eps, similarity_axis(similarity, layer, last))
+    used = runs.join(space.select("run"), on="run", how="semi")
+    facts = similarity_facts(used, similarity, layer, last)
+    render("similarity_space", chart, numbers | facts | {"divergence": divergence}, out.html, out.svg, out.caption)
 
 
 p = snakemake.params
-run(snakemake, figure, space=snakemake.input.space, eta=p.eta, eps=p.eps, out=snakemake.output)
+run(snakemake, figure, runs=snakemake.input.runs, space=snakemake.input.space, similarity=p.similarity, layer=p.layer,
+    divergence=p.divergence, eta=p.eta, eps=p.eps, out=snakemake.output)

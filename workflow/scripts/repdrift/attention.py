@@ -1,5 +1,6 @@
-"""Attention maps (paper Fig. 3): last-block CLS attention of a pre-trained and a fine-tuned model, overlaid on
-natural-domain images. One PNG per backbone: a row per image, columns image | pre-trained | fine-tuned.
+"""Attention maps (paper Fig. 3): last-block CLS attention of a pre-trained model and of its fine-tuned models (one
+per pool: the paper's CLS and Feat = mean of patch tokens), overlaid on natural-domain images of different classes.
+One PNG per backbone: a header row, then a row per image, columns image | pre-trained | fine-tuned (CLS) | ....
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from repdrift.data import read_dataset
 from repdrift.data.images import load_image
@@ -44,23 +45,44 @@ def overlay(image: Image.Image, attention: np.ndarray, alpha: float = 0.55) -> I
     return Image.fromarray(blended.round().astype(np.uint8))
 
 
-def attention_figure(backbone_cfg: dict, weights, model_path, dataset_dir, n_images: int, out_path) -> dict:
+POOL_NAMES = {"cls": "CLS", "mean": "Feat (mean)"}
+HEADER = 18  # pixels of the column titles
+
+
+def pick_images(manifest: pl.DataFrame, n_images: int) -> pl.DataFrame:
+    """A fixed set of test images of different classes: the first (by sample id) of n classes evenly spaced over
+    the classes present, so the rows do not all show one class."""
+    test = manifest.filter(pl.col("split") == "test").sort("label", "sample_id")
+    classes = test["label"].unique().sort().to_numpy()
+    chosen = classes[np.unique(np.linspace(0, classes.size - 1, min(n_images, classes.size)).round().astype(int))]
+    return test.filter(pl.col("label").is_in(chosen.tolist())).group_by("label", maintain_order=True).first()
+
+
+def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list[str], dataset_dir, n_images: int,
+                     out_path) -> dict:
     """Write the PNG and return the mean entropy (nats) of the attention maps of each model."""
     dataset = read_dataset(dataset_dir)
-    rows = dataset.manifest.filter(pl.col("split") == "test").sort("sample_id").head(n_images)
+    rows = pick_images(dataset.manifest, n_images)
     pretrained = build_backbone(backbone_cfg, weights).eval()
-    finetuned = load_classifier(backbone_cfg, model_path).backbone.eval()
+    models = {"pre-trained": pretrained}
+    for pool, path in zip(pools, model_paths, strict=True):
+        models[f"fine-tuned {POOL_NAMES[pool]}"] = load_classifier(backbone_cfg, path).backbone.eval()
     pictures = [load_image(path) for path in rows["path"]]
     batch = torch.stack([pretrained.transform(False)(p) for p in pictures])
-    maps = {"pre-trained": cls_attention(pretrained, batch), "fine-tuned": cls_attention(finetuned, batch)}
+    maps = {name: cls_attention(model, batch) for name, model in models.items()}
 
-    sheet = Image.new("RGB", (3 * TILE, len(pictures) * TILE), "white")
+    sheet = Image.new("RGB", ((1 + len(maps)) * TILE, HEADER + len(pictures) * TILE), "white")
+    draw = ImageDraw.Draw(sheet)
+    for col, title in enumerate(["image", *maps]):
+        draw.text((col * TILE + 4, 3), title, fill="black")
     for row, picture in enumerate(pictures):
-        sheet.paste(picture.convert("RGB").resize((TILE, TILE), Image.Resampling.BICUBIC), (0, row * TILE))
+        top = HEADER + row * TILE
+        sheet.paste(picture.convert("RGB").resize((TILE, TILE), Image.Resampling.BICUBIC), (0, top))
         for col, attention in enumerate(maps.values(), start=1):
-            sheet.paste(overlay(picture, attention[row]), (col * TILE, row * TILE))
+            sheet.paste(overlay(picture, attention[row]), (col * TILE, top))
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path)
     entropy = {name: float(np.mean(-(m * np.log(np.clip(m, 1e-12, None))).sum(axis=(1, 2)))) for name, m in maps.items()}
+    print(f"images (class, sample): {list(zip(rows['label'].to_list(), rows['sample_id'].to_list()))}")
     print(f"mean attention entropy (nats): {entropy}")
     return entropy

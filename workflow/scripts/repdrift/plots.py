@@ -11,25 +11,46 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
+from repdrift.analysis import layer_name, metric_domain
+
 BACKBONE_COLOURS = alt.Scale(scheme="tableau10")
 
 
-def _runs_in(runs: pl.DataFrame, grids: pl.DataFrame, grid: str | None) -> pl.DataFrame:
-    if grid is None:
-        return runs
-    members = grids.filter(pl.col("grid") == grid).select("run")
-    return runs.join(members, on="run", how="semi")
+ESTIMATORS = {"cka": "biased", "cka_debiased": "debiased"}
 
 
-def last_layer(frame: pl.DataFrame) -> int:
-    return int(frame.filter(pl.col("metric") == "cka")["layer"].max())
+def similarity_axis(similarity: str, layer: int, last: int) -> str:
+    """An axis title naming the estimator and the layer, e.g. "CKA (biased), final representation"."""
+    return f"CKA ({ESTIMATORS.get(similarity, similarity)}), {layer_name(layer, last)}"
 
 
-def cka_trajectory_chart(trajectories: pl.DataFrame, grids: pl.DataFrame, grid: str | None):
-    """Last-layer CKA to the pre-trained model and test score per epoch: mean and spread across seeds."""
-    data = _runs_in(trajectories, grids, grid)
-    layer = last_layer(data)
-    data = data.filter(((pl.col("metric") == "cka") & (pl.col("layer") == layer)) | (pl.col("metric") == "score"))
+def sample_sizes(runs: pl.DataFrame) -> str:
+    """The CKA's n over these runs, e.g. "96" or "80-96" when datasets differ."""
+    sizes = sorted({int(v) for v in runs.filter(pl.col("metric") == "cka_samples")["value"]})
+    return "?" if not sizes else str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+
+
+def similarity_facts(runs: pl.DataFrame, similarity: str, layer: int, last: int, grid: str | None = None) -> dict:
+    """What every similarity caption states: estimator, layer, n and the runs used (per backbone)."""
+    per_backbone = dict(runs.group_by("backbone").agg(pl.col("run").n_unique()).sort("backbone").iter_rows())
+    return {"estimator": ESTIMATORS.get(similarity, similarity), "layer": layer_name(layer, last),
+            "n": sample_sizes(runs), "grid": grid, "runs": per_backbone}
+
+
+def grid_view(runs: pl.DataFrame, grids: pl.DataFrame, grid: str, similarity: str, layer: int | str):
+    """The similarity grid's runs, the resolved layer, the final layer's index and the caption facts."""
+    from repdrift.analysis import grid_runs, resolve_layer
+
+    last = resolve_layer(runs, "final")
+    layer = resolve_layer(runs, layer)
+    selected = grid_runs(runs, grids, grid)
+    return selected, layer, last, similarity_facts(selected, similarity, layer, last, grid)
+
+
+def cka_trajectory_chart(trajectories: pl.DataFrame, similarity: str, layer: int, last: int, samples: str):
+    """Fig. 4a: similarity to the pre-trained model and test score per epoch, mean and spread across seeds."""
+    data = trajectories.filter(((pl.col("metric") == similarity) & (pl.col("layer") == layer))
+                               | (pl.col("metric") == "score"))
     summary = (
         data.group_by("backbone", "metric", "epoch")
         .agg(mean=pl.col("value").mean(), sd=pl.col("value").std().fill_null(0.0), seeds=pl.len())
@@ -45,22 +66,19 @@ def cka_trajectory_chart(trajectories: pl.DataFrame, grids: pl.DataFrame, grid: 
         y=alt.Y("mean:Q", title=None, scale=alt.Scale(zero=False)),
         tooltip=["backbone", "epoch", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"), "seeds"],
     )
+    title = similarity_axis(similarity, layer, last) + f", n = {samples}"
     chart = (band + line).properties(width=300, height=220).facet(
-        column=alt.Column("metric:N", title=None, header=alt.Header(labelExpr="datum.value == 'cka' ? "
-                                                                      f"'CKA, block {layer}' : 'test score'")),
+        column=alt.Column("metric:N", title=None, sort=[similarity, "score"],
+                          header=alt.Header(labelExpr=f"datum.value == 'score' ? 'test score' : '{title}'")),
     ).resolve_scale(y="independent")
     final_epoch = summary["epoch"].max()
-    numbers = {
-        row["backbone"]: row["mean"]
-        for row in summary.filter((pl.col("metric") == "cka") & (pl.col("epoch") == final_epoch)).iter_rows(named=True)
-    }
-    return chart, {"layer": layer, "epoch": final_epoch, "final_cka": numbers}
+    final = summary.filter((pl.col("metric") == similarity) & (pl.col("epoch") == final_epoch))
+    return chart, {"epoch": final_epoch, "final_cka": dict(final.select("backbone", "mean").iter_rows())}
 
 
-def cka_vs_score_chart(runs: pl.DataFrame):
-    """Final last-layer CKA against the test score, one point per run, a panel per dataset."""
-    layer = last_layer(runs)
-    cka = runs.filter((pl.col("metric") == "cka") & (pl.col("layer") == layer)).select("run", cka="value")
+def cka_vs_score_chart(runs: pl.DataFrame, similarity: str, layer: int, last: int):
+    """Fig. 4b: final similarity against the test score, one point per run of the similarity grid."""
+    cka = runs.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer)).select("run", cka="value")
     score = runs.filter(pl.col("metric") == "score").select(
         "run", "dataset", "backbone", "method", "pool", "seed", score="value"
     )
@@ -69,52 +87,50 @@ def cka_vs_score_chart(runs: pl.DataFrame):
         alt.Chart(data)
         .mark_point(filled=True, size=60, opacity=0.8)
         .encode(
-            x=alt.X("cka:Q", title=f"CKA to pre-trained (block {layer})", scale=alt.Scale(zero=False)),
+            x=alt.X("cka:Q", title=similarity_axis(similarity, layer, last), scale=alt.Scale(zero=False)),
             y=alt.Y("score:Q", title="test accuracy / mAP", scale=alt.Scale(zero=False)),
             color=alt.Color("backbone:N", scale=BACKBONE_COLOURS),
-            shape=alt.Shape("method:N"),
             tooltip=["run", alt.Tooltip("cka:Q", format=".3f"), alt.Tooltip("score:Q", format=".3f")],
         )
-        .properties(width=220, height=200)
-        .facet(column=alt.Column("dataset:N"))
+        .properties(width=300, height=240)
     )
-    means = data.group_by("backbone", "method").agg(pl.col("cka").mean(), pl.col("score").mean()).sort("backbone")
-    return chart, {"layer": layer, "means": means.to_dicts()}
+    means = data.group_by("backbone").agg(pl.col("cka").mean(), pl.col("score").mean(), runs=pl.len()).sort("backbone")
+    return chart, {"means": means.to_dicts()}
 
 
-def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int):
-    """k-NN accuracy on the natural domain of each fine-tuned model against its pre-trained model."""
+def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, confidence: float):
+    """Fig. 1a: k-NN accuracy on the natural domain of the pre-trained models and of the similarity grid's
+    fine-tuned runs (mean over seeds with a t confidence interval)."""
+    from scipy import stats
+
     metric = f"knn@{k}"
     tuned = (
         runs.filter(pl.col("metric") == metric)
-        .group_by("backbone", "method", "pool")
-        .agg(accuracy=pl.col("value").mean(), runs=pl.len())
-        .with_columns(model=pl.concat_str("method", pl.lit("-"), "pool"))
+        .group_by("backbone", "pool")
+        .agg(accuracy=pl.col("value").mean(), sd=pl.col("value").std(), runs=pl.len())
+        .with_columns(model=pl.lit("fine-tuned"))
     )
-    before = pretrained.filter(pl.col("metric") == metric).select(
-        "backbone", "pool", accuracy="value", model=pl.concat_str(pl.lit("pre-trained-"), "pool"), runs=pl.lit(1)
+    half = [stats.t.ppf((1 + confidence) / 2, n - 1) * sd / n**0.5 if n > 1 else 0.0
+            for n, sd in tuned.select("runs", "sd").iter_rows()]
+    tuned = tuned.with_columns(half=pl.Series(half, dtype=pl.Float64)).drop("sd")
+    before = (pretrained.filter(pl.col("metric") == metric).join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
+              .select("backbone", "pool", accuracy="value", runs=pl.lit(1, pl.UInt32), model=pl.lit("pre-trained"),
+                      half=pl.lit(0.0)))
+    data = pl.concat([before, tuned.select(before.columns)]).with_columns(
+        lo=pl.col("accuracy") - pl.col("half"), hi=pl.col("accuracy") + pl.col("half"))
+    base = alt.Chart(data).encode(x=alt.X("model:N", title=None, sort=["pre-trained", "fine-tuned"]))
+    y_title = f"k-NN accuracy (k={k}), natural domain"
+    bars = base.mark_bar().encode(
+        y=alt.Y("accuracy:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("model:N", scale=alt.Scale(domain=["pre-trained", "fine-tuned"], range=["#999999", "#4c78a8"]),
+                        legend=None),
+        tooltip=["backbone", "pool", "model", alt.Tooltip("accuracy:Q", format=".3f"), "runs"],
     )
-    data = pl.concat([before.with_columns(pl.col("runs").cast(pl.UInt32)), tuned.select(before.columns)])
-    chart = (
-        alt.Chart(data)
-        .mark_bar()
-        .encode(
-            x=alt.X("model:N", title=None, sort=sorted(data["model"].unique())),
-            y=alt.Y("accuracy:Q", title=f"k-NN accuracy (k={k})", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("backbone:N", scale=BACKBONE_COLOURS, legend=None),
-            column=alt.Column("backbone:N"),
-            tooltip=["backbone", "model", alt.Tooltip("accuracy:Q", format=".3f"), "runs"],
-        )
-        .properties(width=160, height=200)
-    )
-    drop = (
-        tuned.join(before.select("backbone", "pool", pre="accuracy"), on=["backbone", "pool"])
-        .filter(pl.col("method") == "full")
-        .group_by("backbone")
-        .agg(pre=pl.col("pre").mean(), full=pl.col("accuracy").mean())
-        .sort("backbone")
-    )
-    return chart, {"k": k, "full_vs_pretrained": drop.to_dicts()}
+    whiskers = base.mark_errorbar().encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q")
+    chart = (bars + whiskers).properties(width=120, height=200).facet(column=alt.Column("backbone:N"))
+    drop = (tuned.join(before.select("backbone", "pool", pre="accuracy"), on=["backbone", "pool"])
+            .select("backbone", "pool", "pre", full="accuracy", half="half", runs="runs").sort("backbone"))
+    return chart, {"k": k, "confidence": confidence, "full_vs_pretrained": drop.to_dicts()}
 
 
 def save_chart(chart: alt.TopLevelMixin, html: str | Path, svg: str | Path) -> None:
@@ -123,8 +139,9 @@ def save_chart(chart: alt.TopLevelMixin, html: str | Path, svg: str | Path) -> N
     chart.save(str(svg))
 
 
-def similarity_space_chart(space: pl.DataFrame, eta: float, eps: float):
-    """Test score against M_X per backbone, the runs inside T_X(eta, eps) filled, the region M_X >= 1 - eta shaded."""
+def similarity_space_chart(space: pl.DataFrame, eta: float, eps: float, x_title: str = "CKA to pre-trained"):
+    """Test score against M_X per backbone and dataset, the runs inside T_X(eta, eps) filled, the region
+    M_X >= 1 - eta shaded: every Full and Scratch run of the study that has a Linear partner."""
     data = space.with_columns(
         inside=(pl.col("similarity") >= 1 - eta) & (pl.col("divergence") <= eps),
     )
@@ -134,34 +151,40 @@ def similarity_space_chart(space: pl.DataFrame, eta: float, eps: float):
         x=alt.datum(1 - eta), x2=alt.datum(1.0)
     )
     points = base.mark_point(size=60).encode(
-        x=alt.X("similarity:Q", title="M_X: CKA to pre-trained", scale=alt.Scale(zero=False)),
+        x=alt.X("similarity:Q", title=f"M_X: {x_title}", scale=alt.Scale(zero=False)),
         y=alt.Y("score:Q", title="test accuracy / mAP", scale=alt.Scale(zero=False)),
         color=alt.Color("backbone:N", scale=BACKBONE_COLOURS),
+        shape=alt.Shape("method:N"),
         fill=alt.condition("datum.inside", alt.Color("backbone:N", scale=BACKBONE_COLOURS), alt.value("white")),
         tooltip=["run", alt.Tooltip("similarity:Q", format=".4f"), alt.Tooltip("divergence:Q", format=".3f"),
                  alt.Tooltip("score:Q", format=".3f"), "inside:N"],
     )
     chart = alt.layer(region, points).properties(width=220, height=200).facet(column="dataset:N", row="backbone:N")
-    share = data.group_by("dataset", "backbone").agg(inside=pl.col("inside").mean(), runs=pl.len()).sort("dataset", "backbone")
-    return chart, {"eta": eta, "eps": eps, "share_inside": share.to_dicts()}
+    share = (data.group_by("dataset", "backbone").agg(inside=pl.col("inside").mean(), runs=pl.len())
+             .sort("dataset", "backbone"))
+    observed = (data["similarity"].min(), data["similarity"].max())
+    return chart, {"eta": eta, "eps": eps, "share_inside": share.to_dicts(), "range": observed}
 
 
-def cka_heatmap_chart(trajectories: pl.DataFrame, grids: pl.DataFrame, grid: str | None):
-    """Layer-wise CKA to the pre-trained model per epoch (mean over seeds), one panel per backbone."""
+def cka_heatmap_chart(trajectories: pl.DataFrame, similarity: str, last: int):
+    """Similarity to the pre-trained model at every layer and epoch (mean over seeds), one panel per backbone."""
     data = (
-        _runs_in(trajectories, grids, grid)
-        .filter(pl.col("metric") == "cka")
+        trajectories.filter(pl.col("metric") == similarity)
         .group_by("backbone", "epoch", "layer")
         .agg(cka=pl.col("value").mean())
+        .with_columns(where=pl.when(pl.col("layer") == last).then(pl.lit("final"))
+                      .otherwise(pl.format("block {}", pl.col("layer"))))
     )
+    order = [f"block {layer}" for layer in range(1, last)] + ["final"]
     chart = (
         alt.Chart(data)
         .mark_rect()
         .encode(
             x=alt.X("epoch:O"),
-            y=alt.Y("layer:O", title="block", sort="descending"),
-            color=alt.Color("cka:Q", title="CKA", scale=alt.Scale(scheme="viridis")),
-            tooltip=["backbone", "epoch", "layer", alt.Tooltip("cka:Q", format=".4f")],
+            y=alt.Y("where:N", title="layer", sort=list(reversed(order))),
+            color=alt.Color("cka:Q", title=f"CKA ({ESTIMATORS.get(similarity, similarity)})",
+                            scale=alt.Scale(scheme="viridis")),
+            tooltip=["backbone", "epoch", "where", alt.Tooltip("cka:Q", format=".4f")],
         )
         .properties(width=200, height=160)
         .facet(column="backbone:N")
@@ -170,15 +193,15 @@ def cka_heatmap_chart(trajectories: pl.DataFrame, grids: pl.DataFrame, grid: str
     return chart, {"lowest": lowest.to_dicts()}
 
 
-def cka_distribution_chart(runs: pl.DataFrame, grids: pl.DataFrame, grid: str | None, layer: int):
-    """Final CKA (block `layer`) across seeds, per backbone: the spread fine-tuning leaves."""
-    data = _runs_in(runs, grids, grid).filter((pl.col("metric") == "cka") & (pl.col("layer") == layer))
+def cka_distribution_chart(runs: pl.DataFrame, similarity: str, layer: int, last: int):
+    """Fig. 1b: final similarity across the similarity grid's seeds, per backbone: the spread fine-tuning leaves."""
+    data = runs.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer))
     chart = (
         alt.Chart(data)
         .mark_boxplot(extent="min-max", size=30)
         .encode(
             x=alt.X("backbone:N"),
-            y=alt.Y("value:Q", title=f"final CKA to pre-trained (block {layer})", scale=alt.Scale(zero=False)),
+            y=alt.Y("value:Q", title="final " + similarity_axis(similarity, layer, last), scale=alt.Scale(zero=False)),
             color=alt.Color("backbone:N", scale=BACKBONE_COLOURS, legend=None),
         )
         .properties(width=240, height=220)
@@ -186,44 +209,47 @@ def cka_distribution_chart(runs: pl.DataFrame, grids: pl.DataFrame, grid: str | 
     stats = data.group_by("backbone").agg(
         mean=pl.col("value").mean(), sd=pl.col("value").std(), seeds=pl.len()
     ).sort("backbone")
-    return chart, {"layer": layer, "per_backbone": stats.to_dicts()}
+    return chart, {"per_backbone": stats.to_dicts()}
 
 
-def correlation_chart(runs: pl.DataFrame, fits: pl.DataFrame, layer: int, metrics: list[str]):
-    """Each run's final CKA (block `layer`) against k-NN accuracy and ECE, with the fitted interval line."""
-    cka = runs.filter((pl.col("metric") == "cka") & (pl.col("layer") == layer)).select("run", "backbone", cka="value")
-    points = pl.concat(
-        [
-            cka.join(runs.filter(pl.col("metric") == m).select("run", value="value"), on="run").with_columns(
-                metric=pl.lit(m)
-            )
-            for m in metrics
-        ]
-    )
-    lines = (
-        fits.filter((pl.col("layer") == layer) & pl.col("r").is_not_null())
-        .join(points.group_by("backbone", "metric").agg(lo=pl.col("cka").min(), hi=pl.col("cka").max()),
-              on=["backbone", "metric"])
-        .select("backbone", "metric", "r", x=pl.concat_list("lo", "hi"), slope="slope", intercept="intercept")
-        .explode("x")
-        .with_columns(y=pl.col("intercept") + pl.col("slope") * pl.col("x"))
-    )
-    panels = []
-    for m in metrics:
-        dots = alt.Chart(points.filter(pl.col("metric") == m)).mark_point(opacity=0.6).encode(
-            x=alt.X("cka:Q", title=f"CKA to pre-trained (block {layer})", scale=alt.Scale(zero=False)),
-            y=alt.Y("value:Q", title=m, scale=alt.Scale(zero=False)),
-            color=alt.Color("backbone:N", scale=BACKBONE_COLOURS),
-            tooltip=["run", alt.Tooltip("cka:Q", format=".4f"), alt.Tooltip("value:Q", format=".3f")],
-        )
-        fit = alt.Chart(lines.filter(pl.col("metric") == m)).mark_line().encode(
-            x="x:Q", y="y:Q", color=alt.Color("backbone:N", scale=BACKBONE_COLOURS),
-            tooltip=["backbone", alt.Tooltip("r:Q", format=".3f")],
-        )
-        panels.append((dots + fit).properties(width=240, height=200))
-    chart = alt.hconcat(*panels)
-    r = fits.filter(pl.col("layer") == layer).select("metric", "backbone", "r", "p_value").to_dicts()
-    return chart, {"layer": layer, "r": r}
+def correlation_chart(fits: pl.DataFrame, points: pl.DataFrame, similarity: str, layer: int, last: int,
+                      metrics: list[str]):
+    """Fig. 5: each run of the similarity grid at its discretised similarity (black; hollow = removed as an
+    outlier), the interval means the line is fitted to (red) and the fitted line, per backbone (rows) and metric
+    (columns)."""
+    fits = fits.filter(pl.col("layer") == layer)
+    points = points.filter(pl.col("layer") == layer)
+    x_title = f"{similarity_axis(similarity, layer, last)}, interval centre"
+    rows = []
+    for backbone in sorted(points["backbone"].unique()):
+        panels = []
+        for metric in metrics:
+            mine = points.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric))
+            means = mine.filter("kept").group_by("centre").agg(value=pl.col("value").mean(), runs=pl.len())
+            fit = fits.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric) & pl.col("r").is_not_null())
+            x = alt.X("centre:Q", title=x_title, scale=alt.Scale(zero=False))
+            layers = [alt.Chart(mine).mark_point(color="black", opacity=0.6, size=30).encode(
+                x=x, y=alt.Y("value:Q", title=f"{metric} ({metric_domain(metric)})", scale=alt.Scale(zero=False)),
+                fill=alt.condition("datum.kept", alt.value("black"), alt.value("white")),
+                tooltip=["run", alt.Tooltip("similarity:Q", format=".4f"), alt.Tooltip("value:Q", format=".3f"),
+                         "kept"])]
+            title = f"{backbone}: {metric}"
+            if fit.height:
+                row = fit.row(0, named=True)
+                ends = pl.DataFrame({"centre": [mine["centre"].min(), mine["centre"].max()]}).with_columns(
+                    value=row["intercept"] + row["slope"] * pl.col("centre"))
+                layers += [
+                    alt.Chart(means).mark_point(color="red", filled=True, size=70).encode(
+                        x=x, y="value:Q", tooltip=[alt.Tooltip("value:Q", format=".3f"), "runs"]),
+                    alt.Chart(ends).mark_line(color="red").encode(x=x, y="value:Q"),
+                ]
+                title += f" (r = {row['r']:.2f})"
+            panels.append(alt.layer(*layers).properties(width=200, height=160, title=title))
+        rows.append(alt.hconcat(*panels))
+    chart = alt.vconcat(*rows)
+    numbers = fits.select("metric", "backbone", "runs", "r", "r_lo", "r_hi", "p_value", "intervals", "removed",
+                          "spearman").to_dicts()
+    return chart, {"fits": numbers}
 
 
 def render(name: str, chart, numbers: dict, html, svg, caption) -> None:
