@@ -147,18 +147,21 @@ def demo_input(wildcards):
 
 
 def attention_runs(backbone):
-    """The fine-tuned runs, one per pool, whose attention is drawn beside the pre-trained backbone's
-    (analysis.attention)."""
+    """The fine-tuned runs, by pool, whose attention is drawn beside the pre-trained backbone's
+    (analysis.attention; pools null = every pool the study has, or both, for the check below to name).
+    """
     choice = config["analysis"]["attention"]
-    runs = [
-        RUN.format(
+    runs = {
+        pool: RUN.format(
             backbone=backbone,
             pool=pool,
             **{k: choice[k] for k in ("dataset", "method", "seed")},
         )
-        for pool in choice["pools"]
-    ]
-    return [f"results/runs/{run}" for run in runs]
+        for pool in choice["pools"] or ("cls", "mean")
+    }
+    if choice["pools"] is None:
+        runs = {pool: run for pool, run in runs.items() if run in RUNS} or runs
+    return {pool: f"results/runs/{run}" for pool, run in runs.items()}
 
 
 def _check_attention():
@@ -166,7 +169,7 @@ def _check_attention():
     missing = [
         run.removeprefix("results/runs/")
         for backbone in BACKBONES_USED
-        for run in attention_runs(backbone)
+        for run in attention_runs(backbone).values()
         if run.removeprefix("results/runs/") not in RUNS
     ]
     if missing:
@@ -180,7 +183,7 @@ _check_attention()
 
 
 def attention_models(backbone):
-    return [f"{run}/model.safetensors" for run in attention_runs(backbone)]
+    return [f"{run}/model.safetensors" for run in attention_runs(backbone).values()]
 
 
 def all_outputs():

@@ -166,7 +166,7 @@ rule attention_maps:
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
         n_images=config["analysis"]["attention"]["images"],
-        runs=lambda wc: attention_runs(wc.backbone),
-        pools=config["analysis"]["attention"]["pools"],
+        runs=lambda wc: list(attention_runs(wc.backbone).values()),
+        pools=lambda wc: list(attention_runs(wc.backbone)),
     script:
         "../workflow/scripts/attention_maps.py"
