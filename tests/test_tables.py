@@ -8,6 +8,7 @@ import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -231,3 +232,17 @@ def test_paper_tables_script(tmp_path):
     assert pl.read_csv(out["table1_csv"])["dataset"].to_list() == ["chest", "isic", "isic"]
     assert Path(out["table2_md"]).read_text().startswith("| backbone | pre-trained | chest (n=366) | isic (n=10k) |")
     assert "<li>" in Path(out["table1_html"]).read_text()
+
+
+def test_numbers_do_not_depend_on_the_row_order():
+    # Float sums depend on their order; a Slurm run aggregates the same runs as a local one, in another order.
+    # Values whose float sum depends on the order: (big + small) - big is not small.
+    values = np.tile([0.9, 1e-17, -0.9 + 1e-16, 0.3], 10)
+    runs = pl.DataFrame({"run": [f"r{i}" for i in range(40)], "dataset": "isic", "backbone": "vit", "method": "full",
+                         "pool": ["cls"] * 20 + ["mean"] * 20, "seed": list(range(20)) * 2, "metric": "score",
+                         "layer": None, "value": values}, schema_overrides={"layer": pl.Int64})
+    info = {"isic": {"metric": "Acc", "train_size": 100}}
+    reference = table1(runs, info, ["vit"])[1]
+    for seed in range(5):
+        shuffled = runs.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert table1(shuffled, info, ["vit"])[1].equals(reference)

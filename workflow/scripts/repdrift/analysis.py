@@ -220,7 +220,7 @@ def similarity_space_table(runs, layer: int | str, similarity: str = "cka", kind
     probes = (
         runs_wide.filter(pl.col("method") == "linear")
         .group_by(keys)
-        .agg(probe_score=pl.col("score").mean(), probe_loss=pl.col("test_loss").mean())
+        .agg(probe_score=pl.col("score").sort().mean(), probe_loss=pl.col("test_loss").sort().mean())
     )
     tuned = runs_wide.filter(pl.col("method") != "linear")
     missing = tuned.join(probes, on=keys, how="anti").select(keys).unique().sort(keys)

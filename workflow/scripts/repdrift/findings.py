@@ -149,7 +149,8 @@ def _seed_text(seeds: list[int]) -> str:
 
 def _cell_means(runs: pl.DataFrame, metric: str) -> tuple[pl.DataFrame, list[int]]:
     rows, seeds = common_seeds(runs.filter(pl.col("metric") == metric))
-    return rows.group_by(CELL).agg(value=pl.col("value").mean()), seeds
+    # Sorted before the mean: a group's rows come in no fixed order, and float sums depend on it.
+    return rows.group_by(CELL).agg(value=pl.col("value").sort().mean()), seeds
 
 
 def _wins_part(label: str, pairs: pl.DataFrame, confidence: float, suffix: str = "") -> Part:
@@ -230,7 +231,7 @@ def trajectory_claim(trajectories: pl.DataFrame, similarity: str, layer: int, pa
         "(sharp first drop: > 0), and the least-squares slope of the second half of the trajectory, epochs >= E/2 "
         "(supervised: < 0, OpenCLIP and DINOv2: > 0); means over seeds with t CIs.",
     )
-    data = trajectories.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer)).sort("epoch")
+    data = trajectories.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer)).sort("run", "epoch")
     for backbone in sorted(data["backbone"].unique()):
         shapes = [trajectory_shape(group["value"].to_numpy())
                   for _, group in data.filter(pl.col("backbone") == backbone).group_by("run", maintain_order=True)]

@@ -146,19 +146,19 @@ def size_label(n: int) -> str:
 
 def _pool_stats(per_seed: pl.DataFrame, keys: list[str], pool: str) -> pl.DataFrame:
     return per_seed.filter(pl.col("pool") == pool).group_by(keys).agg(
-        pl.col("value").mean().alias(pool),
+        pl.col("value").sort().mean().alias(pool),  # sorted: the same sum whatever the row order
         pl.len().cast(pl.Int64).alias(f"{pool}_seeds"),
-        pl.col("value").std().alias(f"{pool}_sd"),  # sample SD; null for one seed
+        pl.col("value").sort().std().alias(f"{pool}_sd"),  # sample SD; null for one seed
     )
 
 
 def cell_stats(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Per key: CLS mean/seeds/SD, mean-pool mean/seeds, and mean-minus-CLS over the seeds run with both pools."""
-    per_seed = frame.group_by(*keys, "pool", "seed").agg(pl.col("value").mean())  # one value per seed
+    per_seed = frame.group_by(*keys, "pool", "seed").agg(pl.col("value").sort().mean())  # one value per seed
     cls = per_seed.filter(pl.col("pool") == "cls").drop("pool")
     patch = per_seed.filter(pl.col("pool") == "mean").drop("pool")
     pairs = cls.join(patch, on=[*keys, "seed"], suffix="_mean").group_by(keys).agg(
-        mean_minus_cls=(pl.col("value_mean") - pl.col("value")).mean(), paired_seeds=pl.len().cast(pl.Int64)
+        mean_minus_cls=(pl.col("value_mean") - pl.col("value")).sort().mean(), paired_seeds=pl.len().cast(pl.Int64)
     )
     stats = _pool_stats(per_seed, keys, "cls").join(
         _pool_stats(per_seed, keys, "mean").drop("mean_sd"), on=keys, how="full", coalesce=True
