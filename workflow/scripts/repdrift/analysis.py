@@ -162,6 +162,8 @@ def in_similarity_space(similarity, divergence_values, eta: float, eps: float):
 
 # --- Study tables (polars) ----------------------------------------------------------------------------------
 RUN_KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
+# The runs.parquet metric of each CKA estimator, and its name.
+ESTIMATORS = {"cka": "biased", "cka_debiased": "debiased"}
 
 
 def _metric(runs, name: str, layer: int | None = None):
@@ -192,6 +194,26 @@ def resolve_layer(runs, layer: int | str) -> int:
 
 def layer_name(layer: int, last: int) -> str:
     return "final representation" if layer == last else f"block {layer}"
+
+
+def cka_sample_sizes(runs) -> list[int]:
+    """The distinct numbers of images the CKA of these runs was measured on (one per dataset at most)."""
+    import polars as pl
+
+    return sorted({int(v) for v in runs.filter(pl.col("metric") == "cka_samples")["value"]})
+
+
+def mean_ci(values, confidence: float) -> tuple[float, float, float, int]:
+    """Mean and its t confidence interval over independent runs (seeds); nan bounds below two runs."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
 
 
 def grid_runs(frame, grids, grid: str):

@@ -36,10 +36,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from repdrift.analysis import grid_runs, layer_name, resolve_layer
+from repdrift.analysis import ESTIMATORS, cka_sample_sizes, grid_runs, layer_name, mean_ci, resolve_layer
 
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
-ESTIMATOR_NAMES = {"cka": "biased", "cka_debiased": "debiased"}
 PARADIGM_NAMES = {"supervised": "supervised ViT", "clip": "OpenCLIP", "self_supervised": "DINOv2"}
 # The paper's final-similarity levels (Sec. 3.3): "VIT, OPENCLIP < 0.4; DINOv2 < 0.45".
 LOW_SIMILARITY = {"supervised": 0.4, "clip": 0.4, "self_supervised": 0.45}
@@ -97,19 +96,6 @@ def band_verdict(lo: float, hi: float, low: float = -math.inf, high: float = mat
     if hi <= low or lo >= high:
         return DISAGREES
     return INCONCLUSIVE
-
-
-def mean_ci(values, confidence: float) -> tuple[float, float, float, int]:
-    """Mean and its t confidence interval over independent runs (seeds); nan bounds below two runs."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.size
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, n
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
 
 
 def share_ci(wins: int, cells: int, confidence: float) -> tuple[float, float]:
@@ -198,7 +184,7 @@ def table1_claim(runs: pl.DataFrame, grid: pl.DataFrame, similarity: str, layer:
         measured = f"{mean:.3f} ({_ci(lo, hi)}, {n} seeds, {samples})"
         other_mean = other_final.filter(pl.col("backbone") == backbone)["value"].mean()
         if other_mean is not None:
-            measured += f"; the {ESTIMATOR_NAMES[other]} estimator gives {other_mean:.3f}"
+            measured += f"; the {ESTIMATORS[other]} estimator gives {other_mean:.3f}"
         level = LOW_SIMILARITY.get(paradigm)
         if level is None:
             claim.parts.append(Part(f"{backbone}: final similarity", measured + "; no paper level for this "
@@ -367,7 +353,7 @@ def findings(runs: pl.DataFrame, trajectories: pl.DataFrame, pretrained: pl.Data
     """Every claim with its parts and verdicts, plus the facts of the study the page states at its top."""
     layer = resolve_layer(runs, layer)
     selected = grid_runs(runs, grids, grid)
-    grid_samples = sorted({int(v) for v in selected.filter(pl.col("metric") == "cka_samples")["value"]})
+    grid_samples = cka_sample_sizes(selected)
     estimator = "biased (the paper's Eq. 1)" if similarity == "cka" else "debiased (U-statistic)"
     n_text = f"n = {', '.join(map(str, grid_samples))} test images"
     facts = dict(grid=grid, layer=layer_name(layer, resolve_layer(runs, "final")), estimator=estimator,

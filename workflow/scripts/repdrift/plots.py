@@ -11,12 +11,17 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from repdrift.analysis import layer_name, metric_domain
+from repdrift.analysis import (
+    ESTIMATORS,
+    cka_sample_sizes,
+    grid_runs,
+    layer_name,
+    mean_ci,
+    metric_domain,
+    resolve_layer,
+)
 
 BACKBONE_COLOURS = alt.Scale(scheme="tableau10")
-
-
-ESTIMATORS = {"cka": "biased", "cka_debiased": "debiased"}
 
 
 def similarity_axis(similarity: str, layer: int, last: int) -> str:
@@ -26,7 +31,7 @@ def similarity_axis(similarity: str, layer: int, last: int) -> str:
 
 def sample_sizes(runs: pl.DataFrame) -> str:
     """The CKA's n over these runs, e.g. "96" or "80-96" when datasets differ."""
-    sizes = sorted({int(v) for v in runs.filter(pl.col("metric") == "cka_samples")["value"]})
+    sizes = cka_sample_sizes(runs)
     return "?" if not sizes else str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
 
 
@@ -39,8 +44,6 @@ def similarity_facts(runs: pl.DataFrame, similarity: str, layer: int, last: int,
 
 def grid_view(runs: pl.DataFrame, grids: pl.DataFrame, grid: str, similarity: str, layer: int | str):
     """The similarity grid's runs, the resolved layer, the final layer's index and the caption facts."""
-    from repdrift.analysis import grid_runs, resolve_layer
-
     last = resolve_layer(runs, "final")
     layer = resolve_layer(runs, layer)
     selected = grid_runs(runs, grids, grid)
@@ -100,19 +103,14 @@ def cka_vs_score_chart(runs: pl.DataFrame, similarity: str, layer: int, last: in
 
 def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, confidence: float):
     """Fig. 1a: k-NN accuracy on the natural domain of the pre-trained models and of the similarity grid's
-    fine-tuned runs (mean over seeds with a t confidence interval)."""
-    from scipy import stats
-
+    fine-tuned runs (mean over seeds with a t confidence interval; none for one run)."""
     metric = f"knn@{k}"
-    tuned = (
-        runs.filter(pl.col("metric") == metric)
-        .group_by("backbone", "pool")
-        .agg(accuracy=pl.col("value").mean(), sd=pl.col("value").std(), runs=pl.len())
-        .with_columns(model=pl.lit("fine-tuned"))
-    )
-    half = [stats.t.ppf((1 + confidence) / 2, n - 1) * sd / n**0.5 if n > 1 else 0.0
-            for n, sd in tuned.select("runs", "sd").iter_rows()]
-    tuned = tuned.with_columns(half=pl.Series(half, dtype=pl.Float64)).drop("sd")
+    rows = []
+    for (backbone, pool), group in runs.filter(pl.col("metric") == metric).group_by("backbone", "pool"):
+        mean, _, hi, n = mean_ci(group["value"], confidence)
+        rows.append(dict(backbone=backbone, pool=pool, accuracy=mean, runs=n, half=hi - mean if n > 1 else 0.0))
+    schema = {"backbone": pl.Utf8, "pool": pl.Utf8, "accuracy": pl.Float64, "runs": pl.UInt32, "half": pl.Float64}
+    tuned = pl.DataFrame(rows, schema=schema).with_columns(model=pl.lit("fine-tuned"))
     before = (pretrained.filter(pl.col("metric") == metric).join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
               .select("backbone", "pool", accuracy="value", runs=pl.lit(1, pl.UInt32), model=pl.lit("pre-trained"),
                       half=pl.lit(0.0)))
