@@ -63,6 +63,86 @@ def test_bad_input_is_one_clear_error(sim, metric, kwargs, message):
         interval_correlation(sim, metric, **kwargs)
 
 
+def _loop_reference(similarity, metric, n_intervals, outliers, n_bootstrap, seed=0):
+    """The bootstrap one replicate at a time, as interval_correlation computed it before it was vectorised."""
+
+    def intervals(sim, met):
+        centres = np.linspace(sim.min(), sim.max(), n_intervals)
+        nearest = np.abs(sim[:, None] - centres[None, :]).argmin(axis=1)
+        kept = np.ones(sim.size, dtype=bool)
+        kept_centres, means, counts = [], [], []
+        for i, centre in enumerate(centres):
+            members = np.flatnonzero(nearest == i)
+            if members.size == 0:
+                continue
+            if outliers == "iqr":
+                q1, q3 = np.percentile(met[members], [25, 75])
+                spread = 1.5 * (q3 - q1)
+                kept[members] = (met[members] >= q1 - spread) & (met[members] <= q3 + spread)
+            kept_centres.append(centre)
+            means.append(met[members[kept[members]]].mean())
+            counts.append(int(kept[members].sum()))
+        return np.array(kept_centres), np.array(means), np.array(counts), centres[nearest], kept
+
+    rng = np.random.default_rng(seed)
+    boot = np.full(n_bootstrap, np.nan)
+    for b in range(n_bootstrap):
+        pick = rng.integers(0, similarity.size, similarity.size)
+        if np.ptp(similarity[pick]) == 0:
+            continue
+        x, y = intervals(similarity[pick], metric[pick])[:2]
+        if x.size >= 3 and np.ptp(y) > 0:
+            boot[b] = np.corrcoef(x, y)[0, 1]
+    valid = boot[np.isfinite(boot)]
+    r_ci = tuple(np.percentile(valid, [2.5, 97.5])) if valid.size else (np.nan, np.nan)
+    return intervals(similarity, metric), boot, r_ci
+
+
+def _bootstrap_cases():
+    rng = np.random.default_rng(7)
+    sim = rng.uniform(0.5, 1.0, 60)
+    metric = 0.2 + 0.5 * sim + rng.normal(0, 0.03, 60)
+    outlying = metric + (rng.uniform(size=60) < 0.15) * rng.normal(0, 1.0, 60)
+    quarters = np.round(rng.uniform(0, 1, 40) * 4) / 4  # ties: runs on centres and on midpoints between them
+    constant = np.full(30, 0.1)  # groups of identical values whose means differ only by rounding, by group size
+    constant[[3, 17]] = [0.7, 0.3]
+    large = rng.uniform(0, 1, 400)  # groups of > 128 runs: numpy's pairwise summation splits them
+    # Resamples without the four ordinary runs have a range whose linspace step underflows to 0.
+    denormal = np.concatenate([rng.integers(0, 4, 36) * 5e-324, [0.5, 0.5, 1.0, 1.0]])
+    return [
+        (sim, outlying, 10, "iqr"),
+        (sim, outlying, 10, "none"),
+        (quarters, np.round(quarters + rng.normal(0, 0.2, 40), 1), 5, "iqr"),
+        (np.array([0.1, 0.2, 0.4, 0.9]), np.array([1.0, 2.0, 2.5, 4.0]), 3, "iqr"),  # tiny n: many nan replicates
+        (rng.uniform(0, 1, 30), constant, 4, "iqr"),  # nan replicates: constant means without runs 3 and 17
+        (rng.uniform(0, 1, 30), constant, 4, "none"),
+        (large, large + rng.standard_t(2, 400), 3, "iqr"),
+        (denormal, rng.normal(size=40), 10, "iqr"),
+    ]
+
+
+def test_centres_are_linspace_row_by_row_even_where_a_step_underflows():
+    from repdrift.analysis import _centres
+
+    lo, hi = np.array([0.0, 0.0, 0.2, -3.0]), np.array([1e-323, 1.0, 0.9, 5e-324])
+    expected = np.stack([np.linspace(a, b, 10) for a, b in zip(lo, hi)])
+    np.testing.assert_array_equal(_centres(lo, hi, 10), expected)
+
+
+@pytest.mark.parametrize("case", range(len(_bootstrap_cases())))
+def test_vectorised_bootstrap_matches_a_loop_over_replicates(case):
+    sim, metric, n_intervals, outliers = _bootstrap_cases()[case]
+    with np.errstate(divide="ignore", invalid="ignore"):  # the denormal case divides by zero variances
+        fit = interval_correlation(sim, metric, n_intervals=n_intervals, outliers=outliers, n_bootstrap=300)
+        (centres, means, counts, assigned, kept), boot, r_ci = _loop_reference(sim, metric, n_intervals, outliers, 300)
+    for ours, reference in [(fit.centres, centres), (fit.means, means), (fit.counts, counts),
+                            (fit.assigned, assigned), (fit.kept, kept)]:
+        np.testing.assert_array_equal(ours, reference)
+    assert np.isfinite(boot).any() and (np.isnan(boot).any() or case not in (3, 4, 5))  # nan replicates covered
+    np.testing.assert_allclose(fit.boot, boot, rtol=0, atol=1e-12)  # nan positions must match too
+    np.testing.assert_allclose(fit.r_ci, r_ci, rtol=0, atol=1e-12)
+
+
 # --- the study tables --------------------------------------------------------------------------------------------
 import polars as pl  # noqa: E402
 

@@ -10,7 +10,8 @@ The correlation fit (Fig. 5): similarity discretised into intervals.
    (`outliers="iqr"`; quartiles by numpy's linear interpolation; `outliers="none"` keeps every run);
 4. empty intervals dropped; the line is the least-squares fit of each interval's mean metric on its centre,
    with Pearson's r and its two-sided p-value (scipy.stats.linregress);
-5. a percentile bootstrap confidence interval for r: runs resampled with replacement, steps 1-4 redone.
+5. a percentile bootstrap confidence interval for r: runs resampled with replacement, steps 1-4 redone
+   (all resamples at once, with the same draws and the same results as one at a time).
 Torch-free.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -41,28 +43,113 @@ class IntervalFit:
     removed: int  # runs removed as outliers
     assigned: np.ndarray  # per run: the centre of its interval (the paper's discretised similarity)
     kept: np.ndarray  # per run: False if removed as an outlier
-    boot: np.ndarray  # n_bootstrap replicates of r; nan where a resample left fewer than 3 intervals
+    boot: np.ndarray  # n_bootstrap replicates of r; nan where a resample left fewer than 3 intervals or no spread
 
 
-def _intervals(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str):
-    """(centres, means, counts of the non-empty intervals, each run's centre, each run's kept flag)."""
-    centres = np.linspace(similarity.min(), similarity.max(), n_intervals)
-    nearest = np.abs(similarity[:, None] - centres[None, :]).argmin(axis=1)
-    kept = np.ones(similarity.size, dtype=bool)
-    kept_centres, means, counts = [], [], []
-    for i, centre in enumerate(centres):
-        members = np.flatnonzero(nearest == i)
-        if members.size == 0:
-            continue
-        if outliers == "iqr":
-            q1, q3 = np.percentile(metric[members], [25, 75])
-            spread = 1.5 * (q3 - q1)
-            values = metric[members]
-            kept[members] = (values >= q1 - spread) & (values <= q3 + spread)
-        kept_centres.append(centre)
-        means.append(metric[members[kept[members]]].mean())
-        counts.append(int(kept[members].sum()))
-    return np.array(kept_centres), np.array(means), np.array(counts), centres[nearest], kept
+# The distance matrix (replicates x runs x intervals) is built this many entries at a time (32 MiB).
+_BLOCK = 1 << 22
+
+
+def _centres(lo: np.ndarray, hi: np.ndarray, n_intervals: int) -> np.ndarray:
+    """np.linspace(lo[i], hi[i], n_intervals) for each row i, to the bit."""
+    # With array bounds linspace computes each row as a scalar call would, unless some row's step underflows to 0:
+    # that switches every row to another formula (numpy gh-5437), so such rows get a call of their own.
+    tiny = (hi - lo) / (n_intervals - 1) == 0
+    centres = np.empty((lo.size, n_intervals))
+    for rows in (tiny, ~tiny):
+        centres[rows] = np.linspace(lo[rows], hi[rows], n_intervals, axis=1)
+    return centres
+
+
+def _by_size(values: np.ndarray, sizes: np.ndarray):
+    """The segments of `values` (back to back, sizes[i] long) as matrices, one per distinct non-zero size: yields
+    (segment numbers, (segments, size) matrix). A row of such a matrix reduces (mean, percentile) to the same bits
+    as its segment alone does; segments of different lengths cannot share one (numpy sums pairwise, by length)."""
+    starts = np.cumsum(sizes) - sizes
+    for size in np.unique(sizes[sizes > 0]):
+        segments = np.flatnonzero(sizes == size)
+        yield segments, values[starts[segments, None] + np.arange(size)]
+
+
+def _iqr_kept(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per value, whether it lies within 1.5 IQR of its segment's quartiles (segments as in `_by_size`)."""
+    low, high = np.full(sizes.size, np.nan), np.full(sizes.size, np.nan)
+    for segments, members in _by_size(values, sizes):
+        q1, q3 = np.percentile(members, [25, 75], axis=1)
+        spread = 1.5 * (q3 - q1)
+        low[segments], high[segments] = q1 - spread, q3 + spread
+    segment = np.repeat(np.arange(sizes.size), sizes)
+    return (values >= low[segment]) & (values <= high[segment])
+
+
+class _Intervals(NamedTuple):
+    centres: np.ndarray  # (rows, K)
+    nearest: np.ndarray  # (rows, runs): each run's interval
+    kept: np.ndarray  # (rows, runs)
+    sizes: np.ndarray  # (rows, K): runs per interval
+    counts: np.ndarray  # (rows, K): runs kept per interval
+    means: np.ndarray  # (rows, K): mean kept metric, nan where none is kept
+
+
+def _intervals(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str) -> _Intervals:
+    """Steps 1-3 of the module docstring on each row (one set of runs) of the (rows, runs) arrays."""
+    rows, runs = similarity.shape
+    centres = _centres(similarity.min(axis=1), similarity.max(axis=1), n_intervals)
+    nearest = np.abs(similarity[:, :, None] - centres[:, None, :]).argmin(axis=2)  # ties: the first, lower centre
+    group = (nearest + n_intervals * np.arange(rows)[:, None]).ravel()  # (row, interval), row-major
+    # Each group's runs in their own order, as a mean over them in a loop would add them.
+    order = np.argsort(group, kind="stable")
+    values, sizes = metric.ravel()[order], np.bincount(group, minlength=rows * n_intervals)
+    kept = _iqr_kept(values, sizes) if outliers == "iqr" else np.ones(values.size, dtype=bool)
+    counts = np.bincount(group[order[kept]], minlength=sizes.size)
+    means = np.full(sizes.size, np.nan)
+    for segments, members in _by_size(values[kept], counts):
+        means[segments] = members.mean(axis=1)
+    run_kept = np.empty_like(kept)
+    run_kept[order] = kept
+    per_interval = (a.reshape(rows, n_intervals) for a in (sizes, counts, means))
+    return _Intervals(centres, nearest, run_kept.reshape(rows, runs), *per_interval)
+
+
+def _corrcoef_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """np.corrcoef(x[i], y[i])[0, 1] for each row i, by np.corrcoef's own steps (its cov, then the scaling). The
+    products are BLAS calls, as np.corrcoef's are: equal to the bit with numpy's OpenBLAS, else within rounding."""
+    pairs = np.stack([x, y], axis=1)
+    pairs -= pairs.mean(axis=2, keepdims=True)
+    c = pairs @ pairs.swapaxes(1, 2)
+    c *= np.true_divide(1, x.shape[1] - 1)
+    sd = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
+    return np.clip(c[:, 0, 1] / sd[:, 0] / sd[:, 1], -1, 1)
+
+
+def _interval_r(centres: np.ndarray, sizes: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Per row, Pearson's r of the interval means on the centres over its non-empty intervals; nan where `_fit`
+    would find none (fewer than 3 intervals, constant means)."""
+    nonempty = sizes > 0
+    k = nonempty.sum(axis=1)
+    r = np.full(k.size, np.nan)
+    for size in np.unique(k[k >= 3]):
+        rows = np.flatnonzero(k == size)
+        x = centres[rows][nonempty[rows]].reshape(-1, size)
+        y = means[rows][nonempty[rows]].reshape(-1, size)
+        fit = np.ptp(y, axis=1) > 0
+        r[rows[fit]] = _corrcoef_rows(x[fit], y[fit])
+    return r
+
+
+def _bootstrap(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str, n: int, seed: int):
+    """n bootstrap replicates of r (nan where undefined), computed together: the same values as one at a time."""
+    rng = np.random.default_rng(seed)
+    size = similarity.size
+    # One call per replicate, as a loop draws them: one (n, size) call would not give the same stream.
+    picks = np.array([rng.integers(0, size, size) for _ in range(n)], dtype=np.intp).reshape(n, size)
+    boot = np.full(n, np.nan)
+    spread = np.flatnonzero(np.ptp(similarity[picks], axis=1) > 0)  # a constant resample has no intervals
+    step = max(1, _BLOCK // (size * n_intervals))
+    for block in (spread[i : i + step] for i in range(0, spread.size, step)):
+        found = _intervals(similarity[picks[block]], metric[picks[block]], n_intervals, outliers)
+        boot[block] = _interval_r(found.centres, found.sizes, found.means)
+    return boot
 
 
 def _fit(centres: np.ndarray, means: np.ndarray):
@@ -97,20 +184,14 @@ def interval_correlation(
         raise ValueError(f"n_intervals must be at least 3, got {n_intervals}")
     if similarity.size < 3 or np.ptp(similarity) == 0:
         raise ValueError("need at least 3 runs with different similarities to fit a line")
-    centres, means, counts, assigned, kept = _intervals(similarity, metric, n_intervals, outliers)
+    found = _Intervals(*(a[0] for a in _intervals(similarity[None], metric[None], n_intervals, outliers)))
+    nonempty = found.sizes > 0
+    centres, means, counts = found.centres[nonempty], found.means[nonempty], found.counts[nonempty]
     line = _fit(centres, means)
     if line is None:
         raise ValueError(f"only {centres.size} non-empty intervals or a constant metric: no line can be fitted")
 
-    rng = np.random.default_rng(seed)
-    boot = np.full(n_bootstrap, np.nan)
-    for b in range(n_bootstrap):
-        pick = rng.integers(0, similarity.size, similarity.size)
-        if np.ptp(similarity[pick]) == 0:
-            continue
-        x, y = _intervals(similarity[pick], metric[pick], n_intervals, outliers)[:2]
-        if x.size >= 3 and np.ptp(y) > 0:  # as _fit, but only r: linregress costs 10x a corrcoef
-            boot[b] = np.corrcoef(x, y)[0, 1]
+    boot = _bootstrap(similarity, metric, n_intervals, outliers, n_bootstrap, seed)
     valid = boot[np.isfinite(boot)]
     tail = (1 - confidence) / 2 * 100
     r_ci = tuple(np.percentile(valid, [tail, 100 - tail])) if valid.size else (np.nan, np.nan)
@@ -123,9 +204,9 @@ def interval_correlation(
         centres=centres,
         means=means,
         counts=counts,
-        removed=int((~kept).sum()),
-        assigned=assigned,
-        kept=kept,
+        removed=int((~found.kept).sum()),
+        assigned=found.centres[found.nearest],
+        kept=found.kept,
         boot=boot,
     )
 
