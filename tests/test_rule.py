@@ -1,8 +1,10 @@
-"""The rule-script glue: logs, one-line errors instead of tracebacks."""
+"""The rule-script glue: logs, one-line errors instead of tracebacks, the rule's threads."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from repdrift.errors import DataError
 from repdrift.rule import run
@@ -30,3 +32,27 @@ def test_expected_failure_is_one_line(tmp_path, capsys):
     message = "repdrift: rule demo_rule: data/img.png: cannot read image (truncated)"
     assert log.read_text().strip() == message
     assert capsys.readouterr().err.strip() == message
+
+
+def test_threads_limit_the_loaded_blas_pools_and_are_restored(tmp_path, monkeypatch):
+    # As in every rule script, numpy is imported before run(): its OpenBLAS has already read the environment,
+    # so only threadpoolctl can resize it. Start from 2 threads so that the limit is visible.
+    import numpy  # noqa: F401
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    def inside():
+        return blas_threads(), os.environ["OPENBLAS_NUM_THREADS"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        if not before or any(n != 2 for n in before):
+            pytest.skip(f"cannot give the BLAS pools 2 threads here: {before}")
+        seen, env = run(_smk(tmp_path / "x.log"), inside)
+        assert seen and all(n == 1 for n in seen)
+        assert env == "1"  # for child processes (DataLoader workers) and libraries loaded later
+        assert blas_threads() == before
+    assert "OPENBLAS_NUM_THREADS" not in os.environ

@@ -10,26 +10,53 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from repdrift.errors import RepdriftError
 
 
-def _limit_threads(threads: int) -> None:
-    # Set before torch/numpy spin up their pools; torch.set_num_threads covers an already-imported torch.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _limit_threads(threads: int) -> Iterator[None]:
+    """Run the body with `threads` threads in every pool, then restore what was there before.
+
+    By now the rule script has imported numpy (and maybe torch), whose OpenBLAS / OpenMP pools have already read
+    the environment: threadpoolctl resizes those loaded pools; torch.set_num_threads its own intra-op pool. The
+    environment variables cover what starts later: a library loaded inside the function, and child processes
+    (DataLoader workers).
+    """
+    saved_env = {var: os.environ.get(var) for var in THREAD_VARS}
+    torch = sys.modules.get("torch")
+    saved_torch = torch.get_num_threads() if torch is not None else None
+    for var in THREAD_VARS:
         os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        if torch is not None:
+            torch.set_num_threads(saved_torch)
 
 
 def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
     """Call ``function(**kwargs)`` with the rule's log as stdout/stderr; exit 1 with one line on RepdriftError."""
-    _limit_threads(max(1, int(getattr(smk, "threads", 1))))
+    threads = max(1, int(getattr(smk, "threads", 1)))
     log_path = str(smk.log[0]) if len(smk.log) else os.devnull
     terminal = sys.stderr
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log),
+          _limit_threads(threads)):
         try:
             return function(**kwargs)
         except RepdriftError as err:
