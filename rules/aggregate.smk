@@ -11,7 +11,7 @@ rule aggregate:
         pretrained_knn=expand(
             "results/pretrained/{backbone}/knn_{pool}.parquet",
             backbone=BACKBONES_USED,
-            pool=["cls", "mean"],
+            pool=POOLS_USED,
         ),
     output:
         runs="results/tables/runs.parquet",
@@ -20,6 +20,8 @@ rule aggregate:
         grids="results/tables/grids.parquet",
     log:
         "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

@@ -9,6 +9,8 @@ rule similarity_space:
         sweep="results/analysis/similarity_sweep.csv",
     log:
         "results/logs/analysis/similarity_space.log",
+    benchmark:
+        "results/benchmarks/analysis/similarity_space.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -35,6 +37,8 @@ rule correlation:
         bootstrap="results/analysis/correlation_bootstrap.parquet",
     log:
         "results/logs/analysis/correlation.log",
+    benchmark:
+        "results/benchmarks/analysis/correlation.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -70,6 +74,8 @@ rule paper_tables:
         ),
     log:
         "results/logs/analysis/paper_tables.log",
+    benchmark:
+        "results/benchmarks/analysis/paper_tables.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -97,6 +103,8 @@ rule findings:
         table="results/analysis/findings.csv",
     log:
         "results/logs/analysis/findings.log",
+    benchmark:
+        "results/benchmarks/analysis/findings.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

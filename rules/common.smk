@@ -97,6 +97,11 @@ BACKBONES_USED = [
     for b in config["backbones"]
     if any(r["wildcards"]["backbone"] == b for r in RUNS.values())
 ]
+POOLS_USED = [
+    p
+    for p in ("cls", "mean")
+    if any(r["wildcards"]["pool"] == p for r in RUNS.values())
+]
 TARGETS_USED = [
     d
     for d in config["datasets"]
@@ -127,6 +132,11 @@ def weights_file(backbone):
 
 def pretrained_features(backbone, dataset):
     return f"results/pretrained/{backbone}/features/{dataset}.h5"
+
+
+def cka_reference(backbone, dataset):
+    """The pre-trained backbone's every layer on `dataset`'s CKA sample: what each run's trajectory is compared to."""
+    return f"results/pretrained/{backbone}/cka_reference/{dataset}.h5"
 
 
 def run_features(wildcards, dataset):
@@ -199,9 +209,11 @@ def all_outputs():
     ]
 
 
-def feature_splits(dataset):
-    """The k-NN dataset needs its bank (train) and queries (test); a target dataset its test split."""
-    return ["train", "test"] if dataset == KNN_DATASET else ["test"]
+def knn_splits(dataset):
+    """The splits whose final representations a feature file of `dataset` keeps: the k-NN bank (train) and
+    queries (test) of the k-NN dataset, none of a target dataset (its CKA sample is kept instead).
+    """
+    return ["train", "test"] if dataset == KNN_DATASET else []
 
 
 FIGURE_NAMES = (

@@ -6,6 +6,8 @@ rule make_demo_data:
         root=directory(config["demo"]["root"]),
     log:
         "results/logs/make_demo_data.log",
+    benchmark:
+        "results/benchmarks/make_demo_data.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -23,6 +25,8 @@ rule prepare_dataset:
         classes="results/data/{dataset}/classes.json",
     log:
         "results/logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_dataset/{dataset}.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

@@ -1,16 +1,19 @@
-# Layer-wise features (HDF5) of the pre-trained backbones on every dataset (the CKA reference, the k-NN bank and
-# queries), and the fine-tuned models' features on the natural domain (k-NN). A fine-tuned model's features on its
-# target dataset are its trajectory's last epoch (rule finetune), so they are not extracted again.
+# Feature files (HDF5) hold what is measured, nothing more: the pre-trained backbones' final representations of the
+# k-NN dataset (bank and queries) and layer-wise features of each target dataset's CKA sample (the reference of
+# every run's trajectory), and the fine-tuned models' final representations of the k-NN dataset in the run's pool.
+# A fine-tuned model's features on its target dataset are its trajectory (rule finetune).
 
 
 rule pretrained_features:
     input:
         weights=lambda wc: weights_file(wc.backbone),
-        manifest=manifest("{dataset}"),
+        manifest=manifest(KNN_DATASET),
     output:
-        features="results/pretrained/{backbone}/features/{dataset}.h5",
+        features=pretrained_features("{backbone}", KNN_DATASET),
     log:
-        "results/logs/pretrained_features/{backbone}/{dataset}.log",
+        "results/logs/pretrained_features/{backbone}.log",
+    benchmark:
+        "results/benchmarks/pretrained_features/{backbone}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -18,10 +21,38 @@ rule pretrained_features:
         gpu=1,
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        splits=lambda wc: feature_splits(wc.dataset),
+        final_splits=knn_splits(KNN_DATASET),
+        pools=POOLS_USED,
         batch_size=config["features"]["batch_size"],
+        dtype=config["features"]["dtype"],
     script:
         "../workflow/scripts/pretrained_features.py"
+
+
+# One job per backbone for every target dataset: each file is the CKA sample only (seconds of work).
+rule cka_references:
+    input:
+        weights=lambda wc: weights_file(wc.backbone),
+        manifests=[manifest(dataset) for dataset in TARGETS_USED],
+    output:
+        references=[cka_reference("{backbone}", dataset) for dataset in TARGETS_USED],
+    log:
+        "results/logs/cka_references/{backbone}.log",
+    benchmark:
+        "results/benchmarks/cka_references/{backbone}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: backbone_cfg(wc.backbone),
+        cka_samples=config["cka"]["samples"],
+        pools=POOLS_USED,
+        batch_size=config["features"]["batch_size"],
+        dtype=config["features"]["dtype"],
+    script:
+        "../workflow/scripts/cka_references.py"
 
 
 rule extract_features:
@@ -32,6 +63,8 @@ rule extract_features:
         natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
     log:
         f"results/logs/extract_features/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/extract_features/{RUN}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -39,7 +72,8 @@ rule extract_features:
         gpu=1,
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        natural_splits=feature_splits(KNN_DATASET),
+        final_splits=knn_splits(KNN_DATASET),
         batch_size=config["features"]["batch_size"],
+        dtype=config["features"]["dtype"],
     script:
         "../workflow/scripts/extract_features.py"

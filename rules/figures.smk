@@ -11,6 +11,8 @@ rule figure_cka_trajectory:
         **figure_outputs("cka_trajectory", "Similarity trajectory"),
     log:
         "results/logs/figures/cka_trajectory.log",
+    benchmark:
+        "results/benchmarks/figures/cka_trajectory.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -31,6 +33,8 @@ rule figure_cka_heatmap:
         **figure_outputs("cka_heatmap", "Similarity trajectory"),
     log:
         "results/logs/figures/cka_heatmap.log",
+    benchmark:
+        "results/benchmarks/figures/cka_heatmap.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -49,6 +53,8 @@ rule figure_cka_distribution:
         **figure_outputs("cka_distribution", "Similarity distribution"),
     log:
         "results/logs/figures/cka_distribution.log",
+    benchmark:
+        "results/benchmarks/figures/cka_distribution.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -68,6 +74,8 @@ rule figure_cka_vs_score:
         **figure_outputs("cka_vs_score", "Similarity space"),
     log:
         "results/logs/figures/cka_vs_score.log",
+    benchmark:
+        "results/benchmarks/figures/cka_vs_score.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -87,6 +95,8 @@ rule figure_similarity_space:
         **figure_outputs("similarity_space", "Similarity space"),
     log:
         "results/logs/figures/similarity_space.log",
+    benchmark:
+        "results/benchmarks/figures/similarity_space.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -110,6 +120,8 @@ rule figure_correlation:
         **figure_outputs("correlation", "Correlation"),
     log:
         "results/logs/figures/correlation.log",
+    benchmark:
+        "results/benchmarks/figures/correlation.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -134,6 +146,8 @@ rule figure_knn_forgetting:
         **figure_outputs("knn_forgetting", "Forgetting"),
     log:
         "results/logs/figures/knn_forgetting.log",
+    benchmark:
+        "results/benchmarks/figures/knn_forgetting.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -158,6 +172,8 @@ rule attention_maps:
         ),
     log:
         "results/logs/figures/attention_{backbone}.log",
+    benchmark:
+        "results/benchmarks/figures/attention_{backbone}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1

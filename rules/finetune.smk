@@ -14,6 +14,8 @@ rule finetune:
         trajectory=f"{RUN_DIR}/trajectory.h5",
     log:
         f"results/logs/finetune/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/finetune/{RUN}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -23,5 +25,6 @@ rule finetune:
         backbone=lambda wc: backbone_cfg(wc.backbone),
         recipe=config["train"],
         cka_samples=config["cka"]["samples"],
+        feature_dtype=config["features"]["dtype"],
     script:
         "../workflow/scripts/finetune.py"

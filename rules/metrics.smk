@@ -1,38 +1,33 @@
-# Per-run measurements: CKA to the pre-trained model, k-NN forgetting and natural-domain calibration, target-domain
-# calibration, task performance.
+# Per-run measurements, one job per run (each takes seconds, less than starting a process): CKA to the pre-trained
+# model, k-NN forgetting and natural-domain calibration, target-domain calibration, task performance. And the
+# pre-trained backbones' k-NN, the forgetting baseline.
 
 
-rule cka:
+rule measure:
     input:
-        pretrained=lambda wc: pretrained_features(wc.backbone, wc.dataset),
         trajectory=f"{RUN_DIR}/trajectory.h5",
+        reference=lambda wc: cka_reference(wc.backbone, wc.dataset),
+        natural=lambda wc: run_features(wc, KNN_DATASET),
+        predictions=f"{RUN_DIR}/predictions.h5",
     output:
         cka=f"{RUN_DIR}/cka.parquet",
-    log:
-        f"results/logs/cka/{RUN}.log",
-    conda:
-        "../envs/cpu.yaml"
-    script:
-        "../workflow/scripts/cka.py"
-
-
-rule knn:
-    input:
-        features=lambda wc: run_features(wc, KNN_DATASET),
-    output:
         knn=f"{RUN_DIR}/knn.parquet",
+        calibration=f"{RUN_DIR}/calibration.parquet",
+        reliability=f"{RUN_DIR}/reliability.parquet",
+        classification=f"{RUN_DIR}/classification.parquet",
     log:
-        f"results/logs/knn/{RUN}.log",
+        f"results/logs/measure/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/measure/{RUN}.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
         pool="{pool}",
-        k=config["knn"]["k"],
-        ks=config["knn"]["ks"],
+        ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
         temperature=config["knn"]["temperature"],
         n_bins=config["calibration"]["n_bins"],
     script:
-        "../workflow/scripts/knn.py"
+        "../workflow/scripts/measure.py"
 
 
 rule knn_pretrained:
@@ -42,42 +37,14 @@ rule knn_pretrained:
         knn="results/pretrained/{backbone}/knn_{pool}.parquet",
     log:
         "results/logs/knn_pretrained/{backbone}_{pool}.log",
+    benchmark:
+        "results/benchmarks/knn_pretrained/{backbone}_{pool}.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
         pool="{pool}",
-        k=config["knn"]["k"],
-        ks=config["knn"]["ks"],
+        ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
         temperature=config["knn"]["temperature"],
         n_bins=config["calibration"]["n_bins"],
     script:
         "../workflow/scripts/knn.py"
-
-
-rule calibration:
-    input:
-        predictions=f"{RUN_DIR}/predictions.h5",
-    output:
-        calibration=f"{RUN_DIR}/calibration.parquet",
-        reliability=f"{RUN_DIR}/reliability.parquet",
-    log:
-        f"results/logs/calibration/{RUN}.log",
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        n_bins=config["calibration"]["n_bins"],
-    script:
-        "../workflow/scripts/calibration.py"
-
-
-rule classification:
-    input:
-        predictions=f"{RUN_DIR}/predictions.h5",
-    output:
-        classification=f"{RUN_DIR}/classification.parquet",
-    log:
-        f"results/logs/classification/{RUN}.log",
-    conda:
-        "../envs/cpu.yaml"
-    script:
-        "../workflow/scripts/classification.py"

@@ -9,6 +9,8 @@ rule pretrain_demo:
         history="results/pretrained/{backbone}/pretrain_history.parquet",
     log:
         "results/logs/pretrain_demo/{backbone}.log",
+    benchmark:
+        "results/benchmarks/pretrain_demo/{backbone}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -22,6 +22,8 @@ rule fetch_checkpoint:
         record="results/pretrained/{backbone}/hub/{filename}.json",
     log:
         "results/logs/fetch_checkpoint/{backbone}/{filename}.log",
+    benchmark:
+        "results/benchmarks/fetch_checkpoint/{backbone}/{filename}.tsv"
     wildcard_constraints:
         filename=r"[^/]+\.(safetensors|bin|pth|pt)",
     conda:

@@ -21,8 +21,8 @@ def cka_files(tmp_path_factory):
     layers = rng.normal(size=(LAYERS, N_TEST, DIM)).astype(np.float32)
     final = rng.normal(size=(N_TEST, DIM)).astype(np.float32)
     pretrained = tmp / "pretrained.h5"
-    write_features(pretrained, {"cls": layers}, {"cls": final}, ids, np.array(["test"] * N_TEST),
-                   np.zeros(N_TEST, np.int64), attrs={"model": "m", "layers": LAYERS})
+    write_features(pretrained, layers={"cls": np.concatenate([layers, final[None]])}, layers_sample_id=ids,
+                   attrs={"model": "m", "layers": LAYERS})
     sample = np.arange(0, N_TEST, 3)[::-1]  # 10 images, in another order than the file's
     before = np.concatenate([layers[:, sample], final[None, sample]])
     epochs = [before] + [before + rng.normal(scale=s, size=before.shape).astype(np.float32) for s in (0.5, 1.0, 2.0)]
@@ -103,7 +103,7 @@ def test_knn_accuracy_and_ece_against_a_hand_written_vote(tmp_path):
     ids = np.array([f"s{i}" for i in range(labels.size)])
     everything = np.concatenate([bank, queries]).astype(np.float32)
     path = tmp_path / "natural.h5"
-    write_features(path, {"cls": everything[None]}, {"cls": everything}, ids, split, labels, attrs={"model": "m"})
+    write_features(path, {"cls": everything}, ids, split, labels, attrs={"model": "m"})
     table = knn_table(str(path), "cls", ks=[5, 20], temperature=0.07, n_bins=15)
     assert table.columns == ["k", "accuracy", "ece", "pool"]
     for row in table.iter_rows(named=True):

@@ -79,8 +79,9 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
         "prepare_dataset": targets + 1,
         "finetune": len(runs),
         "extract_features": len(runs) - linear,  # a linear probe's features are the pre-trained model's
-        "pretrained_features": backbones * (targets + 1),
-        **{rule: len(runs) for rule in ("cka", "knn", "calibration", "classification")},
+        "pretrained_features": backbones,  # the k-NN dataset's bank and queries
+        "cka_references": backbones,  # every target dataset's CKA sample, one job per backbone
+        "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }
     assert {rule: counts.get(rule) for rule in per_run} == per_run

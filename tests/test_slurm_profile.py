@@ -1,4 +1,4 @@
-"""The Slurm profile (slurm/config.yaml) as Snakemake reads it: GPU requests, site overrides, grouping."""
+"""The Slurm profile (slurm/config.yaml) as Snakemake reads it: GPU requests, site overrides, CPU jobs."""
 
 import re
 from pathlib import Path
@@ -39,7 +39,9 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
     parsed = profile(monkeypatch)
     assert parsed["executor"] == "slurm" and parsed["jobs"] == "60"
     assert parsed["configfile"] == "config/paper.yaml"  # `snakemake --profile slurm -j 60` runs the paper's study
-    assert gpu_rules() == {"finetune", "extract_features", "pretrained_features", "attention_maps", "pretrain_demo"}
+    assert gpu_rules() == {
+        "finetune", "extract_features", "pretrained_features", "cka_references", "attention_maps", "pretrain_demo"
+    }
     for rule in gpu_rules():
         res = resources(parsed, rule)
         assert res["gpu_model"] == "a100" and res["slurm_partition"] == "gpu", rule
@@ -68,16 +70,12 @@ def test_site_settings_come_from_the_environment(monkeypatch):
     assert resources(site, "extract_features")["gpu_model"] == "a100_80g"
 
 
-def test_per_run_measurements_are_grouped_per_run(monkeypatch):
+def test_per_run_measurements_are_one_cpu_job_with_memory_for_the_knn_bank(monkeypatch):
     parsed = profile(monkeypatch)
-    groups = dict(item.split("=", 1) for item in parsed["groups"])
-    assert set(groups) == {"cka", "knn", "calibration", "classification"}
-    (name,) = set(groups.values())
-    for wildcard in ("dataset", "backbone", "method", "pool", "seed"):
-        assert f"{{{wildcard}}}" in name  # one group per run, never across runs
-    assert parsed["group-components"] == [f"{name}=4"]
-
-
+    assert "groups" not in parsed  # rule measure is already one job per run
+    for rule in ("measure", "knn_pretrained"):
+        res = resources(parsed, rule)
+        assert "gpu_model" not in res and int(res["mem_mb"]) >= 16000, rule  # a 150,000-image bank in memory
 @pytest.mark.parametrize("rule", ["aggregate", "similarity_space", "correlation", "paper_tables", "findings"])
 def test_table_rules_run_locally(rule):
     snakefile = (REPO / "Snakefile").read_text()

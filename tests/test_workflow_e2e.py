@@ -69,8 +69,16 @@ def test_trajectories_and_files(study):
     with h5py.File(run / "trajectory.h5") as h5:
         assert h5["features"].shape == (3, 3, 12, 32)  # epochs + 1, blocks + final, CKA sample, width
     assert not (run / "features/isic.h5").exists()  # the target features are the trajectory's last epoch
+    # Feature files hold what is measured: the k-NN reads the final representation in the run's pool, the CKA
+    # reads the pre-trained model's every layer of the CKA sample.
+    for path in (study / "results/runs").glob("*/*/*/seed*/features/*.h5"):
+        pool = path.parts[-4].split("-")[1]
+        with h5py.File(path) as h5:
+            assert set(h5) == {"final", "sample_id", "split", "targets"} and list(h5["final"]) == [pool], path
     with h5py.File(run / "features/natural.h5") as h5:
-        assert h5["features/cls"].shape == (2, 4 * (24 + 8), 32) and h5.attrs["layers"] == 2
+        assert h5["final/cls"].shape == (4 * (24 + 8), 32) and h5.attrs["layers"] == 2
+    with h5py.File(study / "results/pretrained/vit/cka_reference/isic.h5") as h5:
+        assert set(h5) == {"layers", "layers_sample_id"} and h5["layers/cls"].shape == (3, 12, 32)
     with h5py.File(run / "predictions.h5") as h5:
         np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
 
@@ -134,10 +142,10 @@ def test_changing_the_cka_estimator_reruns_only_analysis(study):
     assert rerun <= ANALYSES | {r for r in rerun if r.startswith("figure_")}
 
 
-def test_changing_k_reruns_only_knn_and_what_follows(study):
+def test_changing_k_reruns_only_measurements_and_what_follows(study):
     rerun = rules_rerun_after(study, lambda text: text.replace("k: 5\n", "k: 10\n"))
-    assert {"knn", "knn_pretrained", "aggregate"} <= rerun
-    assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "pretrain_demo", "cka"})
+    assert {"measure", "knn_pretrained", "aggregate"} <= rerun
+    assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "cka_references", "pretrain_demo"})
 
 
 def test_truncated_image_gives_one_clear_error(study, tmp_path):

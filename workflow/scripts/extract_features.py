@@ -3,12 +3,16 @@ from pathlib import Path
 from repdrift.extract import finetuned_features
 from repdrift.rule import run
 
-i, p, o = snakemake.input, snakemake.params, snakemake.output
+i, p = snakemake.input, snakemake.params
 run(
     snakemake,
     finetuned_features,
     backbone_cfg=dict(p.backbone),
     model_path=i.model,
-    jobs=[(Path(i.natural).parent, list(p.natural_splits), o.natural)],
+    dataset_dir=Path(i.natural).parent,
+    out_path=snakemake.output.natural,
+    final_splits=list(p.final_splits),
+    pools=[snakemake.wildcards.pool],
     batch_size=p.batch_size,
+    dtype=p.dtype,
 )

@@ -21,4 +21,5 @@ run(
     trajectory_out=out.trajectory,
     cka_samples=snakemake.params.cka_samples,
     checkpoint=checkpoint_path(Path(out.model).parent),
+    feature_dtype=snakemake.params.feature_dtype,
 )

@@ -1,4 +1,4 @@
-# Used by rules knn (a fine-tuned run) and knn_pretrained (a pre-trained backbone).
+# The pre-trained backbone's k-NN on the natural domain (rule knn_pretrained); a run's is in rule measure.
 from repdrift.measure import knn_table
 from repdrift.rule import run
 
@@ -8,5 +8,5 @@ def knn(features, pool, ks, temperature, n_bins, out):
 
 
 p = snakemake.params
-run(snakemake, knn, features=snakemake.input.features, pool=p.pool, ks=sorted({p.k, *p.ks}),
-    temperature=p.temperature, n_bins=p.n_bins, out=snakemake.output.knn)
+run(snakemake, knn, features=snakemake.input.features, pool=p.pool, ks=list(p.ks), temperature=p.temperature,
+    n_bins=p.n_bins, out=snakemake.output.knn)

@@ -3,13 +3,16 @@ from pathlib import Path
 from repdrift.extract import pretrained_features
 from repdrift.rule import run
 
+p = snakemake.params
 run(
     snakemake,
     pretrained_features,
-    backbone_cfg=dict(snakemake.params.backbone),
+    backbone_cfg=dict(p.backbone),
     weights=snakemake.input.weights,
     dataset_dir=Path(snakemake.input.manifest).parent,
-    splits=list(snakemake.params.splits),
     out_path=snakemake.output.features,
-    batch_size=snakemake.params.batch_size,
+    final_splits=list(p.final_splits),
+    pools=list(p.pools),
+    batch_size=p.batch_size,
+    dtype=p.dtype,
 )

@@ -1,4 +1,4 @@
-"""Layer-wise features of a model (pre-trained or fine-tuned) on chosen splits of a dataset, into HDF5."""
+"""A model's features on one dataset, streamed batch by batch into a feature file (`repdrift.features`)."""
 
 from __future__ import annotations
 
@@ -12,77 +12,114 @@ from tqdm import tqdm
 
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
-from repdrift.features import file_sha256, write_features
+from repdrift.features import FeatureWriter, cka_sample, file_sha256
 from repdrift.models import build_backbone
 
-POOLS = ("cls", "mean")
+
+def feature_rows(manifest: pl.DataFrame, final_splits: list[str], cka_samples: int) -> pl.DataFrame:
+    """The images to run, sorted by (split, sample_id), with their row in `final/` (`final_at`) and in `layers/`
+    (`layers_at`), -1 where an image has none: every image of `final_splits`, and the CKA sample of the test
+    split (the same evenly spaced images `finetune` picks) when `cka_samples` > 0."""
+    manifest = manifest.sort("split", "sample_id")
+    test_ids = manifest.filter(pl.col("split") == "test")["sample_id"]
+    sample = test_ids.gather(cka_sample(len(test_ids), cka_samples)) if cka_samples and len(test_ids) else []
+    in_final = pl.col("split").is_in(final_splits)
+    in_sample = pl.col("sample_id").is_in(list(sample)) & (pl.col("split") == "test")
+    rows = manifest.filter(in_final | in_sample)
+    return rows.with_columns(
+        final_at=pl.when(in_final).then(in_final.cast(pl.Int64).cum_sum() - 1).otherwise(-1),
+        layers_at=pl.when(in_sample).then(in_sample.cast(pl.Int64).cum_sum() - 1).otherwise(-1),
+    )
 
 
 @torch.no_grad()
-def compute_features(backbone, dataset: ManifestImages, batch_size: int) -> tuple[dict, dict]:
-    """Every block's pooled tokens (L, n, D) and the final representation (n, D), for both pools: one forward
-    pass per batch."""
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    backbone.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=loader_workers(), pin_memory=cuda)
-    layers = {pool: [] for pool in POOLS}
-    final = {pool: [] for pool in POOLS}
-    for images, _, _ in tqdm(loader, desc="features", leave=False):
-        images = images.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            reps = backbone.representations(images, POOLS)
-        for pool in POOLS:
-            layers[pool].append(reps[pool][:-1].float().cpu())
-            final[pool].append(reps[pool][-1].float().cpu())
-    return (
-        {pool: torch.cat(chunks, dim=1).numpy() for pool, chunks in layers.items()},
-        {pool: torch.cat(chunks, dim=0).numpy() for pool, chunks in final.items()},
-    )
-
-
 def extract_features(
     backbone,
     dataset_dir: str | Path,
-    splits: list[str],
     out_path: str | Path,
+    *,
+    final_splits: list[str],
+    cka_samples: int,
+    pools: list[str],
     batch_size: int,
+    dtype: str,
     weights_path: str | Path | None,
 ) -> None:
-    """Write the feature file of `backbone` on the given splits of the dataset in `dataset_dir`."""
+    """Write `backbone`'s feature file on the dataset in `dataset_dir`: the final representation of every image of
+    `final_splits` and every layer of the CKA sample, in `pools`. One forward pass per batch; memory does not grow
+    with the number of images."""
     dataset = read_dataset(dataset_dir)
-    manifest = dataset.manifest.filter(pl.col("split").is_in(splits)).sort("split", "sample_id")
-    images = ManifestImages(manifest, backbone.transform(False), dataset.task, len(dataset.classes))
-    layers, final = compute_features(backbone, images, batch_size)
-    target_column = "labels" if dataset.task == "multilabel" else "label"
-    targets = np.asarray(manifest[target_column].to_list())
-    write_features(
-        out_path,
-        layers,
-        final,
-        sample_id=manifest["sample_id"].to_numpy(),
-        split=manifest["split"].to_numpy(),
-        targets=targets,
-        attrs=dict(
-            model=getattr(backbone, "name", ""),
-            weights_sha256=file_sha256(weights_path) if weights_path else "random-init",
-            manifest_sha256=file_sha256(Path(dataset_dir) / "manifest.parquet"),
-            image_size=backbone.img_size,
-            layers=layers[POOLS[0]].shape[0],
-            task=dataset.task,
-            splits=list(splits),
-        ),
+    rows = feature_rows(dataset.manifest, final_splits, cka_samples)
+    final_at, layers_at = rows["final_at"].to_numpy(), rows["layers_at"].to_numpy()
+    n_final, n_layers = int((final_at >= 0).sum()), int((layers_at >= 0).sum())
+    depth, dim = backbone.num_layers + 1, backbone.embed_dim
+    attrs = dict(
+        model=getattr(backbone, "name", ""),
+        weights_sha256=file_sha256(weights_path) if weights_path else "random-init",
+        manifest_sha256=file_sha256(Path(dataset_dir) / "manifest.parquet"),
+        image_size=backbone.img_size,
+        layers=backbone.num_layers,
+        task=dataset.task,
+        splits=list(final_splits),
+        cka_samples=n_layers,
+        pools=list(pools),
     )
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    backbone.to(device).eval()
+    images = ManifestImages(rows, backbone.transform(False), dataset.task, len(dataset.classes))
+    loader = DataLoader(images, batch_size=batch_size, num_workers=loader_workers(), pin_memory=cuda)
+    with FeatureWriter(out_path, attrs, dtype) as out:
+        for pool in pools:
+            if n_final:
+                out.create(f"final/{pool}", (n_final, dim))
+            if n_layers:
+                out.create(f"layers/{pool}", (depth, n_layers, dim))
+        start = 0
+        for batch, _, _ in tqdm(loader, desc="features", leave=False):
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                reps = backbone.representations(batch, pools)
+            at = slice(start, start + len(batch))
+            start += len(batch)
+            to_final, to_layers = final_at[at] >= 0, layers_at[at] >= 0
+            for pool in pools:
+                rep = reps[pool].float().cpu().numpy()
+                if to_final.any():
+                    out.write(f"final/{pool}", _span(final_at[at][to_final]), rep[-1, to_final])
+                if to_layers.any():
+                    out.write(f"layers/{pool}", np.s_[:, _span(layers_at[at][to_layers])], rep[:, to_layers])
+        final_rows, sample_rows = rows.filter(pl.col("final_at") >= 0), rows.filter(pl.col("layers_at") >= 0)
+        if n_final:
+            target_column = "labels" if dataset.task == "multilabel" else "label"
+            out.strings("sample_id", final_rows["sample_id"].to_list())
+            out.strings("split", final_rows["split"].to_list())
+            out.array("targets", np.asarray(final_rows[target_column].to_list()))
+        if n_layers:
+            out.strings("layers_sample_id", sample_rows["sample_id"].to_list())
 
 
-def pretrained_features(backbone_cfg: dict, weights: str, dataset_dir, splits, out_path, batch_size) -> None:
-    extract_features(build_backbone(backbone_cfg, weights), dataset_dir, splits, out_path, batch_size, weights)
+def _span(positions: np.ndarray) -> slice:
+    # Rows are numbered in loader order, so a batch's rows of one kind are consecutive.
+    return slice(int(positions[0]), int(positions[-1]) + 1)
 
 
-def finetuned_features(backbone_cfg: dict, model_path, jobs: list[tuple], batch_size: int) -> None:
-    """`jobs` = [(dataset_dir, splits, out_path), ...]: one model load, several feature files."""
+def pretrained_features(backbone_cfg: dict, weights: str, dataset_dir, out_path, **options) -> None:
+    """The pre-trained backbone's k-NN file: final representations of `final_splits`."""
+    extract_features(build_backbone(backbone_cfg, weights), dataset_dir, out_path, weights_path=weights,
+                     cka_samples=0, **options)
+
+
+def cka_references(backbone_cfg: dict, weights: str, jobs: list[tuple], **options) -> None:
+    """`jobs` = [(dataset_dir, out_path), ...]: one model load, the CKA sample of each dataset, every layer."""
+    backbone = build_backbone(backbone_cfg, weights)
+    for dataset_dir, out_path in jobs:
+        extract_features(backbone, dataset_dir, out_path, weights_path=weights, final_splits=[], **options)
+
+
+def finetuned_features(backbone_cfg: dict, model_path, dataset_dir, out_path, **options) -> None:
+    """A fine-tuned model's k-NN file: final representations of `final_splits` in the run's pool."""
     from repdrift.training import load_classifier
 
     backbone = load_classifier(backbone_cfg, model_path).backbone
-    for dataset_dir, splits, out_path in jobs:
-        extract_features(backbone, dataset_dir, splits, out_path, batch_size, model_path)
+    extract_features(backbone, dataset_dir, out_path, weights_path=model_path, cka_samples=0, **options)

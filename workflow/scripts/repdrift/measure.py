@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from repdrift.errors import DataError
-from repdrift.features import FeatureSet, read_features, read_trajectory
+from repdrift.features import Trajectory, read_features, read_layers
 from repdrift.metrics import (
     binned_ece,
     center_layers,
@@ -24,12 +24,13 @@ from repdrift.metrics import (
 from repdrift.predictions import read_predictions
 
 
-def _align(reference: FeatureSet, ids: np.ndarray, path: str) -> np.ndarray:
-    """Indices of `ids` in the reference file, so CKA compares the same images."""
-    position = {sid: i for i, sid in enumerate(reference.sample_id)}
+def _align(reference_ids: np.ndarray, ids: np.ndarray, path: str) -> np.ndarray:
+    """Indices of `ids` in the reference file's CKA sample, so CKA compares the same images."""
+    position = {sid: i for i, sid in enumerate(reference_ids)}
     missing = [sid for sid in ids if sid not in position]
     if missing:
-        raise DataError(f"{path}: {len(missing)} samples (e.g. {missing[0]}) are not in the pre-trained features")
+        raise DataError(f"{path}: {len(missing)} samples (e.g. {missing[0]}) are not in the pre-trained features' "
+                        "CKA sample (were they extracted with another cka.samples?)")
     return np.array([position[sid] for sid in ids])
 
 
@@ -48,22 +49,21 @@ def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
     The final model is the trajectory's last epoch, so its rows (`epoch` null) repeat that epoch's values: the
     final CKA and the last trajectory point are one measurement on the same images.
     """
-    trajectory, sample_ids, attrs = read_trajectory(trajectory_path)
-    pool = str(attrs["pool"])
-    reference = read_features(pretrained_path, pool).select("test")
-    at = _align(reference, sample_ids, pretrained_path)
-    reference_layers = np.concatenate([reference.layers[:, at], reference.final[None, at]])
+    trajectory = Trajectory(trajectory_path)
+    pool = str(trajectory.attrs["pool"])
+    reference, reference_ids = read_layers(pretrained_path, pool)
+    reference_layers = reference[:, _align(reference_ids, trajectory.sample_id, pretrained_path)]
     if reference_layers.shape[0] != trajectory.shape[1]:
         raise DataError(f"{trajectory_path}: {trajectory.shape[1]} layers, but the pre-trained features in "
                         f"{pretrained_path} have {reference_layers.shape[0]} (blocks + final)")
     # The pre-trained features are centred once and reused for every epoch.
     centred = center_layers(reference_layers)
     rows = []
-    for epoch in range(trajectory.shape[0]):
+    for epoch in range(len(trajectory)):
         rows += _cka_rows(centred, trajectory[epoch], epoch)
     rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1]:]]
     schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
-    return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(sample_ids)))
+    return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(trajectory.sample_id)))
 
 
 def knn_table(features_path: str, pool: str, ks: list[int], temperature: float, n_bins: int) -> pl.DataFrame:
@@ -103,3 +103,15 @@ def classification_table(predictions_path: str) -> pl.DataFrame:
     values["map"] = float(mean_average_precision(p.probs, one_hot))
     values["auc"] = float(roc_auc(p.probs, one_hot))
     return pl.DataFrame({"metric": list(values), "value": list(values.values())})
+
+
+def measure_run(trajectory: str, reference: str, natural: str, predictions: str, pool: str, ks: list[int],
+                temperature: float, n_bins: int, out: dict[str, str]) -> None:
+    """Every measurement of one run, each into its own table: `out` maps cka, knn, calibration, reliability and
+    classification to their paths."""
+    cka_table(reference, trajectory).write_parquet(out["cka"])
+    knn_table(natural, pool, ks, temperature, n_bins).write_parquet(out["knn"])
+    ece, bins = calibration_tables(predictions, n_bins)
+    ece.write_parquet(out["calibration"])
+    bins.write_parquet(out["reliability"])
+    classification_table(predictions).write_parquet(out["classification"])

@@ -37,7 +37,7 @@ from repdrift.checkpoint import (
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
-from repdrift.features import write_trajectory
+from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
 from repdrift.predictions import Predictions, write_predictions
@@ -76,12 +76,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def num_outputs(task: str, classes: list[str]) -> int:
     return 2 if task == "binary" else len(classes)
-
-
-def cka_sample(n: int, size: int) -> np.ndarray:
-    """A fixed, evenly spaced subset of the (sorted) test split: identical for every run of a dataset, all of it
-    when it has no more than `size` images."""
-    return np.unique(np.linspace(0, n - 1, num=min(size, n)).round().astype(int))
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -204,11 +198,13 @@ def finetune(
     trajectory_out: str | Path,
     cka_samples: int = 512,
     checkpoint: str | Path | None = None,
+    feature_dtype: str = "float32",
 ) -> pl.DataFrame:
     """Fine-tune one run and write its four outputs; returns the training history.
 
     The trajectory holds, before fine-tuning and after every epoch, the features of `cka_samples` test images
-    (`cka_sample`). With `checkpoint`, the state after every epoch is saved there and a re-run after a kill continues from it.
+    (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state after every epoch is saved there and a
+    re-run after a kill continues from it.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -244,12 +240,12 @@ def finetune(
     if checkpoint is not None:
         run_id = fingerprint(
             dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed,
-                 cka_samples=cka_samples),
+                 cka_samples=cka_samples, feature_dtype=feature_dtype),
             dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
         )
         state = load_checkpoint(checkpoint, run_id)
     if state is None:
-        trajectory, rows, done = [sample_features(model, probe_images, loop)], [], 0
+        trajectory, rows, done = [sample_features(model, probe_images, loop).astype(feature_dtype)], [], 0
     else:
         _load_trainable(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -267,7 +263,8 @@ def finetune(
         seconds = time.perf_counter() - started
         test_loss, probs, targets = evaluate(model, test_loader, loop, task)
         metric, value = task_metric(probs, targets, task)
-        trajectory.append(sample_features(model, probe_images, loop))
+        # Kept (and checkpointed) in the storage dtype: float16 halves this job's memory and checkpoint too.
+        trajectory.append(sample_features(model, probe_images, loop).astype(feature_dtype))
         rows.append(
             dict(epoch=epoch, train_loss=loss_sum / seen, test_loss=test_loss, metric=metric, test_value=value,
                  lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
@@ -299,6 +296,7 @@ def finetune(
         np.stack(trajectory),
         test_manifest["sample_id"].to_numpy()[probe],
         dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
+        dtype=feature_dtype,
     )
     if checkpoint is not None:
         remove_checkpoint(checkpoint)

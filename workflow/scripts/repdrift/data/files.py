@@ -5,7 +5,8 @@ opening images."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -65,11 +66,20 @@ def read_csv(path: Path, columns: Iterable[str], expected: str) -> pl.DataFrame:
     return df
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(tmp) on a temporary name next to path, then rename it into place."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name next to `path` to write to; renamed into place when the block ends without an error,
+    removed otherwise, so a killed or failed writer never leaves a file that looks finished."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp) on a temporary name next to path, then rename it into place."""
+    with atomic_path(path) as tmp:
+        write(tmp)

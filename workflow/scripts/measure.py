@@ -1,0 +1,17 @@
+from repdrift.measure import measure_run
+from repdrift.rule import run
+
+i, p, o = snakemake.input, snakemake.params, snakemake.output
+run(
+    snakemake,
+    measure_run,
+    trajectory=i.trajectory,
+    reference=i.reference,
+    natural=i.natural,
+    predictions=i.predictions,
+    pool=p.pool,
+    ks=list(p.ks),
+    temperature=p.temperature,
+    n_bins=p.n_bins,
+    out={name: o[name] for name in ("cka", "knn", "calibration", "reliability", "classification")},
+)
