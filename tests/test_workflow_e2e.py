@@ -142,8 +142,15 @@ def test_changing_the_cka_estimator_reruns_only_analysis(study):
     assert rerun <= ANALYSES | {r for r in rerun if r.startswith("figure_")}
 
 
-def test_changing_k_reruns_only_measurements_and_what_follows(study):
+def test_changing_the_headline_k_reruns_only_analysis(study):
+    # k = 10 is already among ks: every k is measured, so nothing is measured again.
     rerun = rules_rerun_after(study, lambda text: text.replace("k: 5\n", "k: 10\n"))
+    assert {"correlation", "findings"} <= rerun
+    assert rerun <= ANALYSES | {"paper_tables"} | {r for r in rerun if r.startswith("figure_")}
+
+
+def test_changing_the_ks_reruns_only_measurements_and_what_follows(study):
+    rerun = rules_rerun_after(study, lambda text: text.replace("ks: [5, 10]\n", "ks: [3, 5, 10]\n"))
     assert {"measure", "knn_pretrained", "aggregate"} <= rerun
     assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "cka_references", "pretrain_demo"})
 
