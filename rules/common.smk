@@ -11,6 +11,8 @@ PRETRAIN_DATASET = config["pretrain"]["dataset"]
 SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
     config["cka"]["estimator"]
 ]
+# The fine-tuning recipe; how often it checkpoints does not change the result, so it is passed on its own.
+RECIPE = {k: v for k, v in config["train"].items() if k != "checkpoint_minutes"}
 # Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
 # domain's calibration as an extra panel.
 CORRELATION_METRICS = [

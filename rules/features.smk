@@ -1,7 +1,6 @@
-# Feature files (HDF5) hold what is measured, nothing more: the pre-trained backbones' final representations of the
-# k-NN dataset (bank and queries) and layer-wise features of each target dataset's CKA sample (the reference of
-# every run's trajectory), and the fine-tuned models' final representations of the k-NN dataset in the run's pool.
-# A fine-tuned model's features on its target dataset are its trajectory (rule finetune).
+# The pre-trained backbones' feature files (HDF5), holding what is measured, nothing more: final representations of
+# the k-NN dataset (bank and queries) and layer-wise features of each target dataset's CKA sample (the reference of
+# every run's trajectory). A fine-tuned model's feature files are written by its fine-tuning job (rule finetune).
 
 
 rule pretrained_features:
@@ -53,27 +52,3 @@ rule cka_references:
         dtype=config["features"]["dtype"],
     script:
         "../workflow/scripts/cka_references.py"
-
-
-rule extract_features:
-    input:
-        model=f"{RUN_DIR}/model.safetensors",
-        natural=manifest(KNN_DATASET),
-    output:
-        natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
-    log:
-        f"results/logs/extract_features/{RUN}.log",
-    benchmark:
-        f"results/benchmarks/extract_features/{RUN}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: 1
-    resources:
-        gpu=1,
-    params:
-        backbone=lambda wc: backbone_cfg(wc.backbone),
-        final_splits=knn_splits(KNN_DATASET),
-        batch_size=config["features"]["batch_size"],
-        dtype=config["features"]["dtype"],
-    script:
-        "../workflow/scripts/extract_features.py"

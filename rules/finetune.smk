@@ -1,9 +1,46 @@
 # Fine-tuning: one job per run; writes weights, history, test predictions and, per epoch, the features of the CKA
-# sample (the trajectory).
-# It checkpoints every epoch in {run}/checkpoint/ (not an output) and resumes from there when killed and re-run.
+# sample (the trajectory). Full and Scratch runs also extract the final model's k-NN features in the same job (one
+# model load, one process and one GPU allocation per run; changing the k-NN dataset therefore re-runs them). A
+# Linear probe's backbone is the pre-trained one: its k-NN reads the pre-trained model's features.
+# A job checkpoints in {run}/checkpoint/ (not an output; train.checkpoint_minutes) and resumes from there when
+# killed and re-run.
 
 
 rule finetune:
+    input:
+        weights=lambda wc: weights_file(wc.backbone),
+        manifest=manifest("{dataset}"),
+        natural=manifest(KNN_DATASET),
+    output:
+        model=f"{RUN_DIR}/model.safetensors",
+        history=f"{RUN_DIR}/history.parquet",
+        predictions=f"{RUN_DIR}/predictions.h5",
+        trajectory=f"{RUN_DIR}/trajectory.h5",
+        natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
+    log:
+        f"results/logs/finetune/{RUN}.log",
+    benchmark:
+        f"results/benchmarks/finetune/{RUN}.tsv"
+    wildcard_constraints:
+        method="full|scratch",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        backbone=lambda wc: backbone_cfg(wc.backbone),
+        recipe=RECIPE,
+        checkpoint_minutes=config["train"]["checkpoint_minutes"],
+        cka_samples=config["cka"]["samples"],
+        feature_dtype=config["features"]["dtype"],
+        knn_splits=knn_splits(KNN_DATASET),
+        feature_batch_size=config["features"]["batch_size"],
+    script:
+        "../workflow/scripts/finetune.py"
+
+
+rule linear_probe:
     input:
         weights=lambda wc: weights_file(wc.backbone),
         manifest=manifest("{dataset}"),
@@ -15,7 +52,9 @@ rule finetune:
     log:
         f"results/logs/finetune/{RUN}.log",
     benchmark:
-        f"results/benchmarks/finetune/{RUN}.tsv"
+        f"results/benchmarks/linear_probe/{RUN}.tsv"
+    wildcard_constraints:
+        method="linear",
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -23,7 +62,8 @@ rule finetune:
         gpu=1,
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        recipe=config["train"],
+        recipe=RECIPE,
+        checkpoint_minutes=config["train"]["checkpoint_minutes"],
         cka_samples=config["cka"]["samples"],
         feature_dtype=config["features"]["dtype"],
     script:

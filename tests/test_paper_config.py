@@ -77,15 +77,15 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
     per_run = {
         "fetch_checkpoint": backbones,
         "prepare_dataset": targets + 1,
-        "finetune": len(runs),
-        "extract_features": len(runs) - linear,  # a linear probe's features are the pre-trained model's
+        "finetune": len(runs) - linear,  # with the final model's k-NN features
+        "linear_probe": linear,  # a linear probe's features are the pre-trained model's
         "pretrained_features": backbones,  # the k-NN dataset's bank and queries
         "cka_references": backbones,  # every target dataset's CKA sample, one job per backbone
         "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }
     assert {rule: counts.get(rule) for rule in per_run} == per_run
-    assert counts["finetune"] == 127 and counts["aggregate"] == counts["all"] == 1
+    assert counts["finetune"] + counts["linear_probe"] == 127 and counts["aggregate"] == counts["all"] == 1
     assert "make_demo_data" not in counts and "pretrain_demo" not in counts  # nothing of the demo leaks in
     assert counts["total"] == sum(counts.values()) - counts["total"]
 

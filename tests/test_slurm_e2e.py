@@ -22,7 +22,7 @@ from safetensors.numpy import load_file
 from slurm_cluster import LocalSlurm, require_slurm
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = {"finetune", "extract_features", "pretrained_features", "cka_references", "attention_maps", "pretrain_demo"}
+GPU_RULES = {"finetune", "linear_probe", "pretrained_features", "cka_references", "attention_maps", "pretrain_demo"}
 LOCAL_RULES = {"aggregate", "similarity_space", "correlation", "paper_tables", "findings"}
 PREEMPTED_RUN = "results/runs/isic/vit/full-cls/seed0"
 TIMING = {"seconds", "images_per_s"}  # wall-clock columns of a training history

@@ -40,7 +40,7 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
     assert parsed["executor"] == "slurm" and parsed["jobs"] == "60"
     assert parsed["configfile"] == "config/paper.yaml"  # `snakemake --profile slurm -j 60` runs the paper's study
     assert gpu_rules() == {
-        "finetune", "extract_features", "pretrained_features", "cka_references", "attention_maps", "pretrain_demo"
+        "finetune", "linear_probe", "pretrained_features", "cka_references", "attention_maps", "pretrain_demo"
     }
     for rule in gpu_rules():
         res = resources(parsed, rule)
@@ -48,7 +48,7 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
         assert int(res["mem_mb"]) >= 8000 and int(res["runtime"]) >= 30, rule
     assert set(parsed["preemptible-rules"]) == gpu_rules() and int(parsed["preemptible-retries"]) >= 1
     threads = dict(item.split("=") for item in parsed["set-threads"])
-    assert int(threads["finetune"]) >= 4 and int(threads["extract_features"]) >= 4
+    assert int(threads["finetune"]) >= 4 and int(threads["linear_probe"]) >= 4
 
 
 def test_no_plugin_forbidden_or_risky_settings(monkeypatch):
@@ -67,7 +67,7 @@ def test_site_settings_come_from_the_environment(monkeypatch):
     )
     assert {"slurm_account=lab42", "slurm_partition=short"} <= set(site["default-resources"])
     assert resources(site, "finetune")["slurm_partition"] == "ampere"
-    assert resources(site, "extract_features")["gpu_model"] == "a100_80g"
+    assert resources(site, "linear_probe")["gpu_model"] == "a100_80g"
 
 
 def test_per_run_measurements_are_one_cpu_job_with_memory_for_the_knn_bank(monkeypatch):

@@ -129,3 +129,19 @@ def test_unreadable_checkpoint_starts_over(inputs, tmp_path, capsys):
     run(inputs, tmp_path)
     assert "ignoring unreadable checkpoint" in capsys.readouterr().out
     assert pl.read_parquet(tmp_path / "history.parquet")["epoch"].to_list() == [1, 2, 3]
+
+
+def test_checkpoints_are_spaced_by_checkpoint_minutes_and_the_last_epoch_always_saved(inputs, tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(training, "save_checkpoint", lambda path, state: saved.append(state["epoch"]))
+    dataset_dir, weights = inputs
+    for minutes, expected in ((0, [1, 2, 3]), (60, [3])):
+        saved.clear()
+        out = tmp_path / f"every{minutes}"
+        out.mkdir()
+        training.finetune(
+            BACKBONE, str(weights), dataset_dir, "full", "cls", 0, dict(RECIPE),
+            out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
+            cka_samples=6, checkpoint=checkpoint_path(out), checkpoint_minutes=minutes,
+        )
+        assert saved == expected, minutes

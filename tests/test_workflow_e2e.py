@@ -152,7 +152,7 @@ def test_changing_the_headline_k_reruns_only_analysis(study):
 def test_changing_the_ks_reruns_only_measurements_and_what_follows(study):
     rerun = rules_rerun_after(study, lambda text: text.replace("ks: [5, 10]\n", "ks: [3, 5, 10]\n"))
     assert {"measure", "knn_pretrained", "aggregate"} <= rerun
-    assert rerun.isdisjoint({"finetune", "extract_features", "pretrained_features", "cka_references", "pretrain_demo"})
+    assert rerun.isdisjoint({"finetune", "linear_probe", "pretrained_features", "cka_references", "pretrain_demo"})
 
 
 def test_truncated_image_gives_one_clear_error(study, tmp_path):

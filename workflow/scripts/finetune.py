@@ -1,25 +1,32 @@
+# Used by rules finetune (Full, Scratch: also the k-NN features) and linear_probe.
 from pathlib import Path
 
 from repdrift.checkpoint import checkpoint_path
 from repdrift.rule import run
 from repdrift.training import finetune
 
-wc, out = snakemake.wildcards, snakemake.output
+i, p, wc, out = snakemake.input, snakemake.params, snakemake.wildcards, snakemake.output
+knn = None
+if "natural" in out.keys():
+    knn = dict(dataset_dir=Path(i.natural).parent, out_path=out.natural, splits=list(p.knn_splits),
+               batch_size=p.feature_batch_size)
 run(
     snakemake,
     finetune,
-    backbone_cfg=dict(snakemake.params.backbone),
-    weights=snakemake.input.weights,
-    dataset_dir=Path(snakemake.input.manifest).parent,
+    backbone_cfg=dict(p.backbone),
+    weights=i.weights,
+    dataset_dir=Path(i.manifest).parent,
     method=wc.method,
     pool=wc.pool,
     seed=int(wc.seed),
-    recipe=dict(snakemake.params.recipe),
+    recipe=dict(p.recipe),
     model_out=out.model,
     history_out=out.history,
     predictions_out=out.predictions,
     trajectory_out=out.trajectory,
-    cka_samples=snakemake.params.cka_samples,
+    cka_samples=p.cka_samples,
     checkpoint=checkpoint_path(Path(out.model).parent),
-    feature_dtype=snakemake.params.feature_dtype,
+    checkpoint_minutes=p.checkpoint_minutes,
+    feature_dtype=p.feature_dtype,
+    knn=knn,
 )

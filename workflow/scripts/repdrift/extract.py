@@ -115,11 +115,3 @@ def cka_references(backbone_cfg: dict, weights: str, jobs: list[tuple], **option
     backbone = build_backbone(backbone_cfg, weights)
     for dataset_dir, out_path in jobs:
         extract_features(backbone, dataset_dir, out_path, weights_path=weights, final_splits=[], **options)
-
-
-def finetuned_features(backbone_cfg: dict, model_path, dataset_dir, out_path, **options) -> None:
-    """A fine-tuned model's k-NN file: final representations of `final_splits` in the run's pool."""
-    from repdrift.training import load_classifier
-
-    backbone = load_classifier(backbone_cfg, model_path).backbone
-    extract_features(backbone, dataset_dir, out_path, weights_path=model_path, cka_samples=0, **options)

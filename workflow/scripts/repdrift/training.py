@@ -4,10 +4,12 @@ Recipe (shared by every run, from the config's `train:`): AdamW, linear warm-up 
 cross-entropy for multiclass and binary tasks (binary as two classes, as MedFM's colon baseline), BCE for
 multi-label. After every epoch the test split is evaluated and the layer-wise features (every block, then the final
 representation the head sees) of a fixed CKA sample of it are kept: the trajectory whose CKA to the pre-trained model
-the cka rule measures; its last epoch is the final model, so the final CKA is the trajectory's last point. On CUDA the same loop runs
-with bf16 autocast, fused AdamW and pinned-memory workers. After every epoch the whole training state is
-checkpointed (repdrift.checkpoint), so a killed or pre-empted job resumes where it stopped and ends with the same
-result as an uninterrupted one.
+the measure rule computes; its last epoch is the final model, so the final CKA is the trajectory's last point. With
+`knn`, the final model's representations of the k-NN dataset are extracted too (repdrift.extract), by the job that
+holds the model: no second process loads it. On CUDA the same loop runs with bf16 autocast, fused AdamW and
+pinned-memory workers. The whole training state is checkpointed (repdrift.checkpoint) after the last epoch and after
+any epoch that ends `checkpoint_minutes` or more after the previous checkpoint (0: every epoch), so a killed or
+pre-empted job resumes where it stopped and ends with the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from repdrift.checkpoint import (
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
+from repdrift.extract import extract_features
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
@@ -198,13 +201,16 @@ def finetune(
     trajectory_out: str | Path,
     cka_samples: int = 512,
     checkpoint: str | Path | None = None,
+    checkpoint_minutes: float = 0.0,
     feature_dtype: str = "float32",
+    knn: dict | None = None,
 ) -> pl.DataFrame:
     """Fine-tune one run and write its four outputs; returns the training history.
 
     The trajectory holds, before fine-tuning and after every epoch, the features of `cka_samples` test images
-    (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state after every epoch is saved there and a
-    re-run after a kill continues from it.
+    (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state is saved there after the last epoch
+    and whenever `checkpoint_minutes` have passed since the last save, and a re-run after a kill continues from it. `knn` = dict(dataset_dir, out_path, splits, batch_size): the final
+    model's feature file of the k-NN dataset (`repdrift.extract.extract_features`, the run's pool).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -255,6 +261,7 @@ def finetune(
         print(f"resumed from the checkpoint of epoch {done}/{recipe.epochs}: {checkpoint}", flush=True)
 
     probs = targets = None
+    saved = time.monotonic()
     for epoch in range(done + 1, recipe.epochs + 1):
         started = time.perf_counter()
         seen, loss_sum = train_one_epoch(
@@ -274,7 +281,10 @@ def finetune(
             f"{seen / seconds:.0f} images/s",
             flush=True,
         )
-        if checkpoint is not None:
+        # The last epoch's checkpoint guards what follows it (writing the outputs, the k-NN extraction).
+        due = epoch == recipe.epochs or time.monotonic() - saved >= 60 * checkpoint_minutes
+        if checkpoint is not None and due:
+            saved = time.monotonic()
             save_checkpoint(
                 checkpoint,
                 dict(fingerprint=run_id, epoch=epoch, model=_trainable_state(model), optimizer=optimizer.state_dict(),
@@ -298,6 +308,10 @@ def finetune(
         dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
         dtype=feature_dtype,
     )
+    if knn is not None:
+        extract_features(model.backbone, knn["dataset_dir"], knn["out_path"], final_splits=list(knn["splits"]),
+                         cka_samples=0, pools=[pool], batch_size=knn["batch_size"], dtype=feature_dtype,
+                         weights_path=model_out)
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
     return history
