@@ -296,11 +296,11 @@ def check_safetensors(work: Path) -> str:
     return f"{actual:,} bytes written vs {safetensors_bytes(state):,} estimated (part 1's model)"
 
 
-def checkpoint_bytes(state: dict, method: str, epochs: int, layers: int, m: int, dim: int) -> int:
-    """A fine-tune's checkpoint at its last epoch: trainable weights and AdamW's two moments (float32), and the
-    trajectory so far, float32 whatever features.dtype; pickle and zip framing add well under 1 MB."""
+def checkpoint_bytes(state: dict, method: str, epochs: int, layers: int, m: int, dim: int) -> tuple[int, int]:
+    """A fine-tune's checkpoint at its last epoch, (float32, float16) features: trainable weights and AdamW's two
+    moments (float32), and the trajectory so far in features.dtype; pickle and zip framing add well under 1 MB."""
     trainable = sum(t.numel() * 4 for k, t in state.items() if method != "linear" or k.startswith("head."))
-    return 3 * trainable + (epochs + 1) * layers * m * dim * 4
+    return tuple(3 * trainable + (epochs + 1) * layers * m * dim * size for size in (4, 2))
 
 
 def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, tuple[int, int, list[str]]]:
@@ -344,15 +344,15 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
         f"pre-trained k-NN features ({pools} pools)": ("results/pretrained/{backbone}/features/imagenet.h5", [per_dtype(
             lambda t: knn_meta + pools * stored_array_bytes((knn_rows, dim), t)) for _ in models]),
         f"pre-trained CKA references ({pools} pools)": (
-            "results/pretrained/{backbone}/features/{target}.h5", [per_dtype(
+            "results/pretrained/{backbone}/cka_reference/{target}.h5", [per_dtype(
                 lambda t, d=d: sample_meta[d] + pools * stored_array_bytes((layers, m[d], dim), t))
                 for _ in models for d in TARGETS]),
         "fetched weights (Hub files, float32)": ("results/pretrained/{backbone}/hub/*.safetensors",
                                                  [same(safetensors_bytes(full.state_dict())) for _, full in
                                                   models.values()]),
     }
-    biggest = max(checkpoint_bytes(heads[r["backbone"], r["dataset"]], r["method"], epochs, layers, m[r["dataset"]],
-                                   dim) for r in runs)
+    biggest = max((checkpoint_bytes(heads[r["backbone"], r["dataset"]], r["method"], epochs, layers, m[r["dataset"]],
+                                   dim) for r in runs), key=lambda sizes: sizes[0])
     return types, biggest, (dim, depth, used, m)
 
 
@@ -390,15 +390,17 @@ def part2(work: Path) -> None:
         gb = f"{bound}{total[0]:.2f} | {bound}{total[1]:.2f}"
         print(f"| {name} | `{path}` | {len(sizes)} | {bound}{per_file} | {gb} |")
     print(f"| transient checkpoint (largest: Full / Scratch at the last epoch; deleted when the run ends) | "
-          f"`results/runs/{{run}}/checkpoint/last.pt` | 1 per running fine-tune | {checkpoint / MB:.0f} | not summed | "
-          f"not summed |")
+          f"`results/runs/{{run}}/checkpoint/last.pt` | 1 per running fine-tune | {checkpoint[0] / MB:.0f} / "
+          f"{checkpoint[1] / MB:.0f} | not summed | not summed |")
     print(f"| **total** | | | | **{totals[0]:.1f}** | **{totals[1]:.1f}** |\n")
     for dtype, total in zip(("float32", "float16"), totals):
         print(f"TOTAL {dtype}: {total:.1f} GB, {'under' if total < 100 else 'OVER'} the 100 GB goal")
     weights = sum(s[0] for s in types["fetched weights (Hub files, float32)"][1]) / GB
-    print(f"\nTransient checkpoints come on top: one fine-tune at a time (1 GPU) {checkpoint / GB:.2f} GB, "
-          f"{2 * checkpoint / GB:.1f} GB while it is replaced (the new file is written beside the old one); at -j 60, "
-          f"60 fine-tunes near their last epoch, up to {60 * checkpoint / GB:.0f} GB ({120 * checkpoint / GB:.0f} GB "
+    largest = checkpoint[1]  # the paper config stores features as float16
+    print(f"\nTransient checkpoints come on top (float16 features): one fine-tune at a time (1 GPU) "
+          f"{largest / GB:.2f} GB, {2 * largest / GB:.1f} GB while it is replaced (the new file is written beside the "
+          f"old one); at -j 60, 60 fine-tunes near their last epoch, up to {60 * largest / GB:.0f} GB "
+          f"({120 * largest / GB:.0f} GB "
           f"if all replace at once). Not counted: the Hugging Face cache's own copy of the fetched weights "
           f"({weights:.2f} GB, where they were fetched), logs, benchmarks, tables and figures (small).")
     ids = [f"x{i:040d}" for i in range(m["isic2018"])]
@@ -410,6 +412,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="the smaller size (the larger is 10 n); default 2000")
     parser.add_argument("--quick", action="store_true", help="n = 200: a smoke test")
+    parser.add_argument("--disk-only", action="store_true", help="only the paper's projected disk use (seconds)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -421,6 +424,9 @@ def main() -> None:
     started = time.perf_counter()
     print(f"```\n.venv/bin/python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}\n```\n".replace(" \n", "\n"))
     with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
+        if args.disk_only:
+            part2(Path(tmp))
+            return
         print(f"## Feature extraction at n = {n:,} and 10 n = {10 * n:,} images\n")
         print("CPU, torch and BLAS at 1 thread in each extraction's own process (torch.set_num_threads(1), "
               "threadpoolctl.threadpool_limits(1)); tiny random-init timm ViT (12 blocks, D = 192, 32 px, patch 8); "

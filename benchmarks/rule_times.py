@@ -1,6 +1,6 @@
 """Per-rule job times and peak memory of a finished study, from Snakemake's own benchmark files.
 
-Every rule has a `benchmark:` directive writing `results/benchmarks/{rule}/....tsv` (seconds, max RSS, CPU time
+Every rule has a `benchmark:` directive writing `results/benchmarks/{rule}.tsv` or `{rule}/....tsv` (seconds, max RSS, CPU time
 of its job), locally and on a cluster alike. This prints one Markdown row per rule: jobs, summed and largest
 seconds, summed CPU seconds, largest max RSS; the README's performance section is its output.
 

@@ -10,7 +10,7 @@ rule similarity_space:
     log:
         "results/logs/analysis/similarity_space.log",
     benchmark:
-        "results/benchmarks/analysis/similarity_space.tsv"
+        "results/benchmarks/similarity_space.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -38,7 +38,7 @@ rule correlation:
     log:
         "results/logs/analysis/correlation.log",
     benchmark:
-        "results/benchmarks/analysis/correlation.tsv"
+        "results/benchmarks/correlation.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -75,7 +75,7 @@ rule paper_tables:
     log:
         "results/logs/analysis/paper_tables.log",
     benchmark:
-        "results/benchmarks/analysis/paper_tables.tsv"
+        "results/benchmarks/paper_tables.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
@@ -104,7 +104,7 @@ rule findings:
     log:
         "results/logs/analysis/findings.log",
     benchmark:
-        "results/benchmarks/analysis/findings.tsv"
+        "results/benchmarks/findings.tsv"
     conda:
         "../envs/cpu.yaml"
     params:

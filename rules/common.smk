@@ -218,17 +218,20 @@ def knn_splits(dataset):
     return ["train", "test"] if dataset == KNN_DATASET else []
 
 
-FIGURE_NAMES = (
-    "cka_trajectory",
-    "cka_heatmap",
-    "cka_distribution",
-    "cka_vs_score",
-    "similarity_space",
-    "correlation",
-    "knn_forgetting",
-)
+# The report's figures (rule figures) and their report categories.
+FIGURE_CATEGORIES = {
+    "cka_trajectory": "Similarity trajectory",  # Fig. 4a: the similarity grid's trajectories
+    "cka_heatmap": "Similarity trajectory",  # every layer's similarity per epoch
+    "cka_distribution": "Similarity distribution",  # Fig. 1b: final similarity across seeds
+    "cka_vs_score": "Similarity space",  # final similarity against the task score
+    "similarity_space": "Similarity space",  # Fig. 1a: the runs in (A_X, S) and T_X
+    "correlation": "Correlation",  # Fig. 5: interval means and the fitted line
+    "knn_forgetting": "Forgetting",  # k-NN accuracy before and after fine-tuning
+}
 FIGURES = [
-    f"results/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("html", "svg")
+    f"results/figures/{name}.{ext}"
+    for name in FIGURE_CATEGORIES
+    for ext in ("html", "svg")
 ]
 
 

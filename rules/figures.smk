@@ -1,188 +1,70 @@
 # Figures: Altair charts as self-contained HTML (interactive) + SVG (static), each with a caption stating its numbers.
-
-
-# Fig. 4a: the similarity grid's trajectories.
-rule figure_cka_trajectory:
+# One job draws them all (seconds each, less than starting a process and the SVG renderer).
+rule figures:
     input:
         runs="results/tables/runs.parquet",
         trajectories="results/tables/trajectories.parquet",
+        pretrained="results/tables/pretrained.parquet",
         grids="results/tables/grids.parquet",
-    output:
-        **figure_outputs("cka_trajectory", "Similarity trajectory"),
-    log:
-        "results/logs/figures/cka_trajectory.log",
-    benchmark:
-        "results/benchmarks/figures/cka_trajectory.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        similarity=SIMILARITY_METRIC,
-        layer=config["analysis"]["cka_layer"],
-    script:
-        "../workflow/scripts/figure_cka_trajectory.py"
-
-
-# Every layer's similarity per epoch, the similarity grid's runs.
-rule figure_cka_heatmap:
-    input:
-        runs="results/tables/runs.parquet",
-        trajectories="results/tables/trajectories.parquet",
-        grids="results/tables/grids.parquet",
-    output:
-        **figure_outputs("cka_heatmap", "Similarity trajectory"),
-    log:
-        "results/logs/figures/cka_heatmap.log",
-    benchmark:
-        "results/benchmarks/figures/cka_heatmap.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        similarity=SIMILARITY_METRIC,
-    script:
-        "../workflow/scripts/figure_cka_heatmap.py"
-
-
-# Fig. 1b: final similarity across the similarity grid's seeds.
-rule figure_cka_distribution:
-    input:
-        runs="results/tables/runs.parquet",
-        grids="results/tables/grids.parquet",
-    output:
-        **figure_outputs("cka_distribution", "Similarity distribution"),
-    log:
-        "results/logs/figures/cka_distribution.log",
-    benchmark:
-        "results/benchmarks/figures/cka_distribution.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        similarity=SIMILARITY_METRIC,
-        layer=config["analysis"]["cka_layer"],
-    script:
-        "../workflow/scripts/figure_cka_distribution.py"
-
-
-# Fig. 4b: final similarity against score, the similarity grid's runs.
-rule figure_cka_vs_score:
-    input:
-        runs="results/tables/runs.parquet",
-        grids="results/tables/grids.parquet",
-    output:
-        **figure_outputs("cka_vs_score", "Similarity space"),
-    log:
-        "results/logs/figures/cka_vs_score.log",
-    benchmark:
-        "results/benchmarks/figures/cka_vs_score.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        similarity=SIMILARITY_METRIC,
-        layer=config["analysis"]["cka_layer"],
-    script:
-        "../workflow/scripts/figure_cka_vs_score.py"
-
-
-# T_X over every Full and Scratch run with a Linear partner (not only the similarity grid).
-rule figure_similarity_space:
-    input:
-        runs="results/tables/runs.parquet",
         space="results/analysis/similarity_space.parquet",
+        fits="results/analysis/correlation.csv",
+        points="results/analysis/correlation_points.parquet",
     output:
-        **figure_outputs("similarity_space", "Similarity space"),
+        **{
+            f"{name}_{kind}": path
+            for name, category in FIGURE_CATEGORIES.items()
+            for kind, path in figure_outputs(name, category).items()
+        },
     log:
-        "results/logs/figures/similarity_space.log",
+        "results/logs/figures/figures.log",
     benchmark:
-        "results/benchmarks/figures/similarity_space.tsv"
+        "results/benchmarks/figures.tsv"
     conda:
         "../envs/cpu.yaml"
     params:
+        grid=config["analysis"]["similarity_grid"],
         similarity=SIMILARITY_METRIC,
         layer=config["analysis"]["cka_layer"],
         divergence=config["analysis"]["divergence"],
         eta=config["analysis"]["eta"],
         eps=config["analysis"]["eps"],
-    script:
-        "../workflow/scripts/figure_similarity_space.py"
-
-
-# Fig. 5: the interval fit of similarity against k-NN and ECE, the similarity grid's runs.
-rule figure_correlation:
-    input:
-        runs="results/tables/runs.parquet",
-        grids="results/tables/grids.parquet",
-        fits="results/analysis/correlation.csv",
-        points="results/analysis/correlation_points.parquet",
-    output:
-        **figure_outputs("correlation", "Correlation"),
-    log:
-        "results/logs/figures/correlation.log",
-    benchmark:
-        "results/benchmarks/figures/correlation.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
-        similarity=SIMILARITY_METRIC,
-        layer=config["analysis"]["cka_layer"],
         metrics=CORRELATION_METRICS,
         n_intervals=config["analysis"]["n_intervals"],
         outliers=config["analysis"]["outliers"],
         confidence=config["analysis"]["confidence"],
-    script:
-        "../workflow/scripts/figure_correlation.py"
-
-
-# Fig. 1a: k-NN of the pre-trained models and of the similarity grid's runs.
-rule figure_knn_forgetting:
-    input:
-        runs="results/tables/runs.parquet",
-        pretrained="results/tables/pretrained.parquet",
-        grids="results/tables/grids.parquet",
-    output:
-        **figure_outputs("knn_forgetting", "Forgetting"),
-    log:
-        "results/logs/figures/knn_forgetting.log",
-    benchmark:
-        "results/benchmarks/figures/knn_forgetting.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        grid=config["analysis"]["similarity_grid"],
         k=config["knn"]["k"],
-        confidence=config["analysis"]["confidence"],
     script:
-        "../workflow/scripts/figure_knn_forgetting.py"
+        "../workflow/scripts/figures.py"
 
 
+# Fig. 3: one attention sheet per backbone (pre-trained beside its fine-tuned runs), all drawn by one job.
 rule attention_maps:
     input:
-        weights=lambda wc: weights_file(wc.backbone),
-        models=lambda wc: attention_models(wc.backbone),
+        weights=[weights_file(backbone) for backbone in BACKBONES_USED],
+        models=[attention_models(backbone) for backbone in BACKBONES_USED],
         manifest=manifest(KNN_DATASET),
     output:
-        png=report(
-            "results/figures/attention/{backbone}.png",
-            caption="../workflow/report/attention.rst",
-            category="Attention maps",
-            labels={"backbone": "{backbone}"},
-        ),
+        pngs=[
+            report(
+                f"results/figures/attention/{backbone}.png",
+                caption="../workflow/report/attention.rst",
+                category="Attention maps",
+                labels={"backbone": backbone},
+            )
+            for backbone in BACKBONES_USED
+        ],
     log:
-        "results/logs/figures/attention_{backbone}.log",
+        "results/logs/figures/attention_maps.log",
     benchmark:
-        "results/benchmarks/figures/attention_{backbone}.tsv"
+        "results/benchmarks/attention_maps.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: backbone_cfg(wc.backbone),
+        backbones=[backbone_cfg(backbone) for backbone in BACKBONES_USED],
         n_images=config["analysis"]["attention"]["images"],
-        runs=lambda wc: list(attention_runs(wc.backbone).values()),
-        pools=lambda wc: list(attention_runs(wc.backbone)),
+        pools=[list(attention_runs(backbone)) for backbone in BACKBONES_USED],
     script:
         "../workflow/scripts/attention_maps.py"

@@ -3,6 +3,7 @@ import torch
 from torchvision.transforms import v2
 
 from repdrift.data import build_dataset
+from repdrift.data.images import load_image
 from repdrift.data.loader import ManifestImages
 from repdrift.errors import DataError
 
@@ -37,3 +38,32 @@ def test_broken_image_raises_data_error(tmp_path):
     open(path, "wb").close()
     with pytest.raises(DataError, match="cannot read image \\(empty file\\)"):
         ManifestImages(ds.manifest, TO_TENSOR, ds.task, 3)[0]
+
+
+@pytest.mark.parametrize("keep", ["decoded", "transformed"])
+def test_kept_images_are_loaded_once_and_give_the_same_tensors(tmp_path, monkeypatch, keep):
+    import repdrift.data.loader as loader
+
+    ds = build_dataset("imagenet", fx.imagenet(tmp_path))
+    plain = ManifestImages(ds.manifest, TO_TENSOR, ds.task, 3)
+    expected = [plain[i][0] for i in range(len(plain))]
+    loads = []
+    monkeypatch.setattr(loader, "load_image", lambda path: loads.append(path) or load_image(path))
+    kept = ManifestImages(ds.manifest, TO_TENSOR, ds.task, 3, keep=keep)
+    for _ in range(3):  # three epochs
+        for i in range(len(kept)):
+            assert torch.equal(kept[i][0], expected[i])
+    assert len(loads) == len(kept)  # each image decoded once
+
+
+def test_kept_images_stop_at_the_memory_budget(tmp_path, monkeypatch):
+    import repdrift.data.loader as loader
+
+    ds = build_dataset("imagenet", fx.imagenet(tmp_path))
+    monkeypatch.setattr(loader, "KEEP_BYTES", 5 * 8 * 8 * 3)  # room for 5 decoded 8x8 RGB images
+    kept = ManifestImages(ds.manifest, TO_TENSOR, ds.task, 3, keep="decoded")
+    for i in range(len(kept)):
+        kept[i]
+    assert len(kept._kept) == 5
+    with pytest.raises(ValueError, match="keep"):
+        ManifestImages(ds.manifest, TO_TENSOR, ds.task, 3, keep="everything")

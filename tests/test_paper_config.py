@@ -79,8 +79,7 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
         "prepare_dataset": targets + 1,
         "finetune": len(runs) - linear,  # with the final model's k-NN features
         "linear_probe": linear,  # a linear probe's features are the pre-trained model's
-        "pretrained_features": backbones,  # the k-NN dataset's bank and queries
-        "cka_references": backbones,  # every target dataset's CKA sample, one job per backbone
+        "pretrained_features": backbones,  # the k-NN bank and queries, and every target's CKA sample
         "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }

@@ -3,15 +3,16 @@ from pathlib import Path
 from repdrift.extract import pretrained_features
 from repdrift.rule import run
 
-p = snakemake.params
+i, p, o = snakemake.input, snakemake.params, snakemake.output
 run(
     snakemake,
     pretrained_features,
     backbone_cfg=dict(p.backbone),
-    weights=snakemake.input.weights,
-    dataset_dir=Path(snakemake.input.manifest).parent,
-    out_path=snakemake.output.features,
-    final_splits=list(p.final_splits),
+    weights=i.weights,
+    natural=(Path(i.natural).parent, o.natural),
+    references=[(Path(m).parent, out) for m, out in zip(i.targets, o.references, strict=True)],
+    knn_splits=list(p.knn_splits),
+    cka_samples=p.cka_samples,
     pools=list(p.pools),
     batch_size=p.batch_size,
     dtype=p.dtype,

@@ -104,14 +104,12 @@ def _span(positions: np.ndarray) -> slice:
     return slice(int(positions[0]), int(positions[-1]) + 1)
 
 
-def pretrained_features(backbone_cfg: dict, weights: str, dataset_dir, out_path, **options) -> None:
-    """The pre-trained backbone's k-NN file: final representations of `final_splits`."""
-    extract_features(build_backbone(backbone_cfg, weights), dataset_dir, out_path, weights_path=weights,
-                     cka_samples=0, **options)
-
-
-def cka_references(backbone_cfg: dict, weights: str, jobs: list[tuple], **options) -> None:
-    """`jobs` = [(dataset_dir, out_path), ...]: one model load, the CKA sample of each dataset, every layer."""
+def pretrained_features(backbone_cfg: dict, weights: str, natural: tuple, references: list[tuple], knn_splits: list[str],
+                        cka_samples: int, **options) -> None:
+    """A pre-trained backbone's feature files from one model load: `natural` = (dataset_dir, out_path), the final
+    representations of `knn_splits`; `references` = [(dataset_dir, out_path), ...], every layer of each CKA sample."""
     backbone = build_backbone(backbone_cfg, weights)
-    for dataset_dir, out_path in jobs:
-        extract_features(backbone, dataset_dir, out_path, weights_path=weights, final_splits=[], **options)
+    extract_features(backbone, *natural, weights_path=weights, final_splits=knn_splits, cka_samples=0, **options)
+    for dataset_dir, out_path in references:
+        extract_features(backbone, dataset_dir, out_path, weights_path=weights, final_splits=[],
+                         cka_samples=cka_samples, **options)

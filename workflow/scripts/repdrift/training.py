@@ -139,24 +139,31 @@ def task_metric(probs: np.ndarray, targets: np.ndarray, task: str) -> tuple[str,
 
 
 @torch.no_grad()
-def evaluate(model: Classifier, loader: DataLoader, loop: _Loop, task: str) -> tuple[float, np.ndarray, np.ndarray]:
+def evaluate(model: Classifier, loader: DataLoader, loop: _Loop, task: str, sample: np.ndarray | None = None):
+    """(test loss, probabilities, targets, features of the `sample` rows or None): one forward pass per batch gives
+    both the logits and the CKA sample's features (every block, then the head's input), in the run's pool."""
     model.eval()
-    losses, probs, targets = [], [], []
+    losses, probs, targets, kept = [], [], [], []
     loss_fn = _loss_fn(task)
-    for images, target, _ in loader:
+    for images, target, index in loader:
         images, target = images.to(loop.device), target.to(loop.device)
         with loop.autocast():
-            logits = model(images).float()
+            reps = model.backbone.representations(images, (model.pool,))[model.pool]
+            logits = model.head(reps[-1]).float()
         losses.append(loss_fn(logits, target).item() * len(images))
         probs.append(_probabilities(logits, task).cpu())
         targets.append(target.cpu())
+        if sample is not None:
+            kept.append(reps[:, np.isin(index.numpy(), sample)].float().cpu())
     probs_np, targets_np = torch.cat(probs).double().numpy(), torch.cat(targets).numpy()
-    return sum(losses) / len(probs_np), probs_np, targets_np
+    features = torch.cat(kept, dim=1).numpy() if sample is not None else None
+    return sum(losses) / len(probs_np), probs_np, targets_np, features
 
 
 @torch.no_grad()
 def sample_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.ndarray:
-    """Features (L + 1, n, D) of the CKA sample in the run's pool: every block, then the head's input."""
+    """Features (L + 1, n, D) of the CKA sample in the run's pool before fine-tuning (epoch 0; after every epoch
+    `evaluate` gives them from its own forward pass): every block, then the head's input."""
     model.eval()
     chunks = []
     for start in range(0, len(images), loop.batch_size):
@@ -227,12 +234,15 @@ def finetune(
         backbone.requires_grad_(False)
 
     manifest = dataset.manifest.sort("sample_id")
-    train_set = ManifestImages(manifest.filter(pl.col("split") == "train"), backbone.transform(True), task, len(classes))
+    # Without loader workers (CPU) the images stay in memory across epochs instead of being decoded again.
+    in_process = loader_workers() == 0
+    train_set = ManifestImages(manifest.filter(pl.col("split") == "train"), backbone.transform(True), task,
+                               len(classes), keep="decoded" if in_process else None)
     test_manifest = manifest.filter(pl.col("split") == "test")
-    test_set = ManifestImages(test_manifest, backbone.transform(False), task, len(classes))
+    test_set = ManifestImages(test_manifest, backbone.transform(False), task, len(classes),
+                              keep="transformed" if in_process else None)
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
     probe = cka_sample(len(test_set), cka_samples)
-    probe_images = torch.stack([test_set[int(i)][0] for i in probe])
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=loop.cuda or None)
@@ -251,6 +261,7 @@ def finetune(
         )
         state = load_checkpoint(checkpoint, run_id)
     if state is None:
+        probe_images = torch.stack([test_set[int(i)][0] for i in probe])
         trajectory, rows, done = [sample_features(model, probe_images, loop).astype(feature_dtype)], [], 0
     else:
         _load_trainable(model, state["model"])
@@ -268,10 +279,11 @@ def finetune(
             model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
         )
         seconds = time.perf_counter() - started
-        test_loss, probs, targets = evaluate(model, test_loader, loop, task)
+        # The test loader runs in row order, so the sample's rows come out in `probe` order.
+        test_loss, probs, targets, features = evaluate(model, test_loader, loop, task, probe)
         metric, value = task_metric(probs, targets, task)
         # Kept (and checkpointed) in the storage dtype: float16 halves this job's memory and checkpoint too.
-        trajectory.append(sample_features(model, probe_images, loop).astype(feature_dtype))
+        trajectory.append(features.astype(feature_dtype))
         rows.append(
             dict(epoch=epoch, train_loss=loss_sum / seen, test_loss=test_loss, metric=metric, test_value=value,
                  lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
@@ -292,7 +304,7 @@ def finetune(
                      trajectory=[torch.from_numpy(t) for t in trajectory]),
             )
     if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
-        _, probs, targets = evaluate(model, test_loader, loop, task)
+        _, probs, targets, _ = evaluate(model, test_loader, loop, task)
 
     history = pl.DataFrame(rows)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(model_out))
