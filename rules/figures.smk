@@ -47,11 +47,14 @@ rule attention_maps:
         pngs=[
             report(
                 f"results/figures/attention/{backbone}.png",
-                caption="../workflow/report/attention.rst",
+                caption=os.path.abspath(f"results/figures/attention/{backbone}.rst"),
                 category="Attention maps",
                 labels={"backbone": backbone},
             )
             for backbone in BACKBONES_USED
+        ],
+        captions=[
+            f"results/figures/attention/{backbone}.rst" for backbone in BACKBONES_USED
         ],
     log:
         "results/logs/figures/attention_maps.log",
@@ -66,5 +69,6 @@ rule attention_maps:
         backbones=[backbone_cfg(backbone) for backbone in BACKBONES_USED],
         n_images=config["analysis"]["attention"]["images"],
         pools=[list(attention_runs(backbone)) for backbone in BACKBONES_USED],
+        runs=[list(attention_runs(backbone).values()) for backbone in BACKBONES_USED],
     script:
         "../workflow/scripts/attention_maps.py"
