@@ -1,4 +1,4 @@
-"""The rule-script glue: logs, one-line errors instead of tracebacks, the rule's threads."""
+"""The rule-script glue: logs, one-line errors (tracebacks of unexpected ones in the log), the rule's threads."""
 
 import os
 from types import SimpleNamespace
@@ -32,6 +32,21 @@ def test_expected_failure_is_one_line(tmp_path, capsys):
     message = "repdrift: rule demo_rule: data/img.png: cannot read image (truncated)"
     assert log.read_text().strip() == message
     assert capsys.readouterr().err.strip() == message
+
+
+def test_unexpected_failure_leaves_its_traceback_in_the_log_and_names_the_log(tmp_path, capsys):
+    log = tmp_path / "x.log"
+
+    def crash():
+        return {}["missing key"]
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(_smk(log), crash)
+    assert exit_info.value.code == 1
+    text = log.read_text()
+    assert text.startswith("Traceback") and "in crash" in text and "KeyError: 'missing key'" in text
+    terminal = capsys.readouterr().err.strip()
+    assert terminal == f"repdrift: rule demo_rule: unexpected KeyError: 'missing key' (traceback in {log})"
 
 
 def test_threads_limit_the_loaded_blas_pools_and_are_restored(tmp_path, monkeypatch):

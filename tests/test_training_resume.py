@@ -1,5 +1,7 @@
 """Fine-tuning resumes from its per-epoch checkpoint and ends exactly where an uninterrupted run ends (on CPU)."""
 
+import re
+
 import h5py
 import numpy as np
 import polars as pl
@@ -145,3 +147,16 @@ def test_checkpoints_are_spaced_by_checkpoint_minutes_and_the_last_epoch_always_
             cka_samples=6, checkpoint=checkpoint_path(out), checkpoint_minutes=minutes,
         )
         assert saved == expected, minutes
+
+
+def test_a_diverging_run_stops_with_one_line_and_writes_nothing(inputs, tmp_path):
+    from repdrift.errors import TrainingError
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as error:
+        run(inputs, out, recipe=dict(RECIPE, lr=1.0e6))
+    message = str(error.value)
+    assert str(out) in message and "diverged" in message and "train.lr (now 1e+06)" in message
+    assert re.search(r"at epoch \d+, step \d+ of \d+", message), message
+    assert "\n" not in message
+    assert not any((out / name).exists() for name in ("model.safetensors", "predictions.h5", "trajectory.h5"))

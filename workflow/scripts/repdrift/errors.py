@@ -14,3 +14,7 @@ class DataError(RepdriftError):
 
 class ConfigError(RepdriftError):
     """A config value that cannot be used."""
+
+
+class TrainingError(RepdriftError):
+    """Training that cannot go on (a non-finite loss): the run, the epoch and step, and what to try."""

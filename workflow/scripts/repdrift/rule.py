@@ -2,7 +2,8 @@
 
 Every script in workflow/scripts/ is `run(snakemake, function)`: stdout and stderr go to the rule's log, the
 worker uses exactly the threads the rule was given, and an expected failure (RepdriftError) becomes one clear
-line in the log and on the terminal instead of a traceback.
+line in the log and on the terminal instead of a traceback. An unexpected error's traceback goes to the log too,
+and the terminal line names the log.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,7 +53,8 @@ def _limit_threads(threads: int) -> Iterator[None]:
 
 
 def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call ``function(**kwargs)`` with the rule's log as stdout/stderr; exit 1 with one line on RepdriftError."""
+    """Call ``function(**kwargs)`` with the rule's log as stdout/stderr; exit 1 with one line on RepdriftError, and
+    with the traceback in the log and one line naming it on the terminal on any other error."""
     threads = max(1, int(getattr(smk, "threads", 1)))
     log_path = str(smk.log[0]) if len(smk.log) else os.devnull
     terminal = sys.stderr
@@ -63,4 +66,9 @@ def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
             message = f"repdrift: rule {smk.rule}: {err}"
             print(message, file=log)
             print(message, file=terminal)
+            raise SystemExit(1) from None
+        except Exception as err:
+            traceback.print_exc(file=log)
+            print(f"repdrift: rule {smk.rule}: unexpected {type(err).__name__}: {err} (traceback in {log_path})",
+                  file=terminal)
             raise SystemExit(1) from None

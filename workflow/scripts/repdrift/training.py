@@ -39,6 +39,7 @@ from repdrift.checkpoint import (
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
+from repdrift.errors import TrainingError
 from repdrift.extract import extract_features
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
@@ -173,14 +174,23 @@ def sample_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.
     return torch.cat(chunks, dim=1).numpy()
 
 
+class Diverged(Exception):
+    """A non-finite training loss at `step` (1-based) of an epoch; `last` is the last finite one before it."""
+
+    def __init__(self, step: int, loss: float, last: float | None):
+        super().__init__(step, loss, last)
+        self.step, self.loss, self.last = step, loss, last
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, loop: _Loop, desc: str) -> tuple[int, float]:
-    """One pass over the training split; returns (images seen, summed loss)."""
+    """One pass over the training split; returns (images seen, summed loss). Raises Diverged on a non-finite loss
+    (checked on the value the loop reads anyway, so a GPU waits no longer than before)."""
     model.train()
     if not any(p.requires_grad for p in model.backbone.parameters()):
         model.backbone.eval()  # frozen (Linear): no dropout / drop-path noise in its features
-    seen, loss_sum = 0, 0.0
+    seen, loss_sum, last = 0, 0.0, None
     bar = tqdm(loader, desc=desc, leave=False)
-    for images, target, _ in bar:
+    for step, (images, target, _) in enumerate(bar, start=1):
         images, target = images.to(loop.device, non_blocking=True), target.to(loop.device, non_blocking=True)
         with loop.autocast():
             loss = loss_fn(model(images).float(), target)
@@ -188,9 +198,13 @@ def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, loop: _Loop, d
         loss.backward()
         optimizer.step()
         scheduler.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise Diverged(step, value, last)
+        last = value
         seen += len(images)
-        loss_sum += loss.item() * len(images)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        loss_sum += value * len(images)
+        bar.set_postfix(loss=f"{value:.3f}")
     return seen, loss_sum
 
 
@@ -275,9 +289,12 @@ def finetune(
     saved = time.monotonic()
     for epoch in range(done + 1, recipe.epochs + 1):
         started = time.perf_counter()
-        seen, loss_sum = train_one_epoch(
-            model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
-        )
+        try:
+            seen, loss_sum = train_one_epoch(
+                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
+            )
+        except Diverged as stop:
+            raise _divergence(Path(model_out).parent, epoch, steps_per_epoch, stop, rows, recipe) from None
         seconds = time.perf_counter() - started
         # The test loader runs in row order, so the sample's rows come out in `probe` order.
         test_loss, probs, targets, features = evaluate(model, test_loader, loop, task, probe)
@@ -327,6 +344,20 @@ def finetune(
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
     return history
+
+
+def _divergence(run: Path, epoch: int, steps: int, stop: Diverged, rows: list[dict], recipe: Recipe) -> TrainingError:
+    if stop.last is not None:
+        last = f"the last finite loss was {stop.last:.4g} (step {stop.step - 1})"
+    elif rows:
+        last = f"epoch {rows[-1]['epoch']} ended with a mean loss of {rows[-1]['train_loss']:.4g}"
+    else:
+        last = "no step had a finite loss"
+    return TrainingError(
+        f"{run}: fine-tuning diverged: the training loss is {stop.loss} at epoch {epoch}, step {stop.step} of "
+        f"{steps}; {last}. Try a smaller train.lr (now {recipe.lr:g}). No outputs were written; the last "
+        "checkpoint, if any, stays in checkpoint/ for inspection."
+    )
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
