@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-HEAVY = ("torch", "timm", "open_clip", "repdrift.models.pretrain")
+HEAVY = ("torch", "timm", "open_clip", "repdrift.models.pretrain", "huggingface_hub")
 # The torch-free modules behind the CPU rules (data preparation, metrics, tables, figures, findings).
 CPU_MODULES = ("repdrift.measure", "repdrift.analysis", "repdrift.tables", "repdrift.findings", "repdrift.plots",
                "repdrift.features", "repdrift.metrics")
@@ -44,3 +44,13 @@ def test_timm_backbone_does_not_import_open_clip():
     loaded = loaded_after(f"from repdrift.models import build_backbone\nbuild_backbone({TIMM_DEMO!r}, None)")
     assert loaded["timm"], loaded
     assert not loaded["open_clip"] and not loaded["repdrift.models.pretrain"], loaded
+
+
+def test_importing_the_job_modules_sets_nothing_and_loads_no_hub_client():
+    # huggingface_hub reads HF_HUB_OFFLINE when imported: repdrift.rule.run sets it first, so no job module may
+    # import the Hub client (or set the variable) at import time.
+    code = ("import os\nos.environ.pop('HF_HUB_OFFLINE', None)\n"
+            "import repdrift.training, repdrift.extract, repdrift.attention, repdrift.pretraining, repdrift.models\n"
+            "assert 'HF_HUB_OFFLINE' not in os.environ")
+    loaded = loaded_after(code)
+    assert not loaded["huggingface_hub"] and not loaded["timm"], loaded

@@ -20,6 +20,13 @@ def test_output_goes_to_the_log(tmp_path):
     assert log.read_text() == "hello 1\n"
 
 
+def test_the_hub_is_offline_inside_a_job_unless_the_rule_said_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert run(_smk(tmp_path / "x.log"), lambda: os.environ["HF_HUB_OFFLINE"]) == "1"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # fetch_weights
+    assert run(_smk(tmp_path / "x.log"), lambda: os.environ["HF_HUB_OFFLINE"]) == "0"
+
+
 def test_expected_failure_is_one_line(tmp_path, capsys):
     log = tmp_path / "x.log"
 

@@ -3,7 +3,7 @@
 Every script in workflow/scripts/ is `run(snakemake, function)`: stdout and stderr go to the rule's log, the
 worker uses exactly the threads the rule was given, and an expected failure (RepdriftError) becomes one clear
 line in the log and on the terminal instead of a traceback. An unexpected error's traceback goes to the log too,
-and the terminal line names the log.
+and the terminal line names the log. The Hub is switched offline for the job (HF_HUB_OFFLINE) before the work.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
     """Call ``function(**kwargs)`` with the rule's log as stdout/stderr; exit 1 with one line on RepdriftError, and
     with the traceback in the log and one line naming it on the terminal on any other error."""
     threads = max(1, int(getattr(smk, "threads", 1)))
+    # Read by huggingface_hub when timm / open_clip first import it, inside the work: a job never reaches for the
+    # network. The one rule that downloads (fetch_weights) sets HF_HUB_OFFLINE=0 first, which this leaves alone.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     log_path = str(smk.log[0]) if len(smk.log) else os.devnull
     terminal = sys.stderr
     with (open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log),

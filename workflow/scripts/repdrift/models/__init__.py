@@ -9,14 +9,8 @@
 timm and open_clip are imported when a backbone of that library is built (`registry.build_backbone`), not here.
 """
 
-import os
-
-# Read by huggingface_hub when timm / open_clip import it: a job never reaches for the network. A rule that
-# really downloads (fetch_weights) sets HF_HUB_OFFLINE=0 in its environment, which this leaves alone.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from .backbone import POOLS, Backbone  # noqa: E402
-from .registry import BACKBONE_KEYS, LIBRARIES, PARADIGMS, backbone_spec, build_backbone, save_backbone_weights  # noqa: E402
+from .backbone import POOLS, Backbone
+from .registry import BACKBONE_KEYS, LIBRARIES, PARADIGMS, backbone_spec, build_backbone, save_backbone_weights
 
 __all__ = ["BACKBONE_KEYS", "LIBRARIES", "PARADIGMS", "POOLS", "Backbone", "backbone_spec", "build_backbone",
            "save_backbone_weights"]
