@@ -2,6 +2,8 @@
 # The default config is the embedded demo; `--configfile config/paper.yaml` is the paper's grid.
 from snakemake.utils import min_version, validate
 
+from repdrift.schema import check_known_keys
+
 min_version("9.0")
 
 
@@ -12,6 +14,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# A misspelt key (`img_sise:` in a backbone entry) is named in one line, with the valid keys, before the schema's
+# own much longer message.
+check_known_keys(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

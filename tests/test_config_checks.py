@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repdrift.models.registry import BACKBONE_KEYS, PASSED_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,23 @@ def test_bad_analysis_config_is_named_before_any_job(tmp_path, config, change, m
     result = dry_run(tmp_path, config)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+def test_unknown_backbone_key_is_named_in_one_line(tmp_path, config):
+    config["backbones"]["vit"]["img_sise"] = 48  # a typo of img_size: an error, not a silently ignored key
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "img_sise" in line]
+    assert lines == [("  backbones.vit.img_sise: unknown key, did you mean img_size? (valid keys: library, "
+                      "arch, paradigm, img_size, mean, std, interpolation, crop_pct, model_kwargs, model_cfg, "
+                      "weights)")], lines
+
+
+def test_the_schema_lists_the_keys_a_backbone_entry_takes():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    keys = schema["properties"]["backbones"]["additionalProperties"]["properties"]
+    # `name` is the entry's config key (rules/common.smk backbone_cfg), never set in the entry.
+    assert set(keys) == set(BACKBONE_KEYS) - {"name"} | set(PASSED_KEYS)
 
 
 def test_the_e2e_config_is_valid(tmp_path, config):

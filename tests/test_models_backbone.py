@@ -6,7 +6,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from repdrift.errors import ConfigError, DataError
-from repdrift.models import Backbone, build_backbone, save_backbone_weights
+from repdrift.models import Backbone, backbone_spec, build_backbone, save_backbone_weights
 
 TINY = {"patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3}
 HALF = [0.5, 0.5, 0.5]
@@ -190,6 +190,15 @@ def test_register_tokens_are_dropped(images):
 def test_config_errors(change, message):
     with pytest.raises(ConfigError, match=message):
         build_backbone(DEMO["vit_demo"] | change, None)
+
+
+def test_unknown_key_is_named_not_dropped():
+    with pytest.raises(ConfigError, match=r"^backbone 'vit': unknown key\(s\) 'img_sise' \(valid keys: library, arch, "
+                                          r"paradigm, img_size, .*, name, weights\)$"):
+        backbone_spec(DEMO["vit_demo"] | {"name": "vit", "img_sise": 48})
+    # What the workflow adds to a config entry (rules/common.smk backbone_cfg) stays allowed.
+    spec = backbone_spec(DEMO["vit_demo"] | {"name": "vit", "weights": "demo"})
+    assert spec["name"] == "vit" and "weights" not in spec
 
 
 def test_missing_weights_file_is_named(tmp_path):

@@ -18,8 +18,9 @@ Config entry (one value of the config's `backbones:` mapping):
     model_cfg      optional  open_clip only: an inline CLIP config {embed_dim, vision_cfg, text_cfg}, registered
                              with open_clip under `arch` (which must then not be a built-in name)
     name           optional  the backbone's name (default: arch); the workflow passes the config key
+    weights        ignored   the config's weights (repdrift.weights resolves it to the file given here)
 
-Any other key is ignored here (the config schema owns the full set). Examples:
+Any other key is a ConfigError naming it (the config schema lists the same keys, less `name`). Examples:
 
     vit_demo:   {library: timm, arch: vit_base_patch16_224, paradigm: supervised, img_size: 32,
                  mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: bicubic,
@@ -57,12 +58,19 @@ LIBRARIES = ("timm", "open_clip")
 PARADIGMS = ("supervised", "clip", "self_supervised")
 BACKBONE_KEYS = ("library", "arch", "paradigm", "img_size", "mean", "std", "interpolation", "crop_pct",
                  "model_kwargs", "model_cfg", "name")
+# Keys of a config entry that the workflow passes along but the builder does not read.
+PASSED_KEYS = ("weights",)
 
 
 def backbone_spec(cfg: dict) -> dict:
     """Validate a config entry and fill in the defaults: every key of BACKBONE_KEYS present."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"a backbone config must be a mapping, got {type(cfg).__name__}")
+    unknown = [key for key in cfg if key not in BACKBONE_KEYS + PASSED_KEYS]
+    if unknown:
+        name = cfg.get("name") or cfg.get("arch")
+        raise ConfigError(f"{f'backbone {name!r}' if name else 'backbone config'}: unknown key(s) "
+                          f"{', '.join(map(repr, unknown))} (valid keys: {', '.join(BACKBONE_KEYS + PASSED_KEYS)})")
     for key in ("library", "arch", "paradigm"):
         if not cfg.get(key):
             raise ConfigError(f"backbone config lacks required key {key!r}")
