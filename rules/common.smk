@@ -43,6 +43,19 @@ def _check_config():
                     problems.append(
                         f"grids.{grid_name}.{key}: '{name}' is not a key of `{key}`"
                     )
+    # Each adapter declares its options (its keyword arguments): a misspelt one is named here, not when its job runs.
+    from repdrift.data import KINDS, options as adapter_options
+
+    for name, entry in config["datasets"].items():
+        if entry["kind"] not in KINDS:
+            continue  # the schema names it
+        valid = adapter_options(entry["kind"])
+        for key in entry.get("options") or {}:
+            if key not in valid:
+                problems.append(
+                    f"datasets.{name}.options.{key}: not an option of kind {entry['kind']} "
+                    f"(options: {', '.join(valid) or 'none'})"
+                )
     for key, name in (
         ("knn.dataset", KNN_DATASET),
         ("pretrain.dataset", PRETRAIN_DATASET),

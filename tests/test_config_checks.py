@@ -33,6 +33,8 @@ def config():
      "analysis.similarity_grid: 'nope' is not a key of `grids`"),
     (lambda c: c.update(cka={"estimator": "unbiased"}), "estimator"),
     (lambda c: c.update(analysis={"attention": {"seed": 3}}), "analysis.attention: runs isic/clip/full-cls/seed3"),
+    (lambda c: c["datasets"]["colon"].update(options={"splt": "paper"}),
+     "datasets.colon.options.splt: not an option of kind medfm_colon (options: split, classes)"),
 ])
 def test_bad_analysis_config_is_named_before_any_job(tmp_path, config, change, message):
     change(config)
