@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from repdrift.data.files import atomic_write
+from repdrift.atomic import atomic_write
 from repdrift.features import file_sha256
 
 FILE_NAME = "last.pt"

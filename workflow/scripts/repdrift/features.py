@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from repdrift import __version__
-from repdrift.data.files import atomic_path
+from repdrift.atomic import atomic_path
 from repdrift.errors import DataError
 
 DTYPES = ("float32", "float16")

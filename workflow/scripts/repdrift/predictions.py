@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from repdrift.atomic import atomic_path
 from repdrift.errors import DataError
 
 
@@ -24,15 +24,12 @@ class Predictions:
 
 
 def write_predictions(path: str | Path, predictions: Predictions) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["task"] = predictions.task
         h5.attrs["classes"] = list(predictions.classes)
         h5.create_dataset("probs", data=np.asarray(predictions.probs, dtype="float64"))
         h5.create_dataset("targets", data=np.asarray(predictions.targets))
         h5.create_dataset("sample_id", data=np.asarray(predictions.sample_id, dtype=object), dtype=h5py.string_dtype())
-    os.replace(tmp, path)
 
 
 def read_predictions(path: str | Path) -> Predictions:

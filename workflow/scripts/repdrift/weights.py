@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from repdrift.atomic import atomic_path, atomic_write
 from repdrift.errors import ConfigError, DataError
 
 HUB_PREFIX = "hf-hub:"
@@ -112,9 +113,7 @@ def fetch(hub: HubFile, out_path: str | os.PathLike, record_path: str | os.PathL
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
     record = dict(asdict(hub), commit=commit, sha256=sha256, bytes=size, cached_path=str(cached),
                   fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    tmp = record_path.with_name(record_path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, record_path)
+    atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
     return record
 
 
@@ -122,14 +121,9 @@ def _copy(source: Path, target: Path, chunk: int = 1 << 24) -> tuple[str, int]:
     """Copy (a real copy: the cache may be cleaned or absent on compute nodes) under a temporary name, then
     rename; returns (sha256, bytes)."""
     digest, size = hashlib.sha256(), 0
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            while block := src.read(chunk):
-                digest.update(block)
-                dst.write(block)
-                size += len(block)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(target) as tmp, open(source, "rb") as src, open(tmp, "wb") as dst:
+        while block := src.read(chunk):
+            digest.update(block)
+            dst.write(block)
+            size += len(block)
     return digest.hexdigest(), size

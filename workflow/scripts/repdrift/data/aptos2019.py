@@ -16,7 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from repdrift.data.files import atomic_write, check_images_exist, read_csv, require_dir
+from repdrift.atomic import atomic_write
+from repdrift.data.files import check_images_exist, read_csv, require_dir
 from repdrift.data.manifest import SPLITS, Dataset, make_dataset
 from repdrift.data.splits import stratified_split
 from repdrift.errors import DataError

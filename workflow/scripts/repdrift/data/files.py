@@ -5,8 +5,7 @@ opening images."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -64,22 +63,3 @@ def read_csv(path: Path, columns: Iterable[str], expected: str) -> pl.DataFrame:
         row = df.with_row_index().filter(pl.col(nulls[0]).is_null())["index"][0]
         raise DataError(f"{path}: empty value in column {nulls[0]!r} (data row {row + 1}); expected {expected}")
     return df
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary name next to `path` to write to; renamed into place when the block ends without an error,
-    removed otherwise, so a killed or failed writer never leaves a file that looks finished."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(tmp) on a temporary name next to path, then rename it into place."""
-    with atomic_path(path) as tmp:
-        write(tmp)

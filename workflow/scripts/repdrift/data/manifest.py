@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from repdrift.data.files import atomic_write
+from repdrift.atomic import atomic_write
 from repdrift.errors import DataError
 
 TASKS = ("multiclass", "binary", "multilabel")

@@ -51,6 +51,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from .backbone import INTERPOLATIONS, Backbone
 
@@ -128,7 +129,6 @@ def save_backbone_weights(obj: nn.Module, path: str | os.PathLike, metadata: dic
             value = value.clone()
         seen.add(value.data_ptr())
         tensors[key] = value
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}})
     return path
