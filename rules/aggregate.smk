@@ -25,6 +25,7 @@ rule aggregate:
     conda:
         "../envs/cpu.yaml"
     params:
+        runs=[{"run": run, **info["wildcards"]} for run, info in RUNS.items()],
         grids={run: info["grids"] for run, info in RUNS.items()},
     script:
         "../workflow/scripts/aggregate.py"

@@ -160,3 +160,24 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(inputs, tmp_path
     assert re.search(r"at epoch \d+, step \d+ of \d+", message), message
     assert "\n" not in message
     assert not any((out / name).exists() for name in ("model.safetensors", "predictions.h5", "trajectory.h5"))
+
+
+def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp_path):
+    from safetensors.torch import save_file
+
+    from repdrift.errors import DataError
+
+    dataset_dir, weights = inputs
+    out = tmp_path / "mean"
+    out.mkdir()
+    training.finetune(
+        BACKBONE, str(weights), dataset_dir, "full", "mean", 0, dict(RECIPE, epochs=1),
+        out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
+        cka_samples=6,
+    )
+    model = training.load_classifier(BACKBONE, out / "model.safetensors")
+    assert model.pool == "mean"
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(out / "model.safetensors"), str(old))  # no metadata, as older files
+    with pytest.raises(DataError, match="old.safetensors: no `pool`"):
+        training.load_classifier(BACKBONE, old)

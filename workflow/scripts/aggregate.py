@@ -5,6 +5,7 @@ i, o = snakemake.input, snakemake.output
 run(
     snakemake,
     aggregate,
+    runs=[dict(run) for run in snakemake.params.runs],
     classification=list(i.classification),
     calibration=list(i.calibration),
     knn=list(i.knn),

@@ -11,32 +11,19 @@ pretrained.parquet    one row per backbone x pool x k: the pre-trained model's k
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import polars as pl
 
 from repdrift.data import read_dataset
 
-RUN_PATTERN = re.compile(
-    r"results/runs/(?P<dataset>[^/]+)/(?P<backbone>[^/]+)/(?P<method>[^/-]+)-(?P<pool>[^/]+)/seed(?P<seed>\d+)/"
-)
 KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
 LONG_SCHEMA = {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
 
 
-def run_keys(path: str) -> dict:
-    match = RUN_PATTERN.search(str(path))
-    if match is None:
-        raise ValueError(f"{path} is not inside a run folder results/runs/<dataset>/<backbone>/<method>-<pool>/seed<n>/")
-    keys = match.groupdict()
-    keys["seed"] = int(keys["seed"])
-    keys["run"] = match.group(0)[len("results/runs/") : -1]
-    return keys
-
-
-def _with_keys(frame: pl.DataFrame, path: str) -> pl.DataFrame:
-    keys = run_keys(path)
+def _with_keys(frame: pl.DataFrame, run: dict) -> pl.DataFrame:
+    """`run`: the run's id and wildcards, as the workflow knows them (common.smk `RUNS`), never parsed from paths."""
+    keys = {**run, "seed": int(run["seed"])}
     return frame.with_columns(**{k: pl.lit(keys[k]) for k in KEYS}).select(KEYS + [c for c in frame.columns])
 
 
@@ -44,7 +31,7 @@ def _long(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(**{c: pl.col(c).cast(t) for c, t in LONG_SCHEMA.items()})
 
 
-def run_rows(classification: str, calibration: str, knn: str, cka: str, history: str) -> pl.DataFrame:
+def run_rows(run: dict, classification: str, calibration: str, knn: str, cka: str, history: str) -> pl.DataFrame:
     """All final measurements of one run as long rows."""
     scores = pl.read_parquet(classification)
     headline = "map" if "accuracy" not in scores["metric"] else "accuracy"
@@ -61,10 +48,10 @@ def run_rows(classification: str, calibration: str, knn: str, cka: str, history:
         cka_final.head(1).select(metric=pl.lit("cka_samples"), layer=None, value="samples"),
         pl.read_parquet(history).tail(1).select(metric=pl.lit("test_loss"), layer=None, value="test_loss"),
     ]
-    return _with_keys(pl.concat([_long(p) for p in parts]), classification)
+    return _with_keys(pl.concat([_long(p) for p in parts]), run)
 
 
-def trajectory_rows(history: str, cka: str) -> pl.DataFrame:
+def trajectory_rows(run: dict, history: str, cka: str) -> pl.DataFrame:
     """Per-epoch CKA (every layer) and the training history of one run as long rows."""
     hist = pl.read_parquet(history)
     cka_epochs = pl.read_parquet(cka).filter(pl.col("epoch").is_not_null())
@@ -73,10 +60,11 @@ def trajectory_rows(history: str, cka: str) -> pl.DataFrame:
     for column, name in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("test_value", "score")):
         parts.append(hist.select("epoch", metric=pl.lit(name), layer=pl.lit(None, pl.Int64), value=column))
     frame = pl.concat([p.with_columns(pl.col("epoch").cast(pl.Int64), pl.col("value").cast(pl.Float64)) for p in parts])
-    return _with_keys(frame, history)
+    return _with_keys(frame, run)
 
 
 def aggregate(
+    runs: list[dict],
     classification: list[str],
     calibration: list[str],
     knn: list[str],
@@ -89,11 +77,10 @@ def aggregate(
     pretrained_out: str,
     grids_out: str,
 ) -> None:
-    """Write the study tables; inputs are parallel lists of per-run files (same run order)."""
-    runs = pl.concat(
-        [run_rows(*files) for files in zip(classification, calibration, knn, cka, history, strict=True)]
-    )
-    trajectories = pl.concat([trajectory_rows(h, c) for h, c in zip(history, cka, strict=True)])
+    """Write the study tables; `runs` (each run's id and wildcards) and the per-run files are parallel lists."""
+    per_run = list(zip(runs, classification, calibration, knn, cka, history, strict=True))
+    run_table = pl.concat([run_rows(*files) for files in per_run])
+    trajectories = pl.concat([trajectory_rows(run, history, cka) for run, *_, cka, history in per_run])
     knn_before = pl.concat(
         [
             pl.read_parquet(path).with_columns(backbone=pl.lit(Path(path).parent.name))
@@ -108,7 +95,7 @@ def aggregate(
         [{"grid": grid, "run": run} for run, names in grids.items() for grid in names],
         schema={"grid": pl.Utf8, "run": pl.Utf8},
     )
-    for frame, out in ((runs, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
+    for frame, out in ((run_table, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
                        (membership, grids_out)):
         frame.write_parquet(out)
 

@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from repdrift.atomic import atomic_path
 from repdrift.checkpoint import (
     fingerprint,
     load_checkpoint,
@@ -39,7 +41,7 @@ from repdrift.checkpoint import (
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
-from repdrift.errors import TrainingError
+from repdrift.errors import DataError, TrainingError
 from repdrift.extract import extract_features
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
@@ -93,10 +95,15 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
 
 
 def load_classifier(backbone_cfg: dict, model_path: str | Path) -> Classifier:
-    """Rebuild a fine-tuned model from its model.safetensors (backbone.* and head.* tensors)."""
+    """Rebuild a fine-tuned model from its model.safetensors (backbone.* and head.* tensors; the pool the head
+    reads is in the file's metadata)."""
+    with safe_open(str(model_path), "pt") as handle:
+        pool = (handle.metadata() or {}).get("pool")
+    if pool is None:
+        raise DataError(f"{model_path}: no `pool` in the model file's metadata (written by an older repdrift); "
+                        "run its fine-tune again")
     state = load_file(str(model_path))
-    backbone = build_backbone(backbone_cfg, None)
-    model = Classifier(backbone, state["head.weight"].shape[0], pool="cls")
+    model = Classifier(build_backbone(backbone_cfg, None), state["head.weight"].shape[0], pool=pool)
     model.load_state_dict(state)
     return model.eval()
 
@@ -324,7 +331,10 @@ def finetune(
         _, probs, targets, _ = evaluate(model, test_loader, loop, task)
 
     history = pl.DataFrame(rows)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(model_out))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    record = dict(format="pt", method=method, pool=pool, seed=str(seed))
+    with atomic_path(model_out) as tmp:
+        save_file(tensors, str(tmp), metadata=record)
     history.write_parquet(history_out)
     write_predictions(
         predictions_out,
