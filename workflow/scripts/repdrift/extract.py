@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
+from repdrift.data.manifest import label_column
 from repdrift.features import FeatureWriter, cka_sample, file_sha256
 from repdrift.models import build_backbone
 
@@ -91,10 +92,9 @@ def extract_features(
                     out.write(f"layers/{pool}", np.s_[:, _span(layers_at[at][to_layers])], rep[:, to_layers])
         final_rows, sample_rows = rows.filter(pl.col("final_at") >= 0), rows.filter(pl.col("layers_at") >= 0)
         if n_final:
-            target_column = "labels" if dataset.task == "multilabel" else "label"
             out.strings("sample_id", final_rows["sample_id"].to_list())
             out.strings("split", final_rows["split"].to_list())
-            out.array("targets", np.asarray(final_rows[target_column].to_list()))
+            out.array("targets", np.asarray(final_rows[label_column(dataset.task)].to_list()))
         if n_layers:
             out.strings("layers_sample_id", sample_rows["sample_id"].to_list())
 

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from repdrift.data.images import load_image
+from repdrift.data.manifest import label_column
 from repdrift.errors import DataError
 
 
@@ -33,7 +34,7 @@ class ManifestImages(TorchDataset):
         self.transform = transform
         self.keep, self._kept, self._kept_bytes = keep, {}, 0
         self.multilabel = task == "multilabel"
-        column = "labels" if self.multilabel else "label"
+        column = label_column(task)
         if column not in manifest.columns:
             raise DataError(f"manifest has no {column!r} column for task {task!r}")
         if self.multilabel:

@@ -27,6 +27,7 @@ CLASSES_FILE = "classes.json"
 
 
 def label_column(task: str) -> str:
+    """The manifest column of the targets: `labels` (a 0/1 vector per image) for multi-label data, else `label`."""
     return "labels" if task == "multilabel" else "label"
 
 

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from repdrift.data.files import check_images_exist, require_dir, require_file
-from repdrift.data.manifest import Dataset, make_dataset
+from repdrift.data.manifest import Dataset, label_column, make_dataset
 from repdrift.errors import ConfigError, DataError
 
 SPECS = {
@@ -87,7 +87,7 @@ def build(root: Path, kind: str, *, split: str = "official", classes: list[str] 
     if classes is not None and len(names) != len(default_classes):
         raise ConfigError(f"{kind}: {len(names)} class names given; the list files carry {len(default_classes)}")
     images = require_dir(root / "images", "a MedFM dataset folder with images/ and the list files")
-    label_col = "labels" if task == "multilabel" else "label"
+    label_col = label_column(task)
     rows: dict[str, list] = {"sample_id": [], "path": [], "split": [], label_col: []}
     listed_in: dict[str, Path] = {}  # sample_id -> list file, to name both files of an overlap
     for split_name, stem in PROTOCOLS[split]:
