@@ -1,5 +1,8 @@
 """Feature extraction keeps only what is measured, streams it batch by batch, and matches the trajectory's images."""
 
+import re
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -89,3 +92,26 @@ def test_float16_storage_error_is_at_half_precision(natural, backbone, tmp_path)
     full, half = (read_features(tmp_path / f"{d}.h5", "cls").final for d in ("float32", "float16"))
     assert half.dtype == np.float32
     np.testing.assert_allclose(half, full, rtol=2**-10, atol=1e-4)
+
+
+def documented_layout() -> tuple[set[str], set[str]]:
+    """The feature file's datasets (pool `cls`) and root attributes, as docs/architecture.md lists them."""
+    text = (Path(__file__).resolve().parents[1] / "docs/architecture.md").read_text()
+    section = text[text.index("### Feature file (HDF5)"):text.index("### Trajectory (HDF5)")]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    datasets = {name.replace("{pool}", "cls") for row in rows for name in re.findall(r"`([^`]+)`", row)}
+    attributes = section[section.index("Root attributes:"):section.index("The CKA sample")]
+    return datasets, {name for name in re.findall(r"`([^`]+)`", attributes) if not name.endswith("/")}
+
+
+def test_the_documented_layout_is_the_written_one(natural, backbone, tmp_path):
+    out = tmp_path / "both.h5"  # a k-NN file that is also a CKA reference: every documented dataset
+    extract_features(backbone, natural, out, final_splits=["train", "test"], cka_samples=3, pools=["cls"],
+                     batch_size=4, dtype="float32", weights_path=None)
+    with h5py.File(out) as h5:
+        written = set()
+        h5.visititems(lambda name, item: written.add(name) if isinstance(item, h5py.Dataset) else None)
+        attributes = set(h5.attrs)
+    datasets, documented_attributes = documented_layout()
+    assert written == datasets
+    assert attributes == documented_attributes
