@@ -9,6 +9,8 @@ import yaml
 
 from repdrift.models.registry import BACKBONE_KEYS, PASSED_KEYS
 
+pytestmark = pytest.mark.slow  # starts Snakemake dry runs
+
 REPO = Path(__file__).resolve().parents[1]
 
 

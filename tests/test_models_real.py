@@ -9,6 +9,8 @@ from safetensors.torch import save_file
 
 from repdrift.models import build_backbone, save_backbone_weights
 
+pytestmark = pytest.mark.slow  # builds ViT-B models
+
 
 def check_vit_b(backbone, img_size, patch_size):
     tokens = 1 + (img_size // patch_size) ** 2

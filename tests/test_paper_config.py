@@ -15,6 +15,8 @@ from snakemake.utils import validate
 from paper_fixtures import PAPER, REPO, paper_overrides
 from repdrift.data import build_dataset
 
+pytestmark = pytest.mark.slow  # starts Snakemake on the paper's grid
+
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 

@@ -160,6 +160,7 @@ def test_missing_repository_names_the_key(monkeypatch, tmp_path):
               "backbones.vit.weights")
 
 
+@pytest.mark.slow  # starts Snakemake
 def test_fetch_weights_rule_fills_results_from_the_cache(tmp_path):
     """`snakemake fetch_weights` end to end: rule, params, script. A pinned commit that is in the cache is
     returned by huggingface_hub without any request; HF_ENDPOINT points at a closed local port regardless."""
