@@ -30,6 +30,7 @@ test-fast: install
 lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
+	$(BIN)/ruff check workflow tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/bench_metrics.py

@@ -71,12 +71,13 @@ def child(job: dict) -> dict:
     """In a fresh process: time extract_features, read its peak RSS, then time a bare forward loop."""
     import psutil
     import torch
+    from threadpoolctl import threadpool_limits
+    from torch.utils.data import DataLoader
+
     from repdrift.data import read_dataset
     from repdrift.data.loader import ManifestImages, loader_workers
     from repdrift.extract import extract_features, feature_rows
     from repdrift.models import build_backbone
-    from threadpoolctl import threadpool_limits
-    from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
     threadpool_limits(1)
@@ -192,6 +193,7 @@ def meta_models(name: str, cfg: dict):
     import open_clip
     import timm
     import torch
+
     from repdrift.models import backbone_spec, build_backbone
     from repdrift.models.open_clip_backbone import wrap_visual
 
@@ -220,6 +222,7 @@ def safetensors_bytes(state: dict) -> int:
 
 def classifier_state(backbone, outputs: int) -> dict:
     import torch
+
     from repdrift.training import Classifier
 
     with torch.device("meta"):
@@ -287,9 +290,10 @@ def check_estimate(work: Path, dim: int, depth: int, m: int, ids: list[str]) -> 
 
 
 def check_safetensors(work: Path) -> str:
+    from safetensors.torch import save_file
+
     from repdrift.models import build_backbone
     from repdrift.training import Classifier
-    from safetensors.torch import save_file
 
     state = Classifier(build_backbone(TINY_VIT, None), 7, "cls").state_dict()
     actual = written_size(work / "check.safetensors", lambda p: save_file(dict(state), str(p)))

@@ -1,8 +1,8 @@
 """Per-rule job times and peak memory of a finished study, from Snakemake's own benchmark files.
 
-Every rule has a `benchmark:` directive writing `results/benchmarks/{rule}.tsv` or `{rule}/....tsv` (seconds, max RSS, CPU time
-of its job), locally and on a cluster alike. This prints one Markdown row per rule: jobs, summed and largest
-seconds, summed CPU seconds, largest max RSS; the README's performance section is its output.
+Every rule has a `benchmark:` directive writing `results/benchmarks/{rule}.tsv` or `{rule}/....tsv` (seconds, max
+RSS, CPU time of its job), locally and on a cluster alike. This prints one Markdown row per rule: jobs, summed and
+largest seconds, summed CPU seconds, largest max RSS; the README's performance section is its output.
 
     .venv/bin/python benchmarks/rule_times.py [results/benchmarks]
 """
@@ -36,7 +36,8 @@ def rule_times(root: Path) -> pl.DataFrame:
 
 
 def markdown(table: pl.DataFrame) -> str:
-    lines = ["| rule | jobs | job-seconds | longest job (s) | CPU seconds | max RSS (MB) |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| rule | jobs | job-seconds | longest job (s) | CPU seconds | max RSS (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for row in table.iter_rows(named=True):
         rss = "" if row["max_rss_mb"] is None else f"{row['max_rss_mb']:.0f}"
         lines.append(f"| {row['rule']} | {row['jobs']} | {row['total_s']:.1f} | {row['max_s']:.1f} | "

@@ -1,8 +1,8 @@
 """A real one-node Slurm cluster on localhost with fake `gpu:a100` GRES, for integration tests.
 
-Configured to run without systemd or cgroups (proctrack/linuxproc, task/none). Needs root (SlurmUser=root, munged runs as user
-munge, fake GPUs are device nodes) and Debian's `munge slurmctld slurmd slurm-client`. All Slurm files live under
-`root`; clients find them through SLURM_CONF (use `LocalSlurm.env` for subprocesses).
+Configured to run without systemd or cgroups (proctrack/linuxproc, task/none). Needs root (SlurmUser=root, munged
+runs as user munge, fake GPUs are device nodes) and Debian's `munge slurmctld slurmd slurm-client`. All Slurm files
+live under `root`; clients find them through SLURM_CONF (use `LocalSlurm.env` for subprocesses).
 
     with LocalSlurm(tmp_path) as slurm:
         subprocess.run(["sbatch", "-p", "gpu", "--gpus=a100:1", "--wrap", "true"], env=slurm.env, check=True)

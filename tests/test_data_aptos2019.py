@@ -1,10 +1,9 @@
+import data_fixtures as fx
 import polars as pl
 import pytest
 
 from repdrift.data import build_dataset
 from repdrift.errors import DataError
-
-import data_fixtures as fx
 
 
 def test_stratified_split_and_split_file(tmp_path):

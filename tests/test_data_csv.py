@@ -1,10 +1,9 @@
+import data_fixtures as fx
 import polars as pl
 import pytest
 
 from repdrift.data import build_dataset
 from repdrift.errors import DataError
-
-import data_fixtures as fx
 
 
 def test_seeded_split(tmp_path):

@@ -1,10 +1,9 @@
+import data_fixtures as fx
 import polars as pl
 import pytest
 
 from repdrift.data import build_dataset
 from repdrift.errors import DataError
-
-import data_fixtures as fx
 
 GT = "ISIC2018_Task3_{0}_GroundTruth/ISIC2018_Task3_{0}_GroundTruth.csv"
 

@@ -1,3 +1,4 @@
+import data_fixtures as fx
 import pytest
 import torch
 from torchvision.transforms import v2
@@ -6,8 +7,6 @@ from repdrift.data import build_dataset
 from repdrift.data.images import load_image
 from repdrift.data.loader import ManifestImages
 from repdrift.errors import DataError
-
-import data_fixtures as fx
 
 TO_TENSOR = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
 

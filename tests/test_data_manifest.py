@@ -4,14 +4,13 @@ import json
 import subprocess
 import sys
 
+import data_fixtures as fx
 import polars as pl
 import pytest
 
 from repdrift.data import KINDS, Dataset, build_dataset, build_manifest, read_dataset, write_dataset
 from repdrift.data.manifest import make_dataset
 from repdrift.errors import ConfigError, DataError
-
-import data_fixtures as fx
 
 
 def rows(**over):

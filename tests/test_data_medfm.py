@@ -1,10 +1,9 @@
+import data_fixtures as fx
 import polars as pl
 import pytest
 
 from repdrift.data import build_dataset
 from repdrift.errors import ConfigError, DataError
-
-import data_fixtures as fx
 
 
 def split_counts(ds):

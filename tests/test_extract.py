@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import data_fixtures as fx
 import h5py
 import numpy as np
 import pytest
@@ -13,8 +14,6 @@ from repdrift.data.images import load_image
 from repdrift.extract import extract_features, feature_rows
 from repdrift.features import cka_sample, read_features, read_layers
 from repdrift.models import build_backbone
-
-import data_fixtures as fx
 
 BACKBONE = dict(
     name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,

@@ -1,4 +1,5 @@
-"""The findings page on a hand-built study whose answers are known: every claim agrees, and flips when its data flips."""
+"""The findings page on a hand-built study whose answers are known: every claim agrees, and flips when its data
+flips."""
 
 import math
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from test_metrics_cka import hsic_unbiased  # the one reference implementation of Song et al.'s estimator
 
 from repdrift.metrics import MinibatchCKA, center_layers, layerwise_cka, linear_cka, minibatch_cka
-from test_metrics_cka import hsic_unbiased  # the one reference implementation of Song et al.'s estimator
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import yaml
+from paper_fixtures import PAPER, REPO, paper_overrides
 from snakemake.utils import validate
 
-from paper_fixtures import PAPER, REPO, paper_overrides
 from repdrift.data import build_dataset
 
 pytestmark = pytest.mark.slow  # starts Snakemake on the paper's grid

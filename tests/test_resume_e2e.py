@@ -11,7 +11,6 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
 from test_training_resume import assert_same_outputs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from slurm_cluster import LocalSlurm, require_slurm
 
 pytestmark = pytest.mark.slurm

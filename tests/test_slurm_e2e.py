@@ -18,7 +18,6 @@ import polars as pl
 import pytest
 import yaml
 from safetensors.numpy import load_file
-
 from slurm_cluster import LocalSlurm, require_slurm
 
 REPO = Path(__file__).resolve().parents[1]

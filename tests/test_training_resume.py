@@ -2,6 +2,7 @@
 
 import re
 
+import data_fixtures as fx
 import h5py
 import numpy as np
 import polars as pl
@@ -12,8 +13,6 @@ import repdrift.training as training
 from repdrift.checkpoint import checkpoint_path
 from repdrift.data import build_dataset, write_dataset
 from repdrift.models import build_backbone, save_backbone_weights
-
-import data_fixtures as fx
 
 BACKBONE = dict(
     name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,

@@ -403,7 +403,8 @@ def correlation_table(runs, grids, grid: str, metrics, similarity: str, n_interv
     layers = sorted(set(selected.filter(pl.col("metric") == similarity)["layer"]))
     for metric in metrics:
         for layer in layers:
-            joined = _metric(selected, similarity, layer).join(_metric(selected, metric).select("run", metric), on="run")
+            values = _metric(selected, metric).select("run", metric)
+            joined = _metric(selected, similarity, layer).join(values, on="run")
             for (backbone,), group in joined.sort("backbone", "run").group_by("backbone", maintain_order=True):
                 key = dict(metric=metric, layer=layer, backbone=backbone)
                 base = dict(key, domain=metric_domain(metric), similarity_metric=similarity, runs=group.height)

@@ -82,7 +82,8 @@ def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list
             sheet.paste(overlay(picture, attention[row]), (col * TILE, top))
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path)
-    entropy = {name: float(np.mean(-(m * np.log(np.clip(m, 1e-12, None))).sum(axis=(1, 2)))) for name, m in maps.items()}
+    entropy = {name: float(np.mean(-(m * np.log(np.clip(m, 1e-12, None))).sum(axis=(1, 2))))
+               for name, m in maps.items()}
     print(f"images (class, sample): {list(zip(rows['label'].to_list(), rows['sample_id'].to_list()))}")
     print(f"mean attention entropy (nats): {entropy}")
     return entropy
@@ -92,9 +93,9 @@ def caption(backbone: str, runs: list[str], pools: list[str]) -> str:
     """The report caption (reStructuredText) of one backbone's sheet."""
     return (
         f"The paper's Fig. 3: last-block attention of the CLS token to every patch (mean over heads) of backbone "
-        f"``{backbone}`` on natural-domain test images, one of each of several classes: each row is one image, then the "
-        f"pre-trained model's map, then the maps of the fine-tuned runs {', '.join(runs)} (pools {', '.join(pools)}; "
-        "Feat = mean of patch tokens). Both fine-tuned columns show the CLS token's attention (the paper does not say "
-        "which query its Feat maps use; a mean-pool head reads every patch token, not the CLS). Each map is min-max "
-        "scaled on its own: brighter = more attention.\n"
+        f"``{backbone}`` on natural-domain test images, one of each of several classes: each row is one image, then "
+        f"the pre-trained model's map, then the maps of the fine-tuned runs {', '.join(runs)} "
+        f"(pools {', '.join(pools)}; Feat = mean of patch tokens). Both fine-tuned columns show the CLS token's "
+        "attention (the paper does not say which query its Feat maps use; a mean-pool head reads every patch token, "
+        "not the CLS). Each map is min-max scaled on its own: brighter = more attention.\n"
     )

@@ -335,8 +335,9 @@ def correlation_claim(fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k
                                     fit_text(backbone, metric), clear))
     pairs = [((a, m), (b, m)) for m in metrics for a in sorted(paradigms) for b in sorted(paradigms)
              if (a, m) in words and (b, m) in words and STRENGTH_ORDER[words[a, m]] > STRENGTH_ORDER[words[b, m]]]
-    pairs += [((a, metrics[1]), (a, metrics[0])) for a in sorted(paradigms)
-              if (a, metrics[0]) in words and STRENGTH_ORDER[words[a, metrics[1]]] > STRENGTH_ORDER[words[a, metrics[0]]]]
+    first, second = metrics[0], metrics[1]
+    pairs += [((a, second), (a, first)) for a in sorted(paradigms)
+              if (a, first) in words and STRENGTH_ORDER[words[a, second]] > STRENGTH_ORDER[words[a, first]]]
     for (a, ma), (b, mb) in pairs:
         label = (f"|r| {_name(a, paradigms)} with {ma} ({words[a, ma]}) > {_name(b, paradigms)} with {mb} "
                  f"({words[b, mb]})")

@@ -111,7 +111,8 @@ def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, c
         rows.append(dict(backbone=backbone, pool=pool, accuracy=mean, runs=n, half=hi - mean if n > 1 else 0.0))
     schema = {"backbone": pl.Utf8, "pool": pl.Utf8, "accuracy": pl.Float64, "runs": pl.UInt32, "half": pl.Float64}
     tuned = pl.DataFrame(rows, schema=schema).with_columns(model=pl.lit("fine-tuned"))
-    before = (pretrained.filter(pl.col("metric") == metric).join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
+    before = (pretrained.filter(pl.col("metric") == metric)
+              .join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
               .select("backbone", "pool", accuracy="value", runs=pl.lit(1, pl.UInt32), model=pl.lit("pre-trained"),
                       half=pl.lit(0.0)))
     data = pl.concat([before, tuned.select(before.columns)]).with_columns(
@@ -224,7 +225,8 @@ def correlation_chart(fits: pl.DataFrame, points: pl.DataFrame, similarity: str,
         for metric in metrics:
             mine = points.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric))
             means = mine.filter("kept").group_by("centre").agg(value=pl.col("value").mean(), runs=pl.len())
-            fit = fits.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric) & pl.col("r").is_not_null())
+            here = (pl.col("backbone") == backbone) & (pl.col("metric") == metric)
+            fit = fits.filter(here & pl.col("r").is_not_null())
             x = alt.X("centre:Q", title=x_title, scale=alt.Scale(zero=False))
             layers = [alt.Chart(mine).mark_point(color="black", opacity=0.6, size=30).encode(
                 x=x, y=alt.Y("value:Q", title=f"{metric} ({metric_domain(metric)})", scale=alt.Scale(zero=False)),

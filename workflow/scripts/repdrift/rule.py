@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 
 from repdrift.errors import RepdriftError
 
-
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 

@@ -237,8 +237,9 @@ def finetune(
 
     The trajectory holds, before fine-tuning and after every epoch, the features of `cka_samples` test images
     (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state is saved there after the last epoch
-    and whenever `checkpoint_minutes` have passed since the last save, and a re-run after a kill continues from it. `knn` = dict(dataset_dir, out_path, splits, batch_size): the final
-    model's feature file of the k-NN dataset (`repdrift.extract.extract_features`, the run's pool).
+    and whenever `checkpoint_minutes` have passed since the last save, and a re-run after a kill continues from it.
+    `knn` = dict(dataset_dir, out_path, splits, batch_size): the final model's feature file of the k-NN dataset
+    (`repdrift.extract.extract_features`, the run's pool).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -21,7 +21,6 @@ from repdrift.data.images import load_image
 from repdrift.data.manifest import label_column
 from repdrift.errors import DataError
 
-
 KEEP_BYTES = 256 * 2**20
 
 

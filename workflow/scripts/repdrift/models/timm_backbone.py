@@ -90,8 +90,9 @@ def _strict_load_report(weights):
     """Turn timm's lenient load into a strict one.
 
     When the checkpoint's head size differs from ours (a supervised checkpoint's 1000-class head; we build
-    headless), timm drops the head and loads with strict=False, only *logging* missing / unexpected keys. A weights file of the wrong model would then
-    load silently into a half-random network, so those log records become errors here.
+    headless), timm drops the head and loads with strict=False, only *logging* missing / unexpected keys. A weights
+    file of the wrong model would then load silently into a half-random network, so those log records become errors
+    here.
     """
     records: list[logging.LogRecord] = []
 
