@@ -12,6 +12,7 @@ float16 (`features.dtype`). The file is written under a temporary name and renam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
@@ -86,11 +87,12 @@ class FeatureWriter:
         self.path, self.attrs, self.dtype = Path(path), attrs, _check_dtype(dtype)
 
     def __enter__(self) -> FeatureWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._atomic = atomic_path(self.path)
-        self._h5 = h5py.File(self._atomic.__enter__(), "w")
-        for key, value in {**self.attrs, "dtype": self.dtype, "code_version": __version__}.items():
-            self._h5.attrs[key] = value
+        # The HDF5 file closes before atomic_path renames it (or removes it, when anything here or later fails).
+        with contextlib.ExitStack() as stack:
+            self._h5 = stack.enter_context(h5py.File(stack.enter_context(atomic_path(self.path)), "w"))
+            for key, value in {**self.attrs, "dtype": self.dtype, "code_version": __version__}.items():
+                self._h5.attrs[key] = value
+            self._stack = stack.pop_all()
         return self
 
     def create(self, name: str, shape: tuple[int, ...]) -> None:
@@ -105,9 +107,8 @@ class FeatureWriter:
     def array(self, name: str, values) -> None:
         self._h5.create_dataset(name, data=np.asarray(values))
 
-    def __exit__(self, *exc) -> None:
-        self._h5.close()
-        self._atomic.__exit__(*exc)
+    def __exit__(self, *exc) -> bool:
+        return self._stack.__exit__(*exc)
 
 
 def write_features(
