@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -97,12 +97,12 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
 def load_classifier(backbone_cfg: dict, model_path: str | Path) -> Classifier:
     """Rebuild a fine-tuned model from its model.safetensors (backbone.* and head.* tensors; the pool the head
     reads is in the file's metadata)."""
-    with safe_open(str(model_path), "pt") as handle:
+    with safe_open(str(model_path), "pt") as handle:  # one read: metadata and tensors
         pool = (handle.metadata() or {}).get("pool")
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
     if pool is None:
         raise DataError(f"{model_path}: no `pool` in the model file's metadata (written by an older repdrift); "
                         "run its fine-tune again")
-    state = load_file(str(model_path))
     model = Classifier(build_backbone(backbone_cfg, None), state["head.weight"].shape[0], pool=pool)
     model.load_state_dict(state)
     return model.eval()
