@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, RepdriftError
+from ..schedule import warmup_cosine
 from .backbone import to_rgb
 from .dino import DinoHead, DinoLoss, ema_update, teacher_momentum
 from .registry import backbone_spec, build_backbone, save_backbone_weights
@@ -208,8 +209,7 @@ def _fit(objective, pixels, labels, settings: dict, seed: int, progress: bool, d
     per_epoch = max(1, n // batch_size)  # the last partial batch is dropped: contrastive losses want full ones
     total = epochs * per_epoch
     warmup = max(1, total // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
-        (s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * max(0, s - warmup) / max(1, total - warmup)))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup))
     order_rng = torch.Generator().manual_seed(seed)
     history = {"epoch": [], "loss": [], "lr": [], "seconds": []}
     objective.modules.train()
