@@ -2,21 +2,9 @@
 
 import numpy as np
 import pytest
+from references import guo_reference_ece
 
 from repdrift.metrics import expected_calibration_error, reliability_diagram
-
-
-def guo_reference_ece(probs, labels, n_bins=15):
-    """gpleiss/temperature_scaling _ECELoss, transcribed to numpy: bins (lo, hi], one pass per bin."""
-    edges = np.linspace(0, 1, n_bins + 1)
-    confidences, predictions = probs.max(1), probs.argmax(1)
-    accuracies = predictions == labels
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        in_bin = (confidences > lo) & (confidences <= hi)
-        if in_bin.mean() > 0:
-            ece += abs(confidences[in_bin].mean() - accuracies[in_bin].mean()) * in_bin.mean()
-    return ece
 
 
 def softmax(z):

@@ -3,39 +3,9 @@ CKA's properties (Kornblith et al. 2019)."""
 
 import numpy as np
 import pytest
+from references import cka_ref, rbf_gram_ref
 
 from repdrift.metrics import gram_cka, linear_cka, rbf_cka
-
-
-# --- independent references, written from the papers' formulas with explicit matrices --------------------
-def hsic_eq1(k, l):
-    """Kornblith et al. 2019, Eq. 1: HSIC(K, L) = tr(K H L H) / (n - 1)^2, H = I - 11^T / n."""
-    n = k.shape[0]
-    h = np.eye(n) - np.ones((n, n)) / n
-    return np.trace(k @ h @ l @ h) / (n - 1) ** 2
-
-
-def hsic_unbiased(k, l):
-    """Song et al. 2012 (as Eq. 3 of Nguyen et al. 2021): the unbiased HSIC_1 with zero-diagonal K, L."""
-    n = k.shape[0]
-    k, l = k.copy(), l.copy()
-    np.fill_diagonal(k, 0)
-    np.fill_diagonal(l, 0)
-    one = np.ones(n)
-    return (
-        np.trace(k @ l) + one @ k @ one * (one @ l @ one) / ((n - 1) * (n - 2)) - 2 / (n - 2) * one @ k @ l @ one
-    ) / (n * (n - 3))
-
-
-def cka_ref(k, l, debiased=False):
-    hsic = hsic_unbiased if debiased else hsic_eq1
-    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
-
-
-def rbf_gram_ref(x, threshold):
-    """exp(-d^2 / (2 threshold^2 median(d^2))), median over all n^2 squared distances."""
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    return np.exp(-d2 / (2 * threshold**2 * np.median(d2)))
 
 
 @pytest.fixture

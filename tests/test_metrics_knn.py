@@ -2,21 +2,11 @@
 
 import numpy as np
 import pytest
+from references import dino_reference
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from repdrift.metrics import knn_accuracy, knn_classify
 from repdrift.metrics.knn import top_k
-
-
-def dino_reference(bank, labels, queries, k, t, num_classes):
-    """DINO eval_knn.py, written out per query: normalise, full sort, sum exp(s / T) per class."""
-    bank = bank / np.linalg.norm(bank, axis=1, keepdims=True)
-    scores = np.zeros((len(queries), num_classes))
-    for i, q in enumerate(queries):
-        s = bank @ (q / np.linalg.norm(q))
-        for j in np.argsort(-s, kind="stable")[:k]:
-            scores[i, labels[j]] += np.exp(s[j] / t)
-    return scores
 
 
 @pytest.fixture

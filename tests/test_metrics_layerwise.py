@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_metrics_cka import hsic_unbiased  # the one reference implementation of Song et al.'s estimator
+from references import minibatch_ref
 
 from repdrift.metrics import MinibatchCKA, center_layers, layerwise_cka, linear_cka, minibatch_cka
 
@@ -70,14 +70,6 @@ def test_layer_errors(layers):
 
 
 # --- minibatch CKA --------------------------------------------------------------------------------------
-def minibatch_ref(x_batches, y_batches):
-    """Nguyen et al. 2021, Eq. 2: means of Song et al.'s HSIC_1 over batches, written with Gram matrices."""
-    h = lambda f: np.mean([hsic_unbiased(*f(x, y)) for x, y in zip(x_batches, y_batches)])  # noqa: E731
-    return h(lambda x, y: (x @ x.T, y @ y.T)) / np.sqrt(
-        h(lambda x, y: (x @ x.T, x @ x.T)) * h(lambda x, y: (y @ y.T, y @ y.T))
-    )
-
-
 def test_minibatch_matches_gram_reference(layers):
     xs, ys = layers
     xb, yb = np.split(xs[0], 4), np.split(ys[1], 4)

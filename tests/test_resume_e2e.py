@@ -11,7 +11,6 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from test_training_resume import assert_same_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = "results/runs/isic/vit/full-cls/seed0"
@@ -52,7 +51,7 @@ def kill_mid_epoch(snakemake: subprocess.Popen, checkpoint: Path, log: Path, tim
     raise AssertionError("the fine-tune never reached its second epoch")
 
 
-def test_sigkilled_finetune_resumes_and_matches(tmp_path):
+def test_sigkilled_finetune_resumes_and_matches(tmp_path, assert_same_run_outputs):
     config = yaml.safe_load((REPO / "tests/e2e/config.yaml").read_text())
     config["demo"]["options"]["isic"] = [400, 14, 28]  # epochs long enough to be caught in the middle
     config["train"].update(epochs=EPOCHS, batch_size=8)
@@ -88,4 +87,4 @@ def test_sigkilled_finetune_resumes_and_matches(tmp_path):
     assert killed_in - 1 <= int(found[1]) < EPOCHS
     assert "epoch 1:" not in resumed  # the finished epochs were not trained again
     assert not checkpoint.parent.exists()
-    assert_same_outputs(tmp_path / "uninterrupted", tmp_path / RUN)
+    assert_same_run_outputs(tmp_path / "uninterrupted", tmp_path / RUN)
