@@ -1,5 +1,7 @@
 # repdrift: how fine-tuning moves pre-trained vision transformers away from pre-training.
 # The default config is the embedded demo; `--configfile config/paper.yaml` is the paper's grid.
+import sys
+
 from snakemake.utils import min_version, validate
 
 from repdrift.schema import check_known_keys
@@ -50,3 +52,15 @@ localrules:
     paper_tables,
     findings,
     figures,
+
+
+onerror:
+    # Fine-tunes that diverged left a failed.json (repdrift.failures): say how the study finishes without them.
+    new_failures = sorted(set(recorded_failures()) - set(FAILED))
+    if new_failures:
+        print(
+            f"repdrift: {len(new_failures)} run(s) failed and are recorded as failed "
+            f"({', '.join(new_failures)}). Run Snakemake again to finish the study without them (the findings page "
+            "lists them), or fix the config (e.g. train.lr) to retry them.",
+            file=sys.stderr,
+        )

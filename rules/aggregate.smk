@@ -1,4 +1,5 @@
-# Per-run tables -> the study's long-format tables.
+# Per-run tables -> the study's long-format tables. Runs recorded as failed (repdrift.failures) are left out and
+# listed in grids.parquet with their message.
 
 
 rule aggregate:
@@ -25,7 +26,8 @@ rule aggregate:
     conda:
         "../envs/cpu.yaml"
     params:
-        runs=[{"run": run, **info["wildcards"]} for run, info in RUNS.items()],
+        runs=[{"run": run, **info["wildcards"]} for run, info in DONE_RUNS.items()],
         grids={run: info["grids"] for run, info in RUNS.items()},
+        failed=FAILED,
     script:
         "../workflow/scripts/aggregate.py"

@@ -106,6 +106,8 @@ def study_runs():
 
 
 RUNS = study_runs()
+
+
 # In the config's order: the order of the paper tables' rows and columns.
 BACKBONES_USED = [
     b
@@ -125,8 +127,8 @@ TARGETS_USED = [
 
 
 def run_files(name):
-    """The file `name` of every run of the study."""
-    return [f"results/runs/{run}/{name}" for run in RUNS]
+    """The file `name` of every run of the study, less the runs recorded as failed."""
+    return [f"results/runs/{run}/{name}" for run in DONE_RUNS]
 
 
 def manifest(dataset):
@@ -136,6 +138,31 @@ def manifest(dataset):
 def backbone_cfg(backbone):
     """The backbone's config entry, named by its config key."""
     return {**config["backbones"][backbone], "name": backbone}
+
+
+def run_definition(backbone):
+    """What a fine-tune's outcome depends on beyond its wildcards: a failure recorded under it is not retried."""
+    return dict(backbone=backbone_cfg(backbone), recipe=RECIPE)
+
+
+def recorded_failures():
+    """The runs whose fine-tune failed under the current definition (repdrift.failures), with the message: the
+    study is built without them and names them as missing."""
+    from repdrift.failures import recorded_failure
+
+    failed = {}
+    for run, info in RUNS.items():
+        message = recorded_failure(
+            f"results/runs/{run}", run_definition(info["wildcards"]["backbone"])
+        )
+        if message is not None:
+            failed[run] = message
+    return failed
+
+
+FAILED = recorded_failures()
+# The runs the study's tables are built from.
+DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 
 
 def weights_file(backbone):
@@ -186,7 +213,20 @@ def attention_runs(backbone):
     }
     if choice["pools"] is None:
         runs = {pool: run for pool, run in runs.items() if run in RUNS} or runs
-    return {pool: f"results/runs/{run}" for pool, run in runs.items()}
+    # A run recorded as failed is left out: its column says so (failed_attention_runs).
+    return {
+        pool: f"results/runs/{run}" for pool, run in runs.items() if run not in FAILED
+    }
+
+
+def failed_attention_runs(backbone):
+    choice = config["analysis"]["attention"]
+    return [
+        run
+        for run in FAILED
+        if run.startswith(f"{choice['dataset']}/{backbone}/{choice['method']}-")
+        and run.endswith(f"/seed{choice['seed']}")
+    ]
 
 
 def _check_attention():

@@ -70,5 +70,6 @@ rule attention_maps:
         n_images=config["analysis"]["attention"]["images"],
         pools=[list(attention_runs(backbone)) for backbone in BACKBONES_USED],
         runs=[list(attention_runs(backbone).values()) for backbone in BACKBONES_USED],
+        failed=[failed_attention_runs(backbone) for backbone in BACKBONES_USED],
     script:
         "../workflow/scripts/attention_maps.py"

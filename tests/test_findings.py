@@ -77,7 +77,9 @@ def make_study(full_beats_linear=True, low_similarity=True, supervised_decays=Tr
     return (pl.DataFrame(runs, schema=KEYS | {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}),
             pl.DataFrame(traj, schema=KEYS | {"epoch": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64,
                                               "value": pl.Float64}),
-            pretrained, pl.DataFrame({"grid": "similarity", "run": grid}), pl.DataFrame(fits), pl.DataFrame(boot))
+            pretrained, pl.DataFrame({"grid": "similarity", "run": grid, "failure": None},
+                                      schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8}),
+            pl.DataFrame(fits), pl.DataFrame(boot))
 
 
 def verdicts(**flips):
@@ -124,6 +126,22 @@ def test_page_has_one_row_per_claim_and_a_part_table(tmp_path):
     assert text.count("<tr><td><b>(") == 4 and "the paper says" in text and "does not judge" in text
     table = findings_table(claims)
     assert set(table["claim"]) == {"a", "b", "c", "d"} and set(table["verdict"]) <= {AGREES, DISAGREES, INCONCLUSIVE}
+
+
+def test_the_page_names_the_runs_that_failed(tmp_path):
+    runs, traj, pretrained, grids, fits, boot = make_study()
+    lost = "isic/vit/full-cls/seed9"
+    message = f"results/runs/{lost}: fine-tuning diverged: the training loss is nan at epoch 1, step 1 of 7"
+    grids = pl.concat([grids.filter(pl.col("run") != lost),
+                       pl.DataFrame({"grid": ["similarity"], "run": [lost], "failure": [message]})])
+    runs, traj = (frame.filter(pl.col("run") != lost) for frame in (runs, traj))
+    claims, facts = findings(runs, traj, pretrained, grids, fits, boot, grid="similarity", layer="final",
+                             similarity="cka", k=20, paradigms=PARADIGMS)
+    assert facts["missing"] == {lost: message}
+    assert facts["runs_per_backbone"]["vit"] == SEEDS - 1
+    page = tmp_path / "findings.html"
+    write_findings_page(claims, facts, page)
+    assert "1 run of the study is missing" in page.read_text() and lost in page.read_text()
 
 
 def test_band_verdict():

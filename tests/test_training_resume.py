@@ -3,8 +3,6 @@
 import re
 
 import data_fixtures as fx
-import h5py
-import numpy as np
 import polars as pl
 import pytest
 from safetensors.torch import load_file
@@ -12,6 +10,7 @@ from safetensors.torch import load_file
 import repdrift.training as training
 from repdrift.checkpoint import checkpoint_path
 from repdrift.data import build_dataset, write_dataset
+from repdrift.failures import recorded_failure
 from repdrift.models import build_backbone, save_backbone_weights
 
 BACKBONE = dict(
@@ -19,7 +18,6 @@ BACKBONE = dict(
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
 RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
-TIMING = ("seconds", "images_per_s")
 
 
 class Killed(Exception):
@@ -45,16 +43,6 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
     )
 
 
-def assert_same_outputs(a, b):
-    ha, hb = pl.read_parquet(a / "history.parquet"), pl.read_parquet(b / "history.parquet")
-    assert ha.drop(TIMING).equals(hb.drop(TIMING))
-    ma, mb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert ma.keys() == mb.keys() and all(ma[k].equal(mb[k]) for k in ma)
-    for name, key in (("predictions.h5", "probs"), ("trajectory.h5", "features")):
-        with h5py.File(a / name) as fa, h5py.File(b / name) as fb:
-            np.testing.assert_array_equal(fa[key][()], fb[key][()])
-
-
 def kill_at_evaluation(monkeypatch, call: int):
     """Make the `call`-th test evaluation raise, i.e. die in the middle of that epoch."""
     calls, evaluate = [0], training.evaluate
@@ -69,7 +57,7 @@ def kill_at_evaluation(monkeypatch, call: int):
 
 
 @pytest.mark.parametrize("method", ["full", "linear"])
-def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, capsys, method):
+def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, capsys, method, assert_same_run_outputs):
     run(inputs, tmp_path / "whole", method, checkpoint=False)
     with monkeypatch.context() as patch:
         kill_at_evaluation(patch, call=2)  # epoch 1 done and checkpointed, killed in epoch 2
@@ -79,7 +67,7 @@ def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, cap
     capsys.readouterr()
     run(inputs, tmp_path / "resumed", method)
     assert "resumed from the checkpoint of epoch 1/3" in capsys.readouterr().out
-    assert_same_outputs(tmp_path / "whole", tmp_path / "resumed")
+    assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
     assert not checkpoint_path(tmp_path / "resumed").parent.exists()  # removed once the outputs are complete
 
 
@@ -94,7 +82,7 @@ def test_linear_checkpoint_leaves_out_the_frozen_backbone(inputs, tmp_path, monk
     assert len(state["trajectory"]) == 2 and len(state["history"]) == 1
 
 
-def test_killed_while_writing_outputs_resumes_at_the_end(inputs, tmp_path, monkeypatch, capsys):
+def test_killed_while_writing_outputs_resumes_at_the_end(inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs):
     run(inputs, tmp_path / "whole", checkpoint=False)
     with monkeypatch.context() as patch:
 
@@ -107,10 +95,10 @@ def test_killed_while_writing_outputs_resumes_at_the_end(inputs, tmp_path, monke
     capsys.readouterr()
     run(inputs, tmp_path / "resumed")
     assert "resumed from the checkpoint of epoch 3/3" in capsys.readouterr().out
-    assert_same_outputs(tmp_path / "whole", tmp_path / "resumed")
+    assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
 
 
-def test_checkpoint_of_another_config_is_ignored(inputs, tmp_path, monkeypatch, capsys):
+def test_checkpoint_of_another_config_is_ignored(inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs):
     kill_at_evaluation(monkeypatch, call=3)
     with pytest.raises(Killed):
         run(inputs, tmp_path / "changed", recipe=dict(RECIPE, lr=5e-4))
@@ -120,7 +108,7 @@ def test_checkpoint_of_another_config_is_ignored(inputs, tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "ignoring checkpoint" in out and "resumed" not in out
     run(inputs, tmp_path / "whole", checkpoint=False)
-    assert_same_outputs(tmp_path / "whole", tmp_path / "changed")
+    assert_same_run_outputs(tmp_path / "whole", tmp_path / "changed")
 
 
 def test_unreadable_checkpoint_starts_over(inputs, tmp_path, capsys):
@@ -159,6 +147,12 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(inputs, tmp_path
     assert re.search(r"at epoch \d+, step \d+ of \d+", message), message
     assert "\n" not in message
     assert not any((out / name).exists() for name in ("model.safetensors", "predictions.h5", "trajectory.h5"))
+    # Recorded under the definition it failed with: the same config skips it, a smaller lr tries it again.
+    definition = dict(backbone=BACKBONE, recipe=dict(RECIPE, lr=1.0e6))
+    assert recorded_failure(out, definition) == message
+    assert recorded_failure(out, dict(definition, recipe=RECIPE)) is None
+    run(inputs, out)
+    assert recorded_failure(out, definition) is None and (out / "model.safetensors").exists()
 
 
 def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp_path):

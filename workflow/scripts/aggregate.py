@@ -13,6 +13,7 @@ run(
     history=list(i.history),
     pretrained_knn=list(i.pretrained_knn),
     grids=dict(snakemake.params.grids),
+    failed=dict(snakemake.params.failed),
     runs_out=o.runs,
     trajectories_out=o.trajectories,
     pretrained_out=o.pretrained,

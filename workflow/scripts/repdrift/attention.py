@@ -89,9 +89,10 @@ def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list
     return entropy
 
 
-def caption(backbone: str, runs: list[str], pools: list[str]) -> str:
+def caption(backbone: str, runs: list[str], pools: list[str], failed: list[str] = ()) -> str:
     """The report caption (reStructuredText) of one backbone's sheet."""
-    return (
+    missing = (f"Not drawn: {', '.join(failed)}, which failed (see the findings page). " if failed else "")
+    return missing + (
         f"The paper's Fig. 3: last-block attention of the CLS token to every patch (mean over heads) of backbone "
         f"``{backbone}`` on natural-domain test images, one of each of several classes: each row is one image, then "
         f"the pre-trained model's map, then the maps of the fine-tuned runs {', '.join(runs)} "

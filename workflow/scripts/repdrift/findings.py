@@ -361,7 +361,7 @@ def findings(runs: pl.DataFrame, trajectories: pl.DataFrame, pretrained: pl.Data
                  samples=n_text, confidence=confidence, k=k,
                  runs_per_backbone=dict(selected.group_by("backbone").agg(pl.col("run").n_unique()).sort("backbone")
                                         .iter_rows()),
-                 study_runs=runs["run"].n_unique())
+                 study_runs=runs["run"].n_unique(), missing=missing_runs(grids))
     claims = [
         table1_claim(runs, selected, similarity, layer, n_text, paradigms, confidence),
         trajectory_claim(grid_runs(trajectories, grids, grid), similarity, layer, paradigms, confidence),
@@ -369,6 +369,12 @@ def findings(runs: pl.DataFrame, trajectories: pl.DataFrame, pretrained: pl.Data
         correlation_claim(fits, bootstrap, layer, k, paradigms, confidence),
     ]
     return claims, facts
+
+
+def missing_runs(grids: pl.DataFrame) -> dict[str, str]:
+    """The study's runs that failed (run: message, from grids.parquet): every verdict is taken without them."""
+    failed = grids.filter(pl.col("failure").is_not_null()).unique("run").sort("run")
+    return dict(zip(failed["run"], failed["failure"]))
 
 
 def findings_table(claims: list[Claim]) -> pl.DataFrame:
@@ -393,6 +399,14 @@ def write_findings_page(claims: list[Claim], facts: dict, path: str | Path) -> N
             f"{e(facts['layer'])}, on {e(facts['samples'])} per run of the similarity grid "
             f"<code>{e(facts['grid'])}</code> (runs per backbone: {e(runs)}). k-NN: k = {facts['k']}. "
             f"Confidence intervals at {facts['confidence']:.0%}.</p>")
+    if facts["missing"]:
+        items = "".join(f"<li><code>{e(run)}</code>: {e(message)}</li>" for run, message in facts["missing"].items())
+        count = len(facts["missing"])
+        head += (f"<div class='disagrees'><b>{count} run{'s' if count > 1 else ''} of the study "
+                 f"{'are' if count > 1 else 'is'} missing</b>: failed, "
+                 f"and every table, figure and verdict is taken without them. Fix the cause and run Snakemake again "
+                 f"(a run is retried when its backbone or <code>train</code> config changes, or when its "
+                 f"<code>failed.json</code> is deleted).<ul>{items}</ul></div>")
     rows = []
     for claim in claims:
         parts = "".join(f"<li class='{p.verdict}'><b>{e(p.label)}</b>: {e(p.measured)} &rarr; <i>{p.verdict}</i></li>"

@@ -7,6 +7,8 @@ runs.parquet          one row per run x metric (x layer for CKA): accuracy, bala
 trajectories.parquet  one row per run x epoch x metric (x layer for CKA): cka, cka_debiased, train_loss, test_loss,
                       score
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's knn@k and knn_ece@k
+grids.parquet         one row per grid x run of the study: failure, the message of a run recorded as failed
+                      (repdrift.failures; it has no rows in the other tables), else null
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from repdrift.data import read_dataset
+from repdrift.errors import RepdriftError
 
 KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
 LONG_SCHEMA = {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
@@ -72,12 +75,17 @@ def aggregate(
     history: list[str],
     pretrained_knn: list[str],
     grids: dict[str, list[str]],
+    failed: dict[str, str],
     runs_out: str,
     trajectories_out: str,
     pretrained_out: str,
     grids_out: str,
 ) -> None:
-    """Write the study tables; `runs` (each run's id and wildcards) and the per-run files are parallel lists."""
+    """Write the study tables; `runs` (each run's id and wildcards) and the per-run files are parallel lists.
+    `grids` names every run of the study with its grids; the runs in `failed` (run: message) have no files and
+    keep their message in grids.parquet's `failure` column."""
+    if not runs:
+        raise RepdriftError(f"no run of the study finished: {len(failed)} failed (see their failed.json)")
     per_run = list(zip(runs, classification, calibration, knn, cka, history, strict=True))
     run_table = pl.concat([run_rows(*files) for files in per_run])
     trajectories = pl.concat([trajectory_rows(run, history, cka) for run, *_, cka, history in per_run])
@@ -92,8 +100,8 @@ def aggregate(
         knn_before.select("backbone", "pool", metric=pl.format("knn_ece@{}", "k"), value="ece"),
     ])
     membership = pl.DataFrame(
-        [{"grid": grid, "run": run} for run, names in grids.items() for grid in names],
-        schema={"grid": pl.Utf8, "run": pl.Utf8},
+        [{"grid": grid, "run": run, "failure": failed.get(run)} for run, names in grids.items() for grid in names],
+        schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8},
     )
     for frame, out in ((run_table, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
                        (membership, grids_out)):

@@ -43,10 +43,12 @@ from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
 from repdrift.errors import DataError, TrainingError
 from repdrift.extract import extract_features
+from repdrift.failures import clear_failure, record_failure
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
 from repdrift.predictions import Predictions, write_predictions
+from repdrift.schedule import warmup_cosine
 
 METHODS = ("full", "linear", "scratch")
 
@@ -82,16 +84,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def num_outputs(task: str, classes: list[str]) -> int:
     return 2 if task == "binary" else len(classes)
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
 
 
 def load_classifier(backbone_cfg: dict, model_path: str | Path) -> Classifier:
@@ -243,7 +235,7 @@ def finetune(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    recipe = Recipe(**recipe)
+    raw_recipe, recipe = recipe, Recipe(**recipe)
     generator = seed_everything(seed)
     dataset = read_dataset(dataset_dir)
     task, classes = dataset.task, dataset.classes
@@ -302,7 +294,10 @@ def finetune(
                 model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
             )
         except Diverged as stop:
-            raise _divergence(Path(model_out).parent, epoch, steps_per_epoch, stop, rows, recipe) from None
+            error = _divergence(Path(model_out).parent, epoch, steps_per_epoch, stop, rows, recipe)
+            # A re-run under the same definition would diverge again: recorded, the rest of the study can finish.
+            record_failure(Path(model_out).parent, str(error), dict(backbone=backbone_cfg, recipe=raw_recipe))
+            raise error from None
         seconds = time.perf_counter() - started
         # The test loader runs in row order, so the sample's rows come out in `probe` order.
         test_loss, probs, targets, features = evaluate(model, test_loader, loop, task, probe)
@@ -354,6 +349,7 @@ def finetune(
                          weights_path=model_out)
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
+    clear_failure(Path(model_out).parent)
     return history
 
 
