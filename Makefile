@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 	$(BIN)/ruff check workflow tests benchmarks
+	$(BIN)/ruff format --check workflow tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/bench_metrics.py

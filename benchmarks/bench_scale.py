@@ -34,8 +34,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_VIT = {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "supervised", "img_size": 32,
-            "name": "tiny_vit", "model_kwargs": {"patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3}}
+TINY_VIT = {
+    "library": "timm",
+    "arch": "vit_base_patch16_224",
+    "paradigm": "supervised",
+    "img_size": 32,
+    "name": "tiny_vit",
+    "model_kwargs": {"patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3},
+}
 POOLS = ["cls", "mean"]
 CLASSES = 10
 MB, GB = 1e6, 1e9
@@ -87,12 +93,26 @@ def child(job: dict) -> dict:
         backbone.representations(torch.randn(job["batch_size"], 3, 32, 32), POOLS)
     rss_before = psutil.Process().memory_info().rss
     start = time.perf_counter()
-    extract_features(backbone, job["dataset"], job["out"], final_splits=["train", "test"], cka_samples=0,
-                     pools=POOLS, batch_size=job["batch_size"], dtype=job["dtype"], weights_path=None)
+    extract_features(
+        backbone,
+        job["dataset"],
+        job["out"],
+        final_splits=["train", "test"],
+        cka_samples=0,
+        pools=POOLS,
+        batch_size=job["batch_size"],
+        dtype=job["dtype"],
+        weights_path=None,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    result = {"rss_before": rss_before, "peak_rss": peak, "rss_after": psutil.Process().memory_info().rss,
-              "seconds": seconds, "bytes": os.path.getsize(job["out"])}
+    result = {
+        "rss_before": rss_before,
+        "peak_rss": peak,
+        "rss_after": psutil.Process().memory_info().rss,
+        "seconds": seconds,
+        "bytes": os.path.getsize(job["out"]),
+    }
     if job["bare"]:
         dataset = read_dataset(job["dataset"])
         rows = feature_rows(dataset.manifest, ["train", "test"], 0)
@@ -108,8 +128,9 @@ def child(job: dict) -> dict:
 
 def run_child(job: dict) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], env=env, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(job)], env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode:
         sys.exit(f"extraction child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -132,37 +153,57 @@ def part1(n: int, work: Path) -> None:
     results, start = {}, cpu_seconds()
     for size, dtype, bare in ((n, "float32", True), (10 * n, "float32", True), (10 * n, "float16", False)):
         dataset = prepare(images, work / f"data{size}", size)
-        job = {"dataset": str(dataset), "out": str(work / f"features{size}_{dtype}.h5"), "dtype": dtype,
-               "batch_size": 128, "bare": bare}
+        job = {
+            "dataset": str(dataset),
+            "out": str(work / f"features{size}_{dtype}.h5"),
+            "dtype": dtype,
+            "batch_size": 128,
+            "bare": bare,
+        }
         results[size, dtype] = run_child(job)
         os.remove(job["out"])
     busy, own, wall = (b - a for a, b in zip(start, cpu_seconds()))
     print_extractions(n, results)
-    print(f"(other processes used {max(0.0, busy - own) / (wall * os.cpu_count()):.0%} of the {os.cpu_count()} CPUs "
-          "during these extractions)")
+    print(
+        f"(other processes used {max(0.0, busy - own) / (wall * os.cpu_count()):.0%} of the {os.cpu_count()} CPUs "
+        "during these extractions)"
+    )
 
 
 def print_extractions(n: int, results: dict) -> None:
-    print("| images | dtype | peak RSS MB | RSS before / after extraction MB | extraction s | images/s | "
-          "bare forward images/s | extraction / bare forward | bytes per image |")
+    print(
+        "| images | dtype | peak RSS MB | RSS before / after extraction MB | extraction s | images/s | "
+        "bare forward images/s | extraction / bare forward | bytes per image |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for (size, dtype), r in results.items():
         rss = f"{r['peak_rss'] / MB:.0f} | {r['rss_before'] / MB:.0f} / {r['rss_after'] / MB:.0f}"
-        bare = f"{size / r['bare_seconds']:.0f} | {r['bare_seconds'] / r['seconds']:.2f}" if r.get("bare_seconds") \
+        bare = (
+            f"{size / r['bare_seconds']:.0f} | {r['bare_seconds'] / r['seconds']:.2f}"
+            if r.get("bare_seconds")
             else "- | -"
-        print(f"| {size:,} | {dtype} | {rss} | {r['seconds']:.1f} | {size / r['seconds']:.0f} | {bare} "
-              f"| {r['bytes'] / size:.0f} |")
+        )
+        print(
+            f"| {size:,} | {dtype} | {rss} | {r['seconds']:.1f} | {size / r['seconds']:.0f} | {bare} "
+            f"| {r['bytes'] / size:.0f} |"
+        )
     small, big, half = results[n, "float32"], results[10 * n, "float32"], results[10 * n, "float16"]
     grow = [(r["peak_rss"] - r["rss_before"]) / MB for r in (small, big)]
-    print(f"\nRATIO peak RSS(10 n) / peak RSS(n) = {big['peak_rss'] / small['peak_rss']:.3f}   (goal <= 1.10; "
-          f"peak - RSS before the extraction: {grow[0]:.0f} MB at n, {grow[1]:.0f} MB at 10 n)")
+    print(
+        f"\nRATIO peak RSS(10 n) / peak RSS(n) = {big['peak_rss'] / small['peak_rss']:.3f}   (goal <= 1.10; "
+        f"peak - RSS before the extraction: {grow[0]:.0f} MB at n, {grow[1]:.0f} MB at 10 n)"
+    )
     for size, r in ((n, small), (10 * n, big)):
-        print(f"RATIO extraction / bare forward speed at {size:,} images = {r['bare_seconds'] / r['seconds']:.2f}"
-              "   (goal: close to 1)")
+        print(
+            f"RATIO extraction / bare forward speed at {size:,} images = {r['bare_seconds'] / r['seconds']:.2f}"
+            "   (goal: close to 1)"
+        )
     arrays = [len(POOLS) * stored_array_bytes((10 * n, 192), t) / (10 * n) for t in ("float32", "float16")]
-    print(f"RATIO bytes per image float16 / float32 at {10 * n:,} images = {half['bytes'] / big['bytes']:.3f}   "
-          f"(of which feature arrays as HDF5 stores them, the partial last chunk whole: {arrays[0]:.0f} / "
-          f"{arrays[1]:.0f}; the rest is sample_id, split, targets)")
+    print(
+        f"RATIO bytes per image float16 / float32 at {10 * n:,} images = {half['bytes'] / big['bytes']:.3f}   "
+        f"(of which feature arrays as HDF5 stores them, the partial last chunk whole: {arrays[0]:.0f} / "
+        f"{arrays[1]:.0f}; the rest is sample_id, split, targets)"
+    )
 
 
 # ---------------------------------------------------------------- part 2: projected disk use of the paper study
@@ -213,8 +254,11 @@ def safetensors_bytes(state: dict) -> int:
     header, offset = {}, 0
     for key, t in sorted(state.items()):
         size = t.numel() * t.element_size()
-        header[key] = {"dtype": SAFETENSORS_DTYPES[str(t.dtype)], "shape": list(t.shape),
-                       "data_offsets": [offset, offset + size]}
+        header[key] = {
+            "dtype": SAFETENSORS_DTYPES[str(t.dtype)],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     length = len(json.dumps(header, separators=(",", ":")))
     return 8 + length + (-length) % 8 + offset
@@ -279,9 +323,10 @@ def check_estimate(work: Path, dim: int, depth: int, m: int, ids: list[str]) -> 
 
     lines = []
     for dtype in ("float32", "float16"):
-        actual = written_size(work / "check.h5", lambda path: write(path, dtype))  # noqa: B023 (called at once)
+        actual = written_size(work / "check.h5", lambda path: write(path, dtype))
         estimate = metadata_bytes(work / "meta.h5", {"layers_sample_id": ids}) + len(POOLS) * stored_array_bytes(
-            (depth, m, dim), dtype)
+            (depth, m, dim), dtype
+        )
         lines.append(f"{dtype} {actual / MB:.2f} MB written vs {estimate / MB:.2f} MB estimated")
         if dtype == "float32":
             logical = len(POOLS) * depth * m * dim * 4
@@ -323,8 +368,10 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
     ids, splits = imagenet_ids()
     knn_meta = metadata_bytes(work / "m.h5", {"sample_id": ids, "split": splits}, np.zeros(knn_rows, np.int64))
     sample_meta = {d: metadata_bytes(work / "m.h5", {"sample_id": target_ids(d, k)}) for d, k in m.items()}
-    heads = {(r["backbone"], r["dataset"]): classifier_state(models[r["backbone"]][0], TARGETS[r["dataset"]][1])
-             for r in runs}
+    heads = {
+        (r["backbone"], r["dataset"]): classifier_state(models[r["backbone"]][0], TARGETS[r["dataset"]][1])
+        for r in runs
+    }
 
     def per_dtype(size):  # size(dtype) -> (float32, float16) bytes
         return tuple(size(t) for t in ("float32", "float16"))
@@ -334,29 +381,55 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
 
     fine_tuned = [r for r in runs if r["method"] != "linear"]  # a Linear run's k-NN features are the pre-trained
     types = {
-        "fine-tuned model": ("results/runs/{run}/model.safetensors",
-                             [same(safetensors_bytes(heads[r["backbone"], r["dataset"]])) for r in runs]),
-        "CKA trajectory": ("results/runs/{run}/trajectory.h5", [per_dtype(
-            lambda t, d=r["dataset"]: sample_meta[d] + stored_array_bytes((epochs + 1, layers, m[d], dim), t))
-            for r in runs]),
-        "fine-tuned k-NN features (Full, Scratch; one pool)": ("results/runs/{run}/features/imagenet.h5", [per_dtype(
-            lambda t: knn_meta + stored_array_bytes((knn_rows, dim), t)) for _ in fine_tuned]),
-        "test predictions": ("results/runs/{run}/predictions.h5",
-                             [same(predictions_bytes(work, r["dataset"])) for r in runs]),
-        "per-run tables (6 parquet files; bytes per run, estimated)": ("results/runs/{run}/*.parquet",
-                                                                        [same(1 * MB) for _ in runs]),
-        f"pre-trained k-NN features ({pools} pools)": ("results/pretrained/{backbone}/features/imagenet.h5", [per_dtype(
-            lambda t: knn_meta + pools * stored_array_bytes((knn_rows, dim), t)) for _ in models]),
+        "fine-tuned model": (
+            "results/runs/{run}/model.safetensors",
+            [same(safetensors_bytes(heads[r["backbone"], r["dataset"]])) for r in runs],
+        ),
+        "CKA trajectory": (
+            "results/runs/{run}/trajectory.h5",
+            [
+                per_dtype(
+                    lambda t, d=r["dataset"]: sample_meta[d] + stored_array_bytes((epochs + 1, layers, m[d], dim), t)
+                )
+                for r in runs
+            ],
+        ),
+        "fine-tuned k-NN features (Full, Scratch; one pool)": (
+            "results/runs/{run}/features/imagenet.h5",
+            [per_dtype(lambda t: knn_meta + stored_array_bytes((knn_rows, dim), t)) for _ in fine_tuned],
+        ),
+        "test predictions": (
+            "results/runs/{run}/predictions.h5",
+            [same(predictions_bytes(work, r["dataset"])) for r in runs],
+        ),
+        "per-run tables (6 parquet files; bytes per run, estimated)": (
+            "results/runs/{run}/*.parquet",
+            [same(1 * MB) for _ in runs],
+        ),
+        f"pre-trained k-NN features ({pools} pools)": (
+            "results/pretrained/{backbone}/features/imagenet.h5",
+            [per_dtype(lambda t: knn_meta + pools * stored_array_bytes((knn_rows, dim), t)) for _ in models],
+        ),
         f"pre-trained CKA references ({pools} pools)": (
-            "results/pretrained/{backbone}/cka_reference/{target}.h5", [per_dtype(
-                lambda t, d=d: sample_meta[d] + pools * stored_array_bytes((layers, m[d], dim), t))
-                for _ in models for d in TARGETS]),
-        "fetched weights (Hub files, float32)": ("results/pretrained/{backbone}/hub/*.safetensors",
-                                                 [same(safetensors_bytes(full.state_dict())) for _, full in
-                                                  models.values()]),
+            "results/pretrained/{backbone}/cka_reference/{target}.h5",
+            [
+                per_dtype(lambda t, d=d: sample_meta[d] + pools * stored_array_bytes((layers, m[d], dim), t))
+                for _ in models
+                for d in TARGETS
+            ],
+        ),
+        "fetched weights (Hub files, float32)": (
+            "results/pretrained/{backbone}/hub/*.safetensors",
+            [same(safetensors_bytes(full.state_dict())) for _, full in models.values()],
+        ),
     }
-    biggest = max((checkpoint_bytes(heads[r["backbone"], r["dataset"]], r["method"], epochs, layers, m[r["dataset"]],
-                                   dim) for r in runs), key=lambda sizes: sizes[0])
+    biggest = max(
+        (
+            checkpoint_bytes(heads[r["backbone"], r["dataset"]], r["method"], epochs, layers, m[r["dataset"]], dim)
+            for r in runs
+        ),
+        key=lambda sizes: sizes[0],
+    )
     return types, biggest, (dim, depth, used, m)
 
 
@@ -370,8 +443,13 @@ def predictions_bytes(work: Path, dataset: str) -> int:
     n, c = TARGETS[dataset]
     multilabel = dataset in ("chest", "endo")
     targets = np.zeros((n, c), np.float32) if multilabel else np.zeros(n, np.int64)
-    p = Predictions(np.zeros((n, c)), targets, np.array(target_ids(dataset, n)),
-                    "multilabel" if multilabel else "multiclass", [str(i) for i in range(c)])
+    p = Predictions(
+        np.zeros((n, c)),
+        targets,
+        np.array(target_ids(dataset, n)),
+        "multilabel" if multilabel else "multiclass",
+        [str(i) for i in range(c)],
+    )
     return written_size(work / "p.h5", lambda path: write_predictions(path, p))
 
 
@@ -379,9 +457,11 @@ def part2(work: Path) -> None:
     config, runs = study(REPO / "config/paper.yaml")
     types, checkpoint, (dim, depth, backbones, m) = file_types(config, runs, work)
     samples = ", ".join(f"{d} {k}" for d, k in m.items())
-    print(f"{len(runs)} runs (the union of config/paper.yaml's grids); D = {dim} and {depth} blocks for "
-          f"{', '.join(backbones)} (built on the meta device); CKA sample {samples}; k-NN file "
-          f"{sum(KNN_ROWS.values()):,} rows. GB = 1e9 bytes, MB = 1e6 bytes.\n")
+    print(
+        f"{len(runs)} runs (the union of config/paper.yaml's grids); D = {dim} and {depth} blocks for "
+        f"{', '.join(backbones)} (built on the meta device); CKA sample {samples}; k-NN file "
+        f"{sum(KNN_ROWS.values()):,} rows. GB = 1e9 bytes, MB = 1e6 bytes.\n"
+    )
     print("| file | path | files | MB per file (typical), float32 / float16 | GB float32 | GB float16 |")
     print("|---|---|---|---|---|---|")
     totals = np.zeros(2)
@@ -393,23 +473,29 @@ def part2(work: Path) -> None:
         per_file = f"{typical[0]:.1f}" + ("" if typical[0] == typical[1] else f" / {typical[1]:.1f}")
         gb = f"{bound}{total[0]:.2f} | {bound}{total[1]:.2f}"
         print(f"| {name} | `{path}` | {len(sizes)} | {bound}{per_file} | {gb} |")
-    print(f"| transient checkpoint (largest: Full / Scratch at the last epoch; deleted when the run ends) | "
-          f"`results/runs/{{run}}/checkpoint/last.pt` | 1 per running fine-tune | {checkpoint[0] / MB:.0f} / "
-          f"{checkpoint[1] / MB:.0f} | not summed | not summed |")
+    print(
+        f"| transient checkpoint (largest: Full / Scratch at the last epoch; deleted when the run ends) | "
+        f"`results/runs/{{run}}/checkpoint/last.pt` | 1 per running fine-tune | {checkpoint[0] / MB:.0f} / "
+        f"{checkpoint[1] / MB:.0f} | not summed | not summed |"
+    )
     print(f"| **total** | | | | **{totals[0]:.1f}** | **{totals[1]:.1f}** |\n")
     for dtype, total in zip(("float32", "float16"), totals):
         print(f"TOTAL {dtype}: {total:.1f} GB, {'under' if total < 100 else 'OVER'} the 100 GB goal")
     weights = sum(s[0] for s in types["fetched weights (Hub files, float32)"][1]) / GB
     largest = checkpoint[1]  # the paper config stores features as float16
-    print(f"\nTransient checkpoints come on top (float16 features): one fine-tune at a time (1 GPU) "
-          f"{largest / GB:.2f} GB, {2 * largest / GB:.1f} GB while it is replaced (the new file is written beside the "
-          f"old one); at -j 60, 60 fine-tunes near their last epoch, up to {60 * largest / GB:.0f} GB "
-          f"({120 * largest / GB:.0f} GB "
-          f"if all replace at once). Not counted: the Hugging Face cache's own copy of the fetched weights "
-          f"({weights:.2f} GB, where they were fetched), logs, benchmarks, tables and figures (small).")
+    print(
+        f"\nTransient checkpoints come on top (float16 features): one fine-tune at a time (1 GPU) "
+        f"{largest / GB:.2f} GB, {2 * largest / GB:.1f} GB while it is replaced (the new file is written beside the "
+        f"old one); at -j 60, 60 fine-tunes near their last epoch, up to {60 * largest / GB:.0f} GB "
+        f"({120 * largest / GB:.0f} GB "
+        f"if all replace at once). Not counted: the Hugging Face cache's own copy of the fetched weights "
+        f"({weights:.2f} GB, where they were fetched), logs, benchmarks, tables and figures (small)."
+    )
     ids = [f"x{i:040d}" for i in range(m["isic2018"])]
-    print(f"\nChecks: a pre-trained CKA reference file of isic2018 written in full, "
-          f"{check_estimate(work, dim, depth + 1, m['isic2018'], ids)}; safetensors {check_safetensors(work)}.")
+    print(
+        f"\nChecks: a pre-trained CKA reference file of isic2018 written in full, "
+        f"{check_estimate(work, dim, depth + 1, m['isic2018'], ids)}; safetensors {check_safetensors(work)}."
+    )
 
 
 def main() -> None:
@@ -432,10 +518,12 @@ def main() -> None:
             part2(Path(tmp))
             return
         print(f"## Feature extraction at n = {n:,} and 10 n = {10 * n:,} images\n")
-        print("CPU, torch and BLAS at 1 thread in each extraction's own process (torch.set_num_threads(1), "
-              "threadpoolctl.threadpool_limits(1)); tiny random-init timm ViT (12 blocks, D = 192, 32 px, patch 8); "
-              f"k-NN kind of file: train + test, pools {' + '.join(POOLS)}, batch 128, no CKA sample. "
-              "Peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of that process, which includes torch and the model.")
+        print(
+            "CPU, torch and BLAS at 1 thread in each extraction's own process (torch.set_num_threads(1), "
+            "threadpoolctl.threadpool_limits(1)); tiny random-init timm ViT (12 blocks, D = 192, 32 px, patch 8); "
+            f"k-NN kind of file: train + test, pools {' + '.join(POOLS)}, batch 128, no CKA sample. "
+            "Peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of that process, which includes torch and the model."
+        )
         part1(n, Path(tmp))
         print("\n## Projected disk use of the paper study (config/paper.yaml)\n")
         part2(Path(tmp))

@@ -30,8 +30,10 @@ def rounded(reader):
         if isinstance(value, np.ndarray):
             return value.astype(np.float16).astype(np.float32)
         if isinstance(value, tuple):
-            return tuple(v.astype(np.float16).astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
-                         else v for v in value)
+            return tuple(
+                v.astype(np.float16).astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+                for v in value
+            )
         return type(value)(**{**value.__dict__, "final": value.final.astype(np.float16).astype(np.float32)})
 
     return read
@@ -54,23 +56,42 @@ def errors(results: Path, config: dict) -> pl.DataFrame:
         pool = run.parts[-2].split("-")[1]
         pretrained = results / f"pretrained/{run.parts[-3]}/cka_reference/{run.parts[-4]}.h5"
         natural = knn_input(results, run, knn["dataset"])
-        exact = (cka_table(str(pretrained), str(run / "trajectory.h5")),
-                 knn_table(str(natural), pool, ks, knn["temperature"], n_bins))
-        with (mock.patch("repdrift.measure.read_layers", rounded(feature_files.read_layers)),
-              mock.patch.object(feature_files.Trajectory, "__getitem__",
-                                rounded(feature_files.Trajectory.__getitem__)),
-              mock.patch("repdrift.measure.read_features", rounded(feature_files.read_features))):
-            half = (cka_table(str(pretrained), str(run / "trajectory.h5")),
-                    knn_table(str(natural), pool, ks, knn["temperature"], n_bins))
-        for column, a, b in (("cka", exact[0], half[0]), ("cka_debiased", exact[0], half[0]),
-                             ("knn accuracy", exact[1], half[1]), ("knn ece", exact[1], half[1])):
+        exact = (
+            cka_table(str(pretrained), str(run / "trajectory.h5")),
+            knn_table(str(natural), pool, ks, knn["temperature"], n_bins),
+        )
+        with (
+            mock.patch("repdrift.measure.read_layers", rounded(feature_files.read_layers)),
+            mock.patch.object(feature_files.Trajectory, "__getitem__", rounded(feature_files.Trajectory.__getitem__)),
+            mock.patch("repdrift.measure.read_features", rounded(feature_files.read_features)),
+        ):
+            half = (
+                cka_table(str(pretrained), str(run / "trajectory.h5")),
+                knn_table(str(natural), pool, ks, knn["temperature"], n_bins),
+            )
+        for column, a, b in (
+            ("cka", exact[0], half[0]),
+            ("cka_debiased", exact[0], half[0]),
+            ("knn accuracy", exact[1], half[1]),
+            ("knn ece", exact[1], half[1]),
+        ):
             name = column.split()[-1]
             change = (a[name] - b[name]).abs()
-            rows.append(dict(measure=column, runs=1, values=change.len(), sum_abs=float(change.sum()),
-                             max_abs=float(change.max())))
-    return (pl.DataFrame(rows).group_by("measure", maintain_order=True)
-            .agg(pl.col("runs", "values", "sum_abs").sum(), pl.col("max_abs").max())
-            .with_columns(mean_abs=pl.col("sum_abs") / pl.col("values")))
+            rows.append(
+                dict(
+                    measure=column,
+                    runs=1,
+                    values=change.len(),
+                    sum_abs=float(change.sum()),
+                    max_abs=float(change.max()),
+                )
+            )
+    return (
+        pl.DataFrame(rows)
+        .group_by("measure", maintain_order=True)
+        .agg(pl.col("runs", "values", "sum_abs").sum(), pl.col("max_abs").max())
+        .with_columns(mean_abs=pl.col("sum_abs") / pl.col("values"))
+    )
 
 
 if __name__ == "__main__":

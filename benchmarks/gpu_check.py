@@ -184,9 +184,17 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
     with open(work / "features.log", "w") as log, contextlib.redirect_stderr(log):
         for _ in range(2):  # the first pass warms up
             start = time.perf_counter()
-            extract_features(backbone, work / "dataset", work / "features.h5", final_splits=["train"], cka_samples=0,
-                             pools=list(POOLS), batch_size=args.feature_batch_size, dtype="float32",
-                             weights_path=None)
+            extract_features(
+                backbone,
+                work / "dataset",
+                work / "features.h5",
+                final_splits=["train"],
+                cka_samples=0,
+                pools=list(POOLS),
+                batch_size=args.feature_batch_size,
+                dtype="float32",
+                weights_path=None,
+            )
             seconds.append(time.perf_counter() - start)
     results = {"finetune_epoch1": rates[0], "finetune": rates[-1], "features": n_train / seconds[-1]}
     if finetune_memory is not None:
@@ -232,13 +240,21 @@ def main(argv=None) -> int:
         f"total {time.perf_counter() - started:.0f} s)"
     )
     if "finetune_peak_gib" in results:
-        print(f"peak GPU memory: fine-tuning (batch {args.batch_size}) {results['finetune_peak_gib']:.1f} GiB, "
-              f"feature extraction (batch {args.feature_batch_size}) {results['features_peak_gib']:.1f} GiB")
+        print(
+            f"peak GPU memory: fine-tuning (batch {args.batch_size}) {results['finetune_peak_gib']:.1f} GiB, "
+            f"feature extraction (batch {args.feature_batch_size}) {results['features_peak_gib']:.1f} GiB"
+        )
     if args.json:
         args.json.write_text(
             json.dumps(
-                dict(results, device=name, img_size=args.img_size, batch_size=args.batch_size,
-                     feature_batch_size=args.feature_batch_size, steps=args.steps),
+                dict(
+                    results,
+                    device=name,
+                    img_size=args.img_size,
+                    batch_size=args.batch_size,
+                    feature_batch_size=args.feature_batch_size,
+                    steps=args.steps,
+                ),
                 indent=2,
             )
             + "\n"

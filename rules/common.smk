@@ -220,12 +220,14 @@ def attention_runs(backbone):
 
 
 def failed_attention_runs(backbone):
+    """The runs analysis.attention picks for `backbone` that are recorded as failed."""
     choice = config["analysis"]["attention"]
+    picked = {"backbone": backbone, **{k: choice[k] for k in ("dataset", "method")}}
     return [
         run
         for run in FAILED
-        if run.startswith(f"{choice['dataset']}/{backbone}/{choice['method']}-")
-        and run.endswith(f"/seed{choice['seed']}")
+        if all(RUNS[run]["wildcards"][k] == v for k, v in picked.items())
+        and int(RUNS[run]["wildcards"]["seed"]) == int(choice["seed"])
     ]
 
 

@@ -60,8 +60,10 @@ def dino_reference(bank, labels, queries, k, t, num_classes):
 
 def minibatch_ref(x_batches, y_batches):
     """Nguyen et al. 2021, Eq. 2: means of Song et al.'s HSIC_1 over batches, written with Gram matrices."""
+
     def h(f):
         return np.mean([hsic_unbiased(*f(x, y)) for x, y in zip(x_batches, y_batches)])
+
     return h(lambda x, y: (x @ x.T, y @ y.T)) / np.sqrt(
         h(lambda x, y: (x @ x.T, x @ x.T)) * h(lambda x, y: (y @ y.T, y @ y.T))
     )

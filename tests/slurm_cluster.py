@@ -26,8 +26,17 @@ SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]
 CLIENTS = ["srun", "sbatch", "squeue", "scontrol", "scancel", "sinfo", "sacct", "sacctmgr", "sshare"]
 MUNGE_RUN = Path("/run/munge")
 MUNGE_KEY = Path("/etc/munge/munge.key")
-TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-                   "BOOT_FAIL", "DEADLINE"}
+TERMINAL_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
 
 
 class SlurmUnavailable(RuntimeError):
@@ -140,15 +149,25 @@ class LocalSlurm:
     and `gpu`. Finished jobs stay visible to squeue/scontrol for `min_job_age` seconds (there is no accounting).
     """
 
-    def __init__(self, root: Path, cpus: int = 8, memory_mb: int = 64000, gpus: int = 2, min_job_age: int = 600,
-                 start_timeout: float = 90.0):
+    def __init__(
+        self,
+        root: Path,
+        cpus: int = 8,
+        memory_mb: int = 64000,
+        gpus: int = 2,
+        min_job_age: int = 600,
+        start_timeout: float = 90.0,
+    ):
         self.root = Path(root).resolve()
         self.cpus, self.memory_mb, self.gpus, self.min_job_age = cpus, memory_mb, gpus, min_job_age
         self.start_timeout = start_timeout
         self.conf = self.root / "etc" / "slurm.conf"
-        self.env = {k: v for k, v in os.environ.items()
-                    # An enclosing Slurm job's variables would make srun/sbatch act inside that job.
-                    if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            # An enclosing Slurm job's variables would make srun/sbatch act inside that job.
+            if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))
+        }
         self.env["SLURM_CONF"] = str(self.conf)
         # Client wrappers first on PATH: Snakemake's jobstep plugin drops SLURM_* (SLURM_CONF too) before its
         # nested srun, which on a real cluster finds /etc/slurm/slurm.conf; here it must find ours.
@@ -174,7 +193,8 @@ class LocalSlurm:
                 os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))
             devices.append(dev)
         (self.conf.parent / "gres.conf").write_text(
-            "AutoDetect=off\n" + "".join(f"Name=gpu Type=a100 File={dev}\n" for dev in devices))
+            "AutoDetect=off\n" + "".join(f"Name=gpu Type=a100 File={dev}\n" for dev in devices)
+        )
         self.ctld_port, self.slurmd_port = _free_ports(2)
         r, log = self.root, self.root / "log"
         gres = f" Gres=gpu:a100:{self.gpus}" if self.gpus else ""
@@ -207,12 +227,12 @@ ReturnToService=2
 # No accounting daemon: finished jobs must stay visible to squeue/scontrol.
 MinJobAge={self.min_job_age}
 GresTypes=gpu
-StateSaveLocation={r / 'state'}
-SlurmdSpoolDir={r / 'spool'}
-SlurmctldPidFile={r / 'slurmctld.pid'}
-SlurmdPidFile={r / 'slurmd.pid'}
-SlurmctldLogFile={log / 'slurmctld.log'}
-SlurmdLogFile={log / 'slurmd.log'}
+StateSaveLocation={r / "state"}
+SlurmdSpoolDir={r / "spool"}
+SlurmctldPidFile={r / "slurmctld.pid"}
+SlurmdPidFile={r / "slurmd.pid"}
+SlurmctldLogFile={log / "slurmctld.log"}
+SlurmdLogFile={log / "slurmd.log"}
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb}{gres} State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
@@ -224,8 +244,16 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
         out = open(self.root / "log" / f"{name}.out", "ab")  # errors before the log file opens land here
         try:
             # Own session: a Ctrl-C in pytest reaches us, and __exit__ stops the daemons in order.
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env=self.env, cwd=self.root, start_new_session=True, **kwargs)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.root,
+                start_new_session=True,
+                **kwargs,
+            )
         finally:
             out.close()
         self.procs[name] = proc
@@ -238,27 +266,40 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
         if not MUNGE_KEY.exists():
             MUNGE_KEY.parent.mkdir(parents=True, exist_ok=True)
             if _which("mungekey"):
-                subprocess.run([_which("mungekey"), "--create", f"--keyfile={MUNGE_KEY}"], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [_which("mungekey"), "--create", f"--keyfile={MUNGE_KEY}"], check=True, capture_output=True
+                )
             else:
                 MUNGE_KEY.write_bytes(os.urandom(1024))
         # munged refuses keys and directories that others could read or write.
         for path in (MUNGE_RUN, Path("/var/lib/munge"), Path("/var/log/munge")):
             path.mkdir(parents=True, exist_ok=True)
-        for path, mode in ((MUNGE_KEY.parent, 0o700), (MUNGE_KEY, 0o400), (MUNGE_RUN, 0o755),
-                           (Path("/var/lib/munge"), 0o711), (Path("/var/log/munge"), 0o700)):
+        for path, mode in (
+            (MUNGE_KEY.parent, 0o700),
+            (MUNGE_KEY, 0o400),
+            (MUNGE_RUN, 0o755),
+            (Path("/var/lib/munge"), 0o711),
+            (Path("/var/log/munge"), 0o700),
+        ):
             os.chown(path, user.pw_uid, user.pw_gid)
             os.chmod(path, mode)
         # --force: a munged that died leaves its socket behind; we know none answers.
-        proc = self._spawn("munged", [_which("munged"), "--foreground", "--force"],
-                           user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        proc = self._spawn(
+            "munged",
+            [_which("munged"), "--foreground", "--force"],
+            user=user.pw_uid,
+            group=user.pw_gid,
+            extra_groups=[],
+        )
         self.wait_until(_munge_works, "munged", 15)
         (self.root / "munged.pid").write_text(f"{proc.pid}\n")
 
     def _srun_true(self) -> bool:
         try:
-            return subprocess.run(["srun", "-t", "1", "true"], env=self.env, capture_output=True,
-                                  timeout=15).returncode == 0
+            return (
+                subprocess.run(["srun", "-t", "1", "true"], env=self.env, capture_output=True, timeout=15).returncode
+                == 0
+            )
         except subprocess.TimeoutExpired:
             return False
 
@@ -299,8 +340,9 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
     def _ours(self, pid: int) -> bool:
         """A slurmstepd left by our slurmd holds our log file or spool directory open."""
         try:
-            return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(self.root))
-                       for fd in os.listdir(f"/proc/{pid}/fd"))
+            return any(
+                os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(self.root)) for fd in os.listdir(f"/proc/{pid}/fd")
+            )
         except OSError:
             return False
 
@@ -317,7 +359,8 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
                     subprocess.run(["scancel", *live], env=self.env, capture_output=True, timeout=15)
                     deadline = time.monotonic() + 15
                     while time.monotonic() < deadline and (
-                            any(j.get("JobState") not in TERMINAL_STATES for j in self.jobs()) or self.job_steps()):
+                        any(j.get("JobState") not in TERMINAL_STATES for j in self.jobs()) or self.job_steps()
+                    ):
                         time.sleep(0.3)
             except (subprocess.SubprocessError, OSError, RuntimeError):
                 pass  # stopping the daemons must go on regardless
@@ -346,8 +389,9 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job slurmctld still knows (finished ones for min_job_age s), from `scontrol show job -o`."""
-        proc = subprocess.run(["scontrol", "show", "job", "-o"], env=self.env, capture_output=True, text=True,
-                              timeout=15)
+        proc = subprocess.run(
+            ["scontrol", "show", "job", "-o"], env=self.env, capture_output=True, text=True, timeout=15
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"scontrol show job failed ({proc.returncode}): {proc.stderr.strip()}")
         return parse_jobs(proc.stdout)

@@ -1,9 +1,19 @@
 """interval_correlation against a small example worked by hand, with and without outlier removal."""
 
 import numpy as np
+import polars as pl
 import pytest
 
-from repdrift.analysis import interval_correlation
+from repdrift.analysis import (
+    correlation_table,
+    interval_correlation,
+    resolve_layer,
+    similarity_space_table,
+    sweep_epss,
+    sweep_etas,
+    sweep_table,
+)
+from repdrift.errors import ConfigError
 
 # Centres 0, 0.5, 1 (n_intervals=3). Interval 1.0 holds 7, 8, 8, 8, 100: quartiles 8 and 8, IQR 0, so 7 and
 # 100 are outliers. Interval means: with IQR removal 2, 5, 8 (a perfect line 2 + 6x); without, 2, 5, 26.2.
@@ -135,8 +145,13 @@ def test_vectorised_bootstrap_matches_a_loop_over_replicates(case):
     with np.errstate(divide="ignore", invalid="ignore"):  # the denormal case divides by zero variances
         fit = interval_correlation(sim, metric, n_intervals=n_intervals, outliers=outliers, n_bootstrap=300)
         (centres, means, counts, assigned, kept), boot, r_ci = _loop_reference(sim, metric, n_intervals, outliers, 300)
-    for ours, reference in [(fit.centres, centres), (fit.means, means), (fit.counts, counts),
-                            (fit.assigned, assigned), (fit.kept, kept)]:
+    for ours, reference in [
+        (fit.centres, centres),
+        (fit.means, means),
+        (fit.counts, counts),
+        (fit.assigned, assigned),
+        (fit.kept, kept),
+    ]:
         np.testing.assert_array_equal(ours, reference)
     assert np.isfinite(boot).any() and (np.isnan(boot).any() or case not in (3, 4, 5))  # nan replicates covered
     np.testing.assert_allclose(fit.boot, boot, rtol=0, atol=1e-12)  # nan positions must match too
@@ -144,17 +159,6 @@ def test_vectorised_bootstrap_matches_a_loop_over_replicates(case):
 
 
 # --- the study tables --------------------------------------------------------------------------------------------
-import polars as pl  # noqa: E402
-
-from repdrift.analysis import (  # noqa: E402
-    correlation_table,
-    resolve_layer,
-    similarity_space_table,
-    sweep_epss,
-    sweep_etas,
-    sweep_table,
-)
-from repdrift.errors import ConfigError  # noqa: E402
 
 
 def long_rows(run: str, dataset: str, backbone: str, method: str, seed: int, **metrics) -> list[dict]:
@@ -178,26 +182,80 @@ def study(grid_size: int = 12):
         for seed in range(grid_size):
             cka = 0.3 + 0.4 * seed / (grid_size - 1)
             run = f"isic/{backbone}/full-cls/seed{seed}"
-            rows += long_rows(run, "isic", backbone, "full", seed, cka=[cka + 0.1, cka], cka_debiased=[cka, cka - 0.1],
-                              score=0.8, test_loss=0.5, ece=0.1, **{"knn@20": 0.2 + cka + rng.normal(0, 0.01)})
+            rows += long_rows(
+                run,
+                "isic",
+                backbone,
+                "full",
+                seed,
+                cka=[cka + 0.1, cka],
+                cka_debiased=[cka, cka - 0.1],
+                score=0.8,
+                test_loss=0.5,
+                ece=0.1,
+                **{"knn@20": 0.2 + cka + rng.normal(0, 0.01)},
+            )
             grid.append(run)
-        rows += long_rows(f"isic/{backbone}/linear-cls/seed0", "isic", backbone, "linear", 0, cka=[1.0, 1.0],
-                          cka_debiased=[1.0, 1.0], score=0.7, test_loss=0.6, ece=0.2, **{"knn@20": 0.1})
-        rows += long_rows(f"colon/{backbone}/full-cls/seed0", "colon", backbone, "full", 0, cka=[0.95, 0.9],
-                          cka_debiased=[0.9, 0.85], score=0.9, test_loss=0.2, ece=0.05, **{"knn@20": 0.05})
-    rows += long_rows("isic/vit/scratch-cls/seed0", "isic", "vit", "scratch", 0, cka=[0.05, 0.02],
-                      cka_debiased=[0.01, 0.0], score=0.5, test_loss=1.0, ece=0.3, **{"knn@20": 0.9})
-    runs = pl.DataFrame(rows, schema={"run": pl.Utf8, "dataset": pl.Utf8, "backbone": pl.Utf8, "method": pl.Utf8,
-                                      "pool": pl.Utf8, "seed": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64,
-                                      "value": pl.Float64})
+        rows += long_rows(
+            f"isic/{backbone}/linear-cls/seed0",
+            "isic",
+            backbone,
+            "linear",
+            0,
+            cka=[1.0, 1.0],
+            cka_debiased=[1.0, 1.0],
+            score=0.7,
+            test_loss=0.6,
+            ece=0.2,
+            **{"knn@20": 0.1},
+        )
+        rows += long_rows(
+            f"colon/{backbone}/full-cls/seed0",
+            "colon",
+            backbone,
+            "full",
+            0,
+            cka=[0.95, 0.9],
+            cka_debiased=[0.9, 0.85],
+            score=0.9,
+            test_loss=0.2,
+            ece=0.05,
+            **{"knn@20": 0.05},
+        )
+    rows += long_rows(
+        "isic/vit/scratch-cls/seed0",
+        "isic",
+        "vit",
+        "scratch",
+        0,
+        cka=[0.05, 0.02],
+        cka_debiased=[0.01, 0.0],
+        score=0.5,
+        test_loss=1.0,
+        ece=0.3,
+        **{"knn@20": 0.9},
+    )
+    runs = pl.DataFrame(
+        rows,
+        schema={
+            "run": pl.Utf8,
+            "dataset": pl.Utf8,
+            "backbone": pl.Utf8,
+            "method": pl.Utf8,
+            "pool": pl.Utf8,
+            "seed": pl.Int64,
+            "metric": pl.Utf8,
+            "layer": pl.Int64,
+            "value": pl.Float64,
+        },
+    )
     grids = pl.DataFrame({"grid": ["similarity"] * len(grid), "run": grid})
     return runs, grids
 
 
 def test_correlation_uses_only_the_similarity_grid_runs():
     runs, grids = study()
-    fits, points, boot = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", n_intervals=4,
-                                           outliers="none")
+    fits, points, boot = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", n_intervals=4, outliers="none")
     assert fits.height == 2 * 2  # layer x backbone
     assert set(fits["runs"]) == {12}
     assert set(fits["domain"]) == {"natural"}

@@ -32,6 +32,9 @@ def test_a_failed_writer_leaves_neither_file_nor_temporary(tmp_path):
 
 
 def test_no_module_renames_temporary_files_itself():
-    offenders = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-                 if path.name != "atomic.py" and re.search(r"os\.replace\(", path.read_text())]
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "atomic.py" and re.search(r"os\.replace\(", path.read_text())
+    ]
     assert offenders == []

@@ -17,8 +17,21 @@ REPO = Path(__file__).resolve().parents[1]
 def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(tmp_path), "-n", "--quiet"], capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "-n",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -26,18 +39,29 @@ def config():
     return yaml.safe_load((REPO / "tests/e2e/config.yaml").read_text())
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["grids"]["similarity"].update(datasets=["isic", "colon"]),
-     "grids.similarity.datasets: the similarity grid (analysis.similarity_grid) must have one dataset"),
-    (lambda c: c["grids"]["similarity"].update(methods=["full", "linear"]),
-     "grids.similarity.methods: the similarity grid (analysis.similarity_grid) must have one method"),
-    (lambda c: c.update(analysis={"similarity_grid": "nope"}),
-     "analysis.similarity_grid: 'nope' is not a key of `grids`"),
-    (lambda c: c.update(cka={"estimator": "unbiased"}), "estimator"),
-    (lambda c: c.update(analysis={"attention": {"seed": 3}}), "analysis.attention: runs isic/clip/full-cls/seed3"),
-    (lambda c: c["datasets"]["colon"].update(options={"splt": "paper"}),
-     "datasets.colon.options.splt: not an option of kind medfm_colon (options: split, classes)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda c: c["grids"]["similarity"].update(datasets=["isic", "colon"]),
+            "grids.similarity.datasets: the similarity grid (analysis.similarity_grid) must have one dataset",
+        ),
+        (
+            lambda c: c["grids"]["similarity"].update(methods=["full", "linear"]),
+            "grids.similarity.methods: the similarity grid (analysis.similarity_grid) must have one method",
+        ),
+        (
+            lambda c: c.update(analysis={"similarity_grid": "nope"}),
+            "analysis.similarity_grid: 'nope' is not a key of `grids`",
+        ),
+        (lambda c: c.update(cka={"estimator": "unbiased"}), "estimator"),
+        (lambda c: c.update(analysis={"attention": {"seed": 3}}), "analysis.attention: runs isic/clip/full-cls/seed3"),
+        (
+            lambda c: c["datasets"]["colon"].update(options={"splt": "paper"}),
+            "datasets.colon.options.splt: not an option of kind medfm_colon (options: split, classes)",
+        ),
+    ],
+)
 def test_bad_analysis_config_is_named_before_any_job(tmp_path, config, change, message):
     change(config)
     result = dry_run(tmp_path, config)
@@ -50,9 +74,13 @@ def test_unknown_backbone_key_is_named_in_one_line(tmp_path, config):
     result = dry_run(tmp_path, config)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "img_sise" in line]
-    assert lines == [("  backbones.vit.img_sise: unknown key, did you mean img_size? (valid keys: library, "
-                      "arch, paradigm, img_size, mean, std, interpolation, crop_pct, model_kwargs, model_cfg, "
-                      "weights)")], lines
+    assert lines == [
+        (
+            "  backbones.vit.img_sise: unknown key, did you mean img_size? (valid keys: library, "
+            "arch, paradigm, img_size, mean, std, interpolation, crop_pct, model_kwargs, model_cfg, "
+            "weights)"
+        )
+    ], lines
 
 
 def test_the_schema_lists_the_keys_a_backbone_entry_takes():

@@ -11,8 +11,15 @@ from repdrift.data import build_dataset
 from repdrift.data.demo import DEMO_KINDS, make_demo_data
 from repdrift.errors import DataError
 
-SMALL = dict(natural_classes=3, natural_train=4, natural_val=2, isic=(14, 14, 14), colon=(6, 4, 4, 4),
-             chest=(10, 10, 10, 10), size=16)
+SMALL = dict(
+    natural_classes=3,
+    natural_train=4,
+    natural_val=2,
+    isic=(14, 14, 14),
+    colon=(6, 4, 4, 4),
+    chest=(10, 10, 10, 10),
+    size=16,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +50,12 @@ def test_layout_and_counts(demo):
 
 def test_image_formats(demo):
     _, _, datasets, _ = demo
-    for name, ext, mode in [("natural", ".JPEG", "RGB"), ("isic2018", ".jpg", "RGB"), ("medfm_colon", ".png", "RGB"),
-                            ("medfm_chest", ".png", "L")]:
+    for name, ext, mode in [
+        ("natural", ".JPEG", "RGB"),
+        ("isic2018", ".jpg", "RGB"),
+        ("medfm_colon", ".png", "RGB"),
+        ("medfm_chest", ".png", "L"),
+    ]:
         path = datasets[name].manifest["path"][0]
         assert path.endswith(ext)
         with Image.open(path) as im:

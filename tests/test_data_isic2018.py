@@ -10,8 +10,9 @@ GT = "ISIC2018_Task3_{0}_GroundTruth/ISIC2018_Task3_{0}_GroundTruth.csv"
 
 @pytest.mark.parametrize("extra", [False, True])
 def test_reads_official_layout(tmp_path, extra):
-    root = fx.isic(tmp_path, {"Training": [1, 1, 0, 2, 3, 4, 5, 6], "Validation": [0, 1], "Test": [6, 5, 1]},
-                   extra_columns=extra)
+    root = fx.isic(
+        tmp_path, {"Training": [1, 1, 0, 2, 3, 4, 5, 6], "Validation": [0, 1], "Test": [6, 5, 1]}, extra_columns=extra
+    )
     ds = build_dataset("isic2018", root)
     assert (ds.kind, ds.task) == ("isic2018", "multiclass")
     assert ds.classes == ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]

@@ -14,8 +14,12 @@ from repdrift.errors import ConfigError, DataError
 
 
 def rows(**over):
-    base = {"sample_id": ["a", "b", "c"], "path": ["/x/a.png", "/x/b.png", "/x/c.png"],
-            "split": ["train", "val", "test"], "label": [0, 1, 1]}
+    base = {
+        "sample_id": ["a", "b", "c"],
+        "path": ["/x/a.png", "/x/b.png", "/x/c.png"],
+        "split": ["train", "val", "test"],
+        "label": [0, 1, 1],
+    }
     return base | over
 
 
@@ -26,7 +30,8 @@ def test_kinds():
 def test_make_dataset_schema():
     ds = make_dataset(rows(), "binary", ["neg", "pos"], "csv")
     assert ds.manifest.schema == pl.Schema(
-        {"sample_id": pl.String, "path": pl.String, "split": pl.String, "label": pl.Int64})
+        {"sample_id": pl.String, "path": pl.String, "split": pl.String, "label": pl.Int64}
+    )
 
 
 def test_multilabel_schema():
@@ -36,13 +41,16 @@ def test_multilabel_schema():
     assert ds.manifest.schema["labels"] == pl.List(pl.Int8)
 
 
-@pytest.mark.parametrize("change, message", [
-    (rows(sample_id=["a", "a", "c"]), "occurs more than once"),
-    (rows(path=["x/a.png", "/x/b.png", "/x/c.png"]), "not absolute"),
-    (rows(split=["train", "valid", "test"]), "'valid' is not one of"),
-    (rows(split=["train", "val", "val"]), "split 'test' is empty"),
-    (rows(label=[0, 1, 2]), "label outside 0..1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (rows(sample_id=["a", "a", "c"]), "occurs more than once"),
+        (rows(path=["x/a.png", "/x/b.png", "/x/c.png"]), "not absolute"),
+        (rows(split=["train", "valid", "test"]), "'valid' is not one of"),
+        (rows(split=["train", "val", "val"]), "split 'test' is empty"),
+        (rows(label=[0, 1, 2]), "label outside 0..1"),
+    ],
+)
 def test_validation_errors(change, message):
     with pytest.raises(DataError, match=message):
         make_dataset(change, "binary", ["neg", "pos"], "csv")
@@ -59,8 +67,11 @@ def test_round_trip(tmp_path):
     ds = make_dataset(rows(), "binary", ["neg", "pos"], "csv")
     out = write_dataset(ds, tmp_path / "ds")
     assert sorted(p.name for p in out.iterdir()) == ["classes.json", "manifest.parquet"]  # no temp files left
-    assert json.loads((out / "classes.json").read_text()) == {"kind": "csv", "task": "binary",
-                                                              "classes": ["neg", "pos"]}
+    assert json.loads((out / "classes.json").read_text()) == {
+        "kind": "csv",
+        "task": "binary",
+        "classes": ["neg", "pos"],
+    }
     back = read_dataset(out)
     assert isinstance(back, Dataset)
     assert (back.kind, back.task, back.classes) == ("csv", "binary", ["neg", "pos"])

@@ -16,7 +16,11 @@ from repdrift.features import cka_sample, read_features, read_layers
 from repdrift.models import build_backbone
 
 BACKBONE = dict(
-    name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,
+    name="vit",
+    library="timm",
+    arch="vit_base_patch16_224",
+    paradigm="supervised",
+    img_size=16,
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
 
@@ -59,8 +63,17 @@ def test_rows_number_each_kind_in_loader_order(natural):
 
 def test_a_knn_file_holds_final_representations_only(natural, backbone, tmp_path):
     out = tmp_path / "natural.h5"
-    extract_features(backbone, natural, out, final_splits=["train", "test"], cka_samples=0, pools=["mean"],
-                     batch_size=4, dtype="float32", weights_path=None)
+    extract_features(
+        backbone,
+        natural,
+        out,
+        final_splits=["train", "test"],
+        cka_samples=0,
+        pools=["mean"],
+        batch_size=4,
+        dtype="float32",
+        weights_path=None,
+    )
     with h5py.File(out) as h5:
         assert set(h5) == {"final", "sample_id", "split", "targets"} and list(h5["final"]) == ["mean"]
     features = read_features(out, "mean")
@@ -73,8 +86,17 @@ def test_a_knn_file_holds_final_representations_only(natural, backbone, tmp_path
 
 def test_a_target_file_holds_every_layer_of_the_cka_sample(natural, backbone, tmp_path):
     out = tmp_path / "target.h5"
-    extract_features(backbone, natural, out, final_splits=[], cka_samples=5, pools=["cls", "mean"], batch_size=2,
-                     dtype="float32", weights_path=None)
+    extract_features(
+        backbone,
+        natural,
+        out,
+        final_splits=[],
+        cka_samples=5,
+        pools=["cls", "mean"],
+        batch_size=2,
+        dtype="float32",
+        weights_path=None,
+    )
     with h5py.File(out) as h5:
         assert set(h5) == {"layers", "layers_sample_id"} and h5.attrs["cka_samples"] == 5
     for pool in ("cls", "mean"):
@@ -86,8 +108,17 @@ def test_a_target_file_holds_every_layer_of_the_cka_sample(natural, backbone, tm
 
 def test_float16_storage_error_is_at_half_precision(natural, backbone, tmp_path):
     for dtype in ("float32", "float16"):
-        extract_features(backbone, natural, tmp_path / f"{dtype}.h5", final_splits=["test"], cka_samples=0,
-                         pools=["cls"], batch_size=8, dtype=dtype, weights_path=None)
+        extract_features(
+            backbone,
+            natural,
+            tmp_path / f"{dtype}.h5",
+            final_splits=["test"],
+            cka_samples=0,
+            pools=["cls"],
+            batch_size=8,
+            dtype=dtype,
+            weights_path=None,
+        )
     full, half = (read_features(tmp_path / f"{d}.h5", "cls").final for d in ("float32", "float16"))
     assert half.dtype == np.float32
     np.testing.assert_allclose(half, full, rtol=2**-10, atol=1e-4)
@@ -96,17 +127,26 @@ def test_float16_storage_error_is_at_half_precision(natural, backbone, tmp_path)
 def documented_layout() -> tuple[set[str], set[str]]:
     """The feature file's datasets (pool `cls`) and root attributes, as docs/architecture.md lists them."""
     text = (Path(__file__).resolve().parents[1] / "docs/architecture.md").read_text()
-    section = text[text.index("### Feature file (HDF5)"):text.index("### Trajectory (HDF5)")]
+    section = text[text.index("### Feature file (HDF5)") : text.index("### Trajectory (HDF5)")]
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     datasets = {name.replace("{pool}", "cls") for row in rows for name in re.findall(r"`([^`]+)`", row)}
-    attributes = section[section.index("Root attributes:"):section.index("The CKA sample")]
+    attributes = section[section.index("Root attributes:") : section.index("The CKA sample")]
     return datasets, {name for name in re.findall(r"`([^`]+)`", attributes) if not name.endswith("/")}
 
 
 def test_the_documented_layout_is_the_written_one(natural, backbone, tmp_path):
     out = tmp_path / "both.h5"  # a k-NN file that is also a CKA reference: every documented dataset
-    extract_features(backbone, natural, out, final_splits=["train", "test"], cka_samples=3, pools=["cls"],
-                     batch_size=4, dtype="float32", weights_path=None)
+    extract_features(
+        backbone,
+        natural,
+        out,
+        final_splits=["train", "test"],
+        cka_samples=3,
+        pools=["cls"],
+        batch_size=4,
+        dtype="float32",
+        weights_path=None,
+    )
     with h5py.File(out) as h5:
         written = set()
         h5.visititems(lambda name, item: written.add(name) if isinstance(item, h5py.Dataset) else None)

@@ -24,8 +24,17 @@ def _write(path, n=7, layers=3, dim=5, dtype="float32"):
     ids = np.array([f"img {i}" for i in range(n)])
     split = np.array(["train"] * 4 + ["test"] * (n - 4))
     targets = np.arange(n) % 3
-    write_features(path, final, ids, split, targets, layers=sample, layers_sample_id=ids[-2:],
-                   attrs={"model": "m", "layers": layers}, dtype=dtype)
+    write_features(
+        path,
+        final,
+        ids,
+        split,
+        targets,
+        layers=sample,
+        layers_sample_id=ids[-2:],
+        attrs={"model": "m", "layers": layers},
+        dtype=dtype,
+    )
     return final, sample, ids, split, targets
 
 

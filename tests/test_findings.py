@@ -26,8 +26,9 @@ KEYS = {"run": pl.Utf8, "dataset": pl.Utf8, "backbone": pl.Utf8, "method": pl.Ut
 SEEDS, EPOCHS, FINAL = 10, 10, 3  # layers: blocks 1-2, 3 = the final representation
 
 
-def make_study(full_beats_linear=True, low_similarity=True, supervised_decays=True, supervised_forgets_less=True,
-               vit_r=0.95):
+def make_study(
+    full_beats_linear=True, low_similarity=True, supervised_decays=True, supervised_forgets_less=True, vit_r=0.95
+):
     rng = np.random.default_rng(0)
     runs, traj, grid = [], [], []
 
@@ -46,12 +47,24 @@ def make_study(full_beats_linear=True, low_similarity=True, supervised_decays=Tr
                 if not full_beats_linear and method != "scratch":
                     score = 1.5 - score  # linear 0.8, full 0.7
                 keep = 0.75 if supervised == supervised_forgets_less else 0.3
-                keys = dict(run=f"{dataset}/{backbone}/{method}-cls/seed0", dataset=dataset, backbone=backbone,
-                            method=method, pool="cls", seed=0)
+                keys = dict(
+                    run=f"{dataset}/{backbone}/{method}-cls/seed0",
+                    dataset=dataset,
+                    backbone=backbone,
+                    method=method,
+                    pool="cls",
+                    seed=0,
+                )
                 run_rows(keys, score=score, **{"knn@20": keep if method == "full" else 0.8})
         for seed in range(1, SEEDS):  # the similarity grid: ISIC Full, seeds 0..9 (seed 0 is the Table 1 run)
-            keys = dict(run=f"isic/{backbone}/full-cls/seed{seed}", dataset="isic", backbone=backbone,
-                        method="full", pool="cls", seed=seed)
+            keys = dict(
+                run=f"isic/{backbone}/full-cls/seed{seed}",
+                dataset="isic",
+                backbone=backbone,
+                method="full",
+                pool="cls",
+                seed=seed,
+            )
             run_rows(keys, score=0.8, **{"knn@20": 0.7})
         for seed in range(SEEDS):
             run = f"isic/{backbone}/full-cls/seed{seed}"
@@ -71,20 +84,40 @@ def make_study(full_beats_linear=True, low_similarity=True, supervised_decays=Tr
         for m, r in zip(("knn@20", "knn_ece@20"), values):
             draws = np.clip(r + rng.normal(0, 0.05, 500), -1, 1)
             lo, hi = np.percentile(draws, [2.5, 97.5])
-            fits.append(dict(metric=m, layer=FINAL, backbone=b, runs=SEEDS, r=r, r_lo=lo, r_hi=hi, intervals=8,
-                             spearman=r, note=""))
+            fits.append(
+                dict(
+                    metric=m,
+                    layer=FINAL,
+                    backbone=b,
+                    runs=SEEDS,
+                    r=r,
+                    r_lo=lo,
+                    r_hi=hi,
+                    intervals=8,
+                    spearman=r,
+                    note="",
+                )
+            )
             boot += [dict(metric=m, layer=FINAL, backbone=b, replicate=i, r=v) for i, v in enumerate(draws)]
-    return (pl.DataFrame(runs, schema=KEYS | {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}),
-            pl.DataFrame(traj, schema=KEYS | {"epoch": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64,
-                                              "value": pl.Float64}),
-            pretrained, pl.DataFrame({"grid": "similarity", "run": grid, "failure": None},
-                                      schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8}),
-            pl.DataFrame(fits), pl.DataFrame(boot))
+    return (
+        pl.DataFrame(runs, schema=KEYS | {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}),
+        pl.DataFrame(
+            traj, schema=KEYS | {"epoch": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
+        ),
+        pretrained,
+        pl.DataFrame(
+            {"grid": "similarity", "run": grid, "failure": None},
+            schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8},
+        ),
+        pl.DataFrame(fits),
+        pl.DataFrame(boot),
+    )
 
 
 def verdicts(**flips):
-    claims, facts = findings(*make_study(**flips), grid="similarity", layer="final", similarity="cka", k=20,
-                             paradigms=PARADIGMS)
+    claims, facts = findings(
+        *make_study(**flips), grid="similarity", layer="final", similarity="cka", k=20, paradigms=PARADIGMS
+    )
     return {c.key: c for c in claims}, facts
 
 
@@ -102,13 +135,16 @@ def test_a_study_like_the_paper_agrees_on_every_claim():
     assert len(claims["d"].parts) == 2 + 4 + 2 + 1
 
 
-@pytest.mark.parametrize("flip, claim", [
-    ({"full_beats_linear": False}, "a"),
-    ({"low_similarity": False}, "a"),
-    ({"supervised_decays": False}, "b"),
-    ({"supervised_forgets_less": False}, "c"),
-    ({"vit_r": 0.05}, "d"),
-])
+@pytest.mark.parametrize(
+    "flip, claim",
+    [
+        ({"full_beats_linear": False}, "a"),
+        ({"low_similarity": False}, "a"),
+        ({"supervised_decays": False}, "b"),
+        ({"supervised_forgets_less": False}, "c"),
+        ({"vit_r": 0.05}, "d"),
+    ],
+)
 def test_a_verdict_flips_when_the_data_flips(flip, claim):
     claims, _ = verdicts(**flip)
     assert claims[claim].verdict == DISAGREES
@@ -117,8 +153,9 @@ def test_a_verdict_flips_when_the_data_flips(flip, claim):
 
 def test_page_has_one_row_per_claim_and_a_part_table(tmp_path):
     # ViT's |r| 0.5 is not told apart from OpenCLIP's 0.45 with ECE: inconclusive, not disagreeing.
-    claims, facts = findings(*make_study(vit_r=0.5), grid="similarity", layer="final", similarity="cka", k=20,
-                             paradigms=PARADIGMS)
+    claims, facts = findings(
+        *make_study(vit_r=0.5), grid="similarity", layer="final", similarity="cka", k=20, paradigms=PARADIGMS
+    )
     assert claims[3].verdict == INCONCLUSIVE
     page = tmp_path / "findings.html"
     write_findings_page(claims, facts, page)
@@ -132,11 +169,26 @@ def test_the_page_names_the_runs_that_failed(tmp_path):
     runs, traj, pretrained, grids, fits, boot = make_study()
     lost = "isic/vit/full-cls/seed9"
     message = f"results/runs/{lost}: fine-tuning diverged: the training loss is nan at epoch 1, step 1 of 7"
-    grids = pl.concat([grids.filter(pl.col("run") != lost),
-                       pl.DataFrame({"grid": ["similarity"], "run": [lost], "failure": [message]})])
+    grids = pl.concat(
+        [
+            grids.filter(pl.col("run") != lost),
+            pl.DataFrame({"grid": ["similarity"], "run": [lost], "failure": [message]}),
+        ]
+    )
     runs, traj = (frame.filter(pl.col("run") != lost) for frame in (runs, traj))
-    claims, facts = findings(runs, traj, pretrained, grids, fits, boot, grid="similarity", layer="final",
-                             similarity="cka", k=20, paradigms=PARADIGMS)
+    claims, facts = findings(
+        runs,
+        traj,
+        pretrained,
+        grids,
+        fits,
+        boot,
+        grid="similarity",
+        layer="final",
+        similarity="cka",
+        k=20,
+        paradigms=PARADIGMS,
+    )
     assert facts["missing"] == {lost: message}
     assert facts["runs_per_backbone"]["vit"] == SEEDS - 1
     page = tmp_path / "findings.html"
@@ -159,7 +211,7 @@ def test_confidence_intervals_against_references():
     assert (mean, n) == (pytest.approx(values.mean()), 5) and (lo, hi) == pytest.approx(ref)
     assert math.isnan(mean_ci([0.3], 0.95)[1])
     # Clopper-Pearson for 5 of 5: the lower bound solves p^5 = 0.025.
-    assert share_ci(5, 5, 0.95) == pytest.approx((0.025 ** 0.2, 1.0))
+    assert share_ci(5, 5, 0.95) == pytest.approx((0.025**0.2, 1.0))
 
 
 def test_trajectory_shape_by_hand():

@@ -15,10 +15,27 @@ REPO = Path(__file__).resolve().parents[1]
 def test_gpu_check_smoke(tmp_path):
     out = tmp_path / "gpu_check.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks/gpu_check.py"), "--device", "cpu", "--steps", "2", "--warmup", "1",
-         "--img-size", "32", "--tiny", "--feature-batch-size", "16", "--json", str(out),
-         "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO / "benchmarks/gpu_check.py"),
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--img-size",
+            "32",
+            "--tiny",
+            "--feature-batch-size",
+            "16",
+            "--json",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads(out.read_text())

@@ -21,8 +21,12 @@ def cka_files(tmp_path_factory):
     layers = rng.normal(size=(LAYERS, N_TEST, DIM)).astype(np.float32)
     final = rng.normal(size=(N_TEST, DIM)).astype(np.float32)
     pretrained = tmp / "pretrained.h5"
-    write_features(pretrained, layers={"cls": np.concatenate([layers, final[None]])}, layers_sample_id=ids,
-                   attrs={"model": "m", "layers": LAYERS})
+    write_features(
+        pretrained,
+        layers={"cls": np.concatenate([layers, final[None]])},
+        layers_sample_id=ids,
+        attrs={"model": "m", "layers": LAYERS},
+    )
     sample = np.arange(0, N_TEST, 3)[::-1]  # 10 images, in another order than the file's
     before = np.concatenate([layers[:, sample], final[None, sample]])
     epochs = [before] + [before + rng.normal(scale=s, size=before.shape).astype(np.float32) for s in (0.5, 1.0, 2.0)]
@@ -61,8 +65,9 @@ def test_each_epoch_and_layer_against_an_independent_cka(cka_files):
 def test_a_trajectory_with_other_layers_is_refused(cka_files, tmp_path):
     pretrained, _, before, _ = cka_files
     short = tmp_path / "short.h5"
-    write_trajectory(short, before[None, :2], np.array([f"img{i:02d}" for i in range(0, N_TEST, 3)][::-1]),
-                     {"pool": "cls"})
+    write_trajectory(
+        short, before[None, :2], np.array([f"img{i:02d}" for i in range(0, N_TEST, 3)][::-1]), {"pool": "cls"}
+    )
     with pytest.raises(DataError, match="layers"):
         cka_table(str(pretrained), str(short))
 
@@ -107,8 +112,15 @@ def test_knn_accuracy_and_ece_against_a_hand_written_vote(tmp_path):
     table = knn_table(str(path), "cls", ks=[5, 20], temperature=0.07, n_bins=15)
     assert table.columns == ["k", "accuracy", "ece", "pool"]
     for row in table.iter_rows(named=True):
-        accuracy, ece = vote_ece_by_hand(everything[:80].astype(np.float64), bank_labels,
-                                         everything[80:].astype(np.float64), query_labels, row["k"], 0.07, 15)
+        accuracy, ece = vote_ece_by_hand(
+            everything[:80].astype(np.float64),
+            bank_labels,
+            everything[80:].astype(np.float64),
+            query_labels,
+            row["k"],
+            0.07,
+            15,
+        )
         assert row["accuracy"] == pytest.approx(accuracy)
         assert row["ece"] == pytest.approx(ece, abs=1e-6)  # float32 cosines in the workflow, float64 here
         assert 0 < row["ece"] < 1

@@ -34,7 +34,10 @@ def test_neighbours_match_sklearn_cosine_search(data):
     bank, labels, queries, _ = data
     nn = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(bank)
     dist, idx = nn.kneighbors(queries)
-    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+
+    def norm(a):
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
     vals, ours = top_k(norm(queries) @ norm(bank).T, 15)
     np.testing.assert_array_equal(ours, idx)
     np.testing.assert_allclose(vals, 1 - dist, atol=1e-12)
@@ -42,7 +45,10 @@ def test_neighbours_match_sklearn_cosine_search(data):
 
 def test_predictions_match_sklearn_classifier_with_dino_weights(data):
     bank, labels, queries, _ = data
-    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+
+    def norm(a):
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
     # For unit vectors, cosine s = 1 - d^2 / 2, so the DINO weight exp(s / T) is a function of the distance.
     clf = KNeighborsClassifier(20, weights=lambda d: np.exp((1 - d**2 / 2) / 0.07), algorithm="brute").fit(
         norm(bank), labels

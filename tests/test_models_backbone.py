@@ -10,16 +10,42 @@ from repdrift.models import Backbone, backbone_spec, build_backbone, save_backbo
 
 TINY = {"patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3}
 HALF = [0.5, 0.5, 0.5]
-TINY_CLIP = {"embed_dim": 64,
-             "vision_cfg": {"image_size": 32, "layers": 6, "width": 96, "head_width": 32, "patch_size": 4},
-             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+TINY_CLIP = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "layers": 6, "width": 96, "head_width": 32, "patch_size": 4},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
 DEMO = {
-    "vit_demo": {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "supervised", "img_size": 32,
-                 "mean": HALF, "std": HALF, "interpolation": "bicubic", "model_kwargs": TINY},
-    "dino_demo": {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "self_supervised", "img_size": 32,
-                  "mean": HALF, "std": HALF, "interpolation": "bicubic", "model_kwargs": TINY},
-    "clip_demo": {"library": "open_clip", "arch": "repdrift-test-tiny-clip", "paradigm": "clip", "img_size": 32,
-                  "mean": HALF, "std": HALF, "interpolation": "bicubic", "model_cfg": TINY_CLIP},
+    "vit_demo": {
+        "library": "timm",
+        "arch": "vit_base_patch16_224",
+        "paradigm": "supervised",
+        "img_size": 32,
+        "mean": HALF,
+        "std": HALF,
+        "interpolation": "bicubic",
+        "model_kwargs": TINY,
+    },
+    "dino_demo": {
+        "library": "timm",
+        "arch": "vit_base_patch16_224",
+        "paradigm": "self_supervised",
+        "img_size": 32,
+        "mean": HALF,
+        "std": HALF,
+        "interpolation": "bicubic",
+        "model_kwargs": TINY,
+    },
+    "clip_demo": {
+        "library": "open_clip",
+        "arch": "repdrift-test-tiny-clip",
+        "paradigm": "clip",
+        "img_size": 32,
+        "mean": HALF,
+        "std": HALF,
+        "interpolation": "bicubic",
+        "model_cfg": TINY_CLIP,
+    },
 }
 # The library's own key names, as in released checkpoints.
 FIRST_KEYS = {"timm": "blocks.0.attn.qkv.weight", "open_clip": "visual.transformer.resblocks.0.attn.in_proj_weight"}
@@ -75,8 +101,11 @@ def test_representations_are_every_block_then_what_the_head_sees(demo, images):
     with torch.no_grad():
         reps = backbone.representations(images)
         pooled = backbone.pooled_layers(images)
-        library_final = (backbone.model.forward_features(images)[:, 0] if cfg["library"] == "timm"
-                         else backbone.model.ln_post(backbone.layer_tokens(images)[-1])[:, 0])
+        library_final = (
+            backbone.model.forward_features(images)[:, 0]
+            if cfg["library"] == "timm"
+            else backbone.model.ln_post(backbone.layer_tokens(images)[-1])[:, 0]
+        )
     for pool in ("cls", "mean"):
         assert reps[pool].shape == (7, 2, 96)
         torch.testing.assert_close(reps[pool][:6], pooled[pool])
@@ -176,25 +205,31 @@ def test_register_tokens_are_dropped(images):
         assert backbone.last_attention(images).shape == (2, 3, 65, 65)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"library": "keras"}, "unknown library 'keras'"),
-    ({"paradigm": "mae"}, "unknown paradigm 'mae'"),
-    ({"arch": "vit_nonexistent_model"}, "not a timm model"),
-    ({"arch": "vit_base_patch16_224.nosuchtag"}, "nosuchtag"),
-    ({"arch": "resnet18", "model_kwargs": {}, "img_size": None}, "not a ViT"),
-    ({"model_kwargs": {"no_such_kwarg": 1}}, "model_kwargs"),
-    ({"interpolation": "lanczos9"}, "interpolation"),
-    ({"mean": [0.5, 0.5]}, "mean"),
-    ({"library": None}, "library"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"library": "keras"}, "unknown library 'keras'"),
+        ({"paradigm": "mae"}, "unknown paradigm 'mae'"),
+        ({"arch": "vit_nonexistent_model"}, "not a timm model"),
+        ({"arch": "vit_base_patch16_224.nosuchtag"}, "nosuchtag"),
+        ({"arch": "resnet18", "model_kwargs": {}, "img_size": None}, "not a ViT"),
+        ({"model_kwargs": {"no_such_kwarg": 1}}, "model_kwargs"),
+        ({"interpolation": "lanczos9"}, "interpolation"),
+        ({"mean": [0.5, 0.5]}, "mean"),
+        ({"library": None}, "library"),
+    ],
+)
 def test_config_errors(change, message):
     with pytest.raises(ConfigError, match=message):
         build_backbone(DEMO["vit_demo"] | change, None)
 
 
 def test_unknown_key_is_named_not_dropped():
-    with pytest.raises(ConfigError, match=r"^backbone 'vit': unknown key\(s\) 'img_sise' \(valid keys: library, arch, "
-                                          r"paradigm, img_size, .*, name, weights\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^backbone 'vit': unknown key\(s\) 'img_sise' \(valid keys: library, arch, "
+        r"paradigm, img_size, .*, name, weights\)$",
+    ):
         backbone_spec(DEMO["vit_demo"] | {"name": "vit", "img_sise": 48})
     # What the workflow adds to a config entry (rules/common.smk backbone_cfg) stays allowed.
     spec = backbone_spec(DEMO["vit_demo"] | {"name": "vit", "weights": "demo"})

@@ -15,16 +15,35 @@ from repdrift.models.pretrain import PRETRAIN_DEFAULTS, pretrain
 SMALL = {"patch_size": 4, "embed_dim": 48, "depth": 2, "num_heads": 3}
 HALF = [0.5, 0.5, 0.5]
 CFGS = {
-    "supervised": {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "supervised", "img_size": 32,
-                   "mean": HALF, "std": HALF, "model_kwargs": SMALL},
-    "self_supervised": {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "self_supervised",
-                        "img_size": 32, "mean": HALF, "std": HALF, "model_kwargs": SMALL},
-    "clip": {"library": "open_clip", "arch": "repdrift-test-pretrain-clip", "paradigm": "clip", "img_size": 32,
-             "model_cfg": {"embed_dim": 32,
-                           "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "head_width": 16,
-                                          "patch_size": 4},
-                           "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                                        "layers": 1}}},
+    "supervised": {
+        "library": "timm",
+        "arch": "vit_base_patch16_224",
+        "paradigm": "supervised",
+        "img_size": 32,
+        "mean": HALF,
+        "std": HALF,
+        "model_kwargs": SMALL,
+    },
+    "self_supervised": {
+        "library": "timm",
+        "arch": "vit_base_patch16_224",
+        "paradigm": "self_supervised",
+        "img_size": 32,
+        "mean": HALF,
+        "std": HALF,
+        "model_kwargs": SMALL,
+    },
+    "clip": {
+        "library": "open_clip",
+        "arch": "repdrift-test-pretrain-clip",
+        "paradigm": "clip",
+        "img_size": 32,
+        "model_cfg": {
+            "embed_dim": 32,
+            "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "head_width": 16, "patch_size": 4},
+            "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        },
+    },
 }
 CLASSES = ["red_square", "green disc", "blue stripes"]
 
@@ -47,8 +66,9 @@ def data():
 def test_pretrain_writes_loadable_weights(paradigm, data, tmp_path):
     images, labels = data
     out = tmp_path / f"{paradigm}.safetensors"
-    history = pretrain(paradigm, CFGS[paradigm], images, labels, CLASSES, out, epochs=1, batch_size=6, seed=0,
-                       progress=False)
+    history = pretrain(
+        paradigm, CFGS[paradigm], images, labels, CLASSES, out, epochs=1, batch_size=6, seed=0, progress=False
+    )
     assert history["epoch"] == [1] and np.isfinite(history["loss"]).all() and len(history["seconds"]) == 1
     backbone = build_backbone(CFGS[paradigm], out).eval()
     torch.manual_seed(99)
@@ -71,8 +91,18 @@ def test_pretrain_is_deterministic(data, tmp_path):
     weights = []
     for run in range(2):
         out = tmp_path / f"run{run}.safetensors"
-        pretrain("self_supervised", CFGS["self_supervised"], images, None, None, out, epochs=1, batch_size=6,
-                 seed=3, progress=False)
+        pretrain(
+            "self_supervised",
+            CFGS["self_supervised"],
+            images,
+            None,
+            None,
+            out,
+            epochs=1,
+            batch_size=6,
+            seed=3,
+            progress=False,
+        )
         weights.append(load_file(out))  # (the file's header order is not fixed; its tensors must be)
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -88,8 +118,17 @@ def test_pretrain_accepts_a_dataset(data, tmp_path):
         def __getitem__(self, i):
             return images[i], labels[i]
 
-    history = pretrain("supervised", CFGS["supervised"], Pairs(), None, None, tmp_path / "w.safetensors",
-                       epochs=1, batch_size=12, progress=False)
+    history = pretrain(
+        "supervised",
+        CFGS["supervised"],
+        Pairs(),
+        None,
+        None,
+        tmp_path / "w.safetensors",
+        epochs=1,
+        batch_size=12,
+        progress=False,
+    )
     assert len(history["loss"]) == 1
 
 

@@ -45,8 +45,7 @@ def test_timm_dinov2_b14(tmp_path):
     torch.manual_seed(0)
     source = timm.create_model("vit_base_patch14_dinov2", pretrained=False, num_classes=0)
     save_file(source.state_dict(), str(tmp_path / "model.safetensors"))
-    cfg = {"library": "timm", "arch": "vit_base_patch14_dinov2.lvd142m", "paradigm": "self_supervised",
-           "img_size": 56}
+    cfg = {"library": "timm", "arch": "vit_base_patch14_dinov2.lvd142m", "paradigm": "self_supervised", "img_size": 56}
     backbone = build_backbone(cfg, tmp_path / "model.safetensors").eval()
     check_vit_b(backbone, 56, 14)
     torch.testing.assert_close(backbone.model.blocks[3].ls1.gamma, source.blocks[3].ls1.gamma)

@@ -32,9 +32,23 @@ def dry_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paper")
     roots = paper_overrides(folder)
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-         str(folder / "work"), "--configfile", str(PAPER), str(roots), "-n", "--quiet", "rules"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(folder / "work"),
+            "--configfile",
+            str(PAPER),
+            str(roots),
+            "-n",
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.MULTILINE))
@@ -45,8 +59,7 @@ def grid_runs(config):
     return {
         run
         for grid in config["grids"].values()
-        for run in itertools.product(grid["datasets"], grid["backbones"], grid["methods"], grid["pools"],
-                                     grid["seeds"])
+        for run in itertools.product(grid["datasets"], grid["backbones"], grid["methods"], grid["pools"], grid["seeds"])
     }
 
 
@@ -93,13 +106,29 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
 
 def test_gpu_jobs_read_the_fetched_copies(dry_run):
     _, folder, roots = dry_run
-    hub = {"vit_b16": "model.safetensors", "openclip_b16": "open_clip_model.safetensors",
-           "dinov2_b14": "model.safetensors"}
+    hub = {
+        "vit_b16": "model.safetensors",
+        "openclip_b16": "open_clip_model.safetensors",
+        "dinov2_b14": "model.safetensors",
+    }
     targets = [f"results/runs/isic2018/{backbone}/full-cls/seed0/model.safetensors" for backbone in hub]
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-         str(folder / "work"), "--configfile", str(PAPER), str(roots), "-n", *targets],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(folder / "work"),
+            "--configfile",
+            str(PAPER),
+            str(roots),
+            "-n",
+            *targets,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     jobs = re.findall(r"^rule (\w+):\n    input: (.*)$", result.stdout, re.MULTILINE)

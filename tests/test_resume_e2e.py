@@ -21,8 +21,19 @@ pytestmark = pytest.mark.e2e
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     targets = [f"{RUN}/{name}" for name in OUTPUTS]
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--cores", "1", *args, *targets]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "1",
+        *args,
+        *targets,
+    ]
 
 
 def finetune_process(snakemake: psutil.Process) -> psutil.Process | None:
@@ -69,7 +80,9 @@ def test_sigkilled_finetune_resumes_and_matches(tmp_path, assert_same_run_output
     # --retries 1: what the Slurm profile does for a pre-empted GPU job.
     second = subprocess.Popen(
         snakemake_cmd(tmp_path, "--forcerun", "finetune", "--retries", "1"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         killed_in = kill_mid_epoch(second, checkpoint, log)

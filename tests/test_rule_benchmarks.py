@@ -31,9 +31,11 @@ def test_rule_times_sums_jobs_per_rule(tmp_path):
     rule_times = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rule_times)
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    rows = {"finetune/isic/vit/full-cls/seed0.tsv": "4.0\t0:00:04\t900.0\t1\t1\t1\t0\t0\t90\t3.5\n",
-            "finetune/isic/vit/full-cls/seed1.tsv": "6.0\t0:00:06\t950.5\t1\t1\t1\t0\t0\t90\t5.0\n",
-            "aggregate.tsv": "0.5\t0:00:00\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n"}
+    rows = {
+        "finetune/isic/vit/full-cls/seed0.tsv": "4.0\t0:00:04\t900.0\t1\t1\t1\t0\t0\t90\t3.5\n",
+        "finetune/isic/vit/full-cls/seed1.tsv": "6.0\t0:00:06\t950.5\t1\t1\t1\t0\t0\t90\t5.0\n",
+        "aggregate.tsv": "0.5\t0:00:00\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n",
+    }
     for name, row in rows.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(header + row)

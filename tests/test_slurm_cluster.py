@@ -21,8 +21,13 @@ def slurm(tmp_path_factory):
 
 def sbatch(cluster: LocalSlurm, *args: str) -> subprocess.CompletedProcess:
     # --chdir: default slurm-<id>.out files land in the cluster's folder, not the repository.
-    return subprocess.run(["sbatch", "--parsable", f"--chdir={cluster.root}", *args], env=cluster.env,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["sbatch", "--parsable", f"--chdir={cluster.root}", *args],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_gpu_job_runs_on_a_fake_a100(slurm):

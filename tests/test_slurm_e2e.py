@@ -54,8 +54,14 @@ def study_dir(root: Path) -> Path:
 def snakemake(workdir: Path, *args: str, env=None) -> subprocess.Popen:
     """Start Snakemake in `workdir`; its output goes to workdir/snakemake.out (a pipe could fill and block it)."""
     with open(workdir / "snakemake.out", "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
-                                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def finish(run: subprocess.Popen, workdir: Path) -> str:
@@ -72,8 +78,12 @@ def preempt(cluster: LocalSlurm, run: subprocess.Popen, workdir: Path) -> dict:
     while time.monotonic() < deadline:
         assert run.poll() is None, "Snakemake finished before the fine-tune could be pre-empted"
         if checkpoint.exists():
-            running = [job for job in cluster.jobs() if job["JobState"] == "RUNNING"
-                       and job.get("Comment", "").startswith("rule_finetune_wildcards_isic_vit_full_cls_0")]
+            running = [
+                job
+                for job in cluster.jobs()
+                if job["JobState"] == "RUNNING"
+                and job.get("Comment", "").startswith("rule_finetune_wildcards_isic_vit_full_cls_0")
+            ]
             if running:
                 subprocess.run(["scancel", running[0]["JobId"]], env=cluster.env, check=True, timeout=30)
                 return running[0]
@@ -96,11 +106,19 @@ def runs(cluster, tmp_path_factory):
     on_slurm = study_dir(tmp_path_factory.mktemp("slurm"))
     one_thread = [f"{rule}=1" for rule in sorted(GPU_RULES)]  # 2 cores here; the local run's threads, too
     run = snakemake(
-        on_slurm, "--profile", "slurm", "--jobs", "4",
-        "--configfile", "config/config.yaml",  # the small study, not the profile's paper.yaml
-        "--set-threads", *one_thread,
-        "--slurm-status-command", "squeue",  # no accounting daemon: finished jobs are seen through MinJobAge
-        "--slurm-init-seconds-before-status-checks", "2",
+        on_slurm,
+        "--profile",
+        "slurm",
+        "--jobs",
+        "4",
+        "--configfile",
+        "config/config.yaml",  # the small study, not the profile's paper.yaml
+        "--set-threads",
+        *one_thread,
+        "--slurm-status-command",
+        "squeue",  # no accounting daemon: finished jobs are seen through MinJobAge
+        "--slurm-init-seconds-before-status-checks",
+        "2",
         env=cluster.env,
     )
     try:
@@ -156,8 +174,9 @@ def test_measurements_are_one_job_per_run_and_tables_local(runs):
 def test_every_output_matches_the_local_run(runs):
     local, on_slurm = runs[:2]
     files = {p.relative_to(local) for p in (local / "results").rglob("*") if p.is_file() and "logs" not in p.parts}
-    assert files == {p.relative_to(on_slurm) for p in (on_slurm / "results").rglob("*")
-                     if p.is_file() and "logs" not in p.parts}
+    assert files == {
+        p.relative_to(on_slurm) for p in (on_slurm / "results").rglob("*") if p.is_file() and "logs" not in p.parts
+    }
     compared = 0
     for path in sorted(files):
         a, b = local / path, on_slurm / path

@@ -32,7 +32,7 @@ def profile(monkeypatch, **site: str) -> dict:
 
 def resources(parsed: dict, rule: str) -> dict[str, str]:
     prefix = f"{rule}:"
-    return dict(item[len(prefix):].split("=", 1) for item in parsed["set-resources"] if item.startswith(prefix))
+    return dict(item[len(prefix) :].split("=", 1) for item in parsed["set-resources"] if item.startswith(prefix))
 
 
 def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
@@ -60,8 +60,11 @@ def test_site_settings_come_from_the_environment(monkeypatch):
     default = profile(monkeypatch)
     assert not any(item.startswith(("slurm_account=", "slurm_partition=")) for item in default["default-resources"])
     site = profile(
-        monkeypatch, REPDRIFT_SLURM_ACCOUNT="lab42", REPDRIFT_SLURM_PARTITION="short",
-        REPDRIFT_SLURM_GPU_PARTITION="ampere", REPDRIFT_GPU_MODEL="a100_80g",
+        monkeypatch,
+        REPDRIFT_SLURM_ACCOUNT="lab42",
+        REPDRIFT_SLURM_PARTITION="short",
+        REPDRIFT_SLURM_GPU_PARTITION="ampere",
+        REPDRIFT_GPU_MODEL="a100_80g",
     )
     assert {"slurm_account=lab42", "slurm_partition=short"} <= set(site["default-resources"])
     assert resources(site, "finetune")["slurm_partition"] == "ampere"
@@ -74,6 +77,8 @@ def test_per_run_measurements_are_one_cpu_job_with_memory_for_the_knn_bank(monke
     for rule in ("measure", "knn_pretrained"):
         res = resources(parsed, rule)
         assert "gpu_model" not in res and int(res["mem_mb"]) >= 16000, rule  # a 150,000-image bank in memory
+
+
 @pytest.mark.parametrize("rule", ["aggregate", "similarity_space", "correlation", "paper_tables", "findings"])
 def test_table_rules_run_locally(rule):
     snakefile = (REPO / "Snakefile").read_text()

@@ -23,8 +23,17 @@ DATASETS = {
     "chest": {"metric": "mAP", "train_size": 366},
 }
 BACKBONES = ["vit", "dinov2"]
-SCHEMA = {"run": pl.Utf8, "dataset": pl.Utf8, "backbone": pl.Utf8, "method": pl.Utf8, "pool": pl.Utf8,
-          "seed": pl.Int64, "metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
+SCHEMA = {
+    "run": pl.Utf8,
+    "dataset": pl.Utf8,
+    "backbone": pl.Utf8,
+    "method": pl.Utf8,
+    "pool": pl.Utf8,
+    "seed": pl.Int64,
+    "metric": pl.Utf8,
+    "layer": pl.Int64,
+    "value": pl.Float64,
+}
 
 
 def _runs(rows: list[tuple]) -> pl.DataFrame:
@@ -63,8 +72,20 @@ HEADERS = ["isic Acc (n=10k)", "aptos Acc (n=2.9k)", "chest mAP (n=366)"]
     ("n", "label"),
     # The paper's own: ISIC 10,015 -> 10k, APTOS 2,930 -> 2.9k, chest 2,140 -> 2.1k, colon 5,654 -> 5.6k (truncated,
     # not rounded), endo 1,810 -> 1.8k.
-    [(366, "366"), (999, "999"), (1000, "1k"), (1849, "1.8k"), (2930, "2.9k"), (2950, "2.9k"), (5654, "5.6k"),
-     (2140, "2.1k"), (1810, "1.8k"), (10015, "10k"), (125_000, "120k"), (1_281_167, "1.2M")],
+    [
+        (366, "366"),
+        (999, "999"),
+        (1000, "1k"),
+        (1849, "1.8k"),
+        (2930, "2.9k"),
+        (2950, "2.9k"),
+        (5654, "5.6k"),
+        (2140, "2.1k"),
+        (1810, "1.8k"),
+        (10015, "10k"),
+        (125_000, "120k"),
+        (1_281_167, "1.2M"),
+    ],
 )
 def test_size_label(n, label):
     assert size_label(n) == label
@@ -92,11 +113,27 @@ def test_table1_difference_uses_paired_seeds_only():
 
 def test_table1_numbers():
     _, numbers = table1(RUNS, DATASETS, BACKBONES)
-    assert numbers.columns == ["method", "backbone", "dataset", "metric", "train_size", "cls", "cls_seeds", "cls_sd",
-                               "mean", "mean_seeds", "mean_minus_cls", "paired_seeds"]
+    assert numbers.columns == [
+        "method",
+        "backbone",
+        "dataset",
+        "metric",
+        "train_size",
+        "cls",
+        "cls_seeds",
+        "cls_sd",
+        "mean",
+        "mean_seeds",
+        "mean_minus_cls",
+        "paired_seeds",
+    ]
     assert numbers.select("method", "backbone", "dataset").rows() == [
-        ("full", "vit", "isic"), ("full", "vit", "aptos"), ("full", "vit", "chest"), ("full", "dinov2", "isic"),
-        ("linear", "dinov2", "aptos"), ("scratch", "vit", "isic"),
+        ("full", "vit", "isic"),
+        ("full", "vit", "aptos"),
+        ("full", "vit", "chest"),
+        ("full", "dinov2", "isic"),
+        ("linear", "dinov2", "aptos"),
+        ("scratch", "vit", "isic"),
     ]
     rows = {(r["method"], r["backbone"], r["dataset"]): r for r in numbers.iter_rows(named=True)}
     vit = rows["full", "vit", "isic"]
@@ -127,7 +164,10 @@ def test_table1_column_order_follows_the_given_order():
     display, _ = table1(RUNS, reordered, ["dinov2", "vit"])
     assert display.columns == ["method", "backbone", HEADERS[2], HEADERS[0], HEADERS[1]]
     assert display.select("method", "backbone").rows() == [
-        ("Full", "dinov2"), ("Full", "vit"), ("Linear", "dinov2"), ("Scratch", "vit")
+        ("Full", "dinov2"),
+        ("Full", "vit"),
+        ("Linear", "dinov2"),
+        ("Scratch", "vit"),
     ]
 
 
@@ -154,19 +194,28 @@ def test_markdown_and_html_with_notes():
 
 
 PRETRAINED = pl.DataFrame(
-    [("vit", "cls", "knn@20", 0.80), ("vit", "mean", "knn@20", 0.75), ("dinov2", "cls", "knn@20", 0.50),
-     ("dinov2", "mean", "knn@20", 0.60), ("vit", "cls", "knn@10", 0.11), ("vit", "mean", "knn@10", 0.99)],
-    schema={"backbone": pl.Utf8, "pool": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}, orient="row",
+    [
+        ("vit", "cls", "knn@20", 0.80),
+        ("vit", "mean", "knn@20", 0.75),
+        ("dinov2", "cls", "knn@20", 0.50),
+        ("dinov2", "mean", "knn@20", 0.60),
+        ("vit", "cls", "knn@10", 0.11),
+        ("vit", "mean", "knn@10", 0.99),
+    ],
+    schema={"backbone": pl.Utf8, "pool": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64},
+    orient="row",
 )
-KNN_RUNS = _runs([
-    ("isic", "vit", "full", "cls", 0, "knn@20", 0.70),
-    ("isic", "vit", "full", "cls", 1, "knn@20", 0.72),
-    ("isic", "vit", "full", "mean", 1, "knn@20", 0.80),  # paired with seed 1: +8.00 (not +9.00, not +10.00)
-    ("isic", "vit", "linear", "cls", 0, "knn@20", 0.10),  # Table 2 is Full fine-tuning only
-    ("aptos", "vit", "full", "cls", 0, "knn@20", 0.30),
-    ("aptos", "vit", "full", "cls", 0, "knn@10", 0.99),  # another k
-    ("isic", "vit", "full", "cls", 0, "score", 0.99),
-])
+KNN_RUNS = _runs(
+    [
+        ("isic", "vit", "full", "cls", 0, "knn@20", 0.70),
+        ("isic", "vit", "full", "cls", 1, "knn@20", 0.72),
+        ("isic", "vit", "full", "mean", 1, "knn@20", 0.80),  # paired with seed 1: +8.00 (not +9.00, not +10.00)
+        ("isic", "vit", "linear", "cls", 0, "knn@20", 0.10),  # Table 2 is Full fine-tuning only
+        ("aptos", "vit", "full", "cls", 0, "knn@20", 0.30),
+        ("aptos", "vit", "full", "cls", 0, "knn@10", 0.99),  # another k
+        ("isic", "vit", "full", "cls", 0, "score", 0.99),
+    ]
+)
 
 
 def test_table2():
@@ -177,7 +226,9 @@ def test_table2():
         ("dinov2", "50.00 (+10.00)", "", "", ""),
     ]
     assert numbers.select("backbone", "dataset", "metric", "train_size").rows() == [
-        ("vit", "pre-trained", "knn@20", None), ("vit", "isic", "knn@20", 10015), ("vit", "aptos", "knn@20", 2930),
+        ("vit", "pre-trained", "knn@20", None),
+        ("vit", "isic", "knn@20", 10015),
+        ("vit", "aptos", "knn@20", 2930),
         ("dinov2", "pre-trained", "knn@20", None),
     ]
     isic = numbers.row(1, named=True)
@@ -191,8 +242,12 @@ def test_table2():
 def _folder(root: Path, task: str, splits: list[str]) -> Path:
     n = len(splits)
     labels = [[i % 2, 1] for i in range(n)] if task == "multilabel" else [i % 2 for i in range(n)]
-    rows = {"sample_id": [f"s{i}" for i in range(n)], "path": [f"/img/{i}.png" for i in range(n)],
-            "split": splits, "labels" if task == "multilabel" else "label": labels}
+    rows = {
+        "sample_id": [f"s{i}" for i in range(n)],
+        "path": [f"/img/{i}.png" for i in range(n)],
+        "split": splits,
+        "labels" if task == "multilabel" else "label": labels,
+    }
     return write_dataset(make_dataset(rows, task, ["a", "b"], "csv"), root)
 
 
@@ -213,16 +268,24 @@ class _Named(dict):
 
 
 def test_paper_tables_script(tmp_path):
-    folders = [_folder(tmp_path / "data/chest", "multilabel", ["train"] * 366 + ["test"]),
-               _folder(tmp_path / "data/isic", "multiclass", ["train"] * 10015 + ["test"])]
+    folders = [
+        _folder(tmp_path / "data/chest", "multilabel", ["train"] * 366 + ["test"]),
+        _folder(tmp_path / "data/isic", "multiclass", ["train"] * 10015 + ["test"]),
+    ]
     RUNS.write_parquet(tmp_path / "runs.parquet")
     PRETRAINED.write_parquet(tmp_path / "pretrained.parquet")
     out = _Named({f"table{i}_{e}": str(tmp_path / f"table{i}.{e}") for i in (1, 2) for e in ("csv", "md", "html")})
     smk = SimpleNamespace(
-        input=_Named(runs=str(tmp_path / "runs.parquet"), pretrained=str(tmp_path / "pretrained.parquet"),
-                     datasets=[str(Path(f) / "manifest.parquet") for f in folders]),
+        input=_Named(
+            runs=str(tmp_path / "runs.parquet"),
+            pretrained=str(tmp_path / "pretrained.parquet"),
+            datasets=[str(Path(f) / "manifest.parquet") for f in folders],
+        ),
         params=_Named(datasets=["chest", "isic"], backbones=["vit"], k=20),
-        output=out, log=[str(tmp_path / "log")], rule="paper_tables", threads=1,
+        output=out,
+        log=[str(tmp_path / "log")],
+        rule="paper_tables",
+        threads=1,
     )
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": smk})
     table1_md = Path(out["table1_md"]).read_text()
@@ -238,9 +301,20 @@ def test_numbers_do_not_depend_on_the_row_order():
     # Float sums depend on their order; a Slurm run aggregates the same runs as a local one, in another order.
     # Values whose float sum depends on the order: (big + small) - big is not small.
     values = np.tile([0.9, 1e-17, -0.9 + 1e-16, 0.3], 10)
-    runs = pl.DataFrame({"run": [f"r{i}" for i in range(40)], "dataset": "isic", "backbone": "vit", "method": "full",
-                         "pool": ["cls"] * 20 + ["mean"] * 20, "seed": list(range(20)) * 2, "metric": "score",
-                         "layer": None, "value": values}, schema_overrides={"layer": pl.Int64})
+    runs = pl.DataFrame(
+        {
+            "run": [f"r{i}" for i in range(40)],
+            "dataset": "isic",
+            "backbone": "vit",
+            "method": "full",
+            "pool": ["cls"] * 20 + ["mean"] * 20,
+            "seed": list(range(20)) * 2,
+            "metric": "score",
+            "layer": None,
+            "value": values,
+        },
+        schema_overrides={"layer": pl.Int64},
+    )
     info = {"isic": {"metric": "Acc", "train_size": 100}}
     reference = table1(runs, info, ["vit"])[1]
     for seed in range(5):

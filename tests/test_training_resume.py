@@ -14,7 +14,11 @@ from repdrift.failures import recorded_failure
 from repdrift.models import build_backbone, save_backbone_weights
 
 BACKBONE = dict(
-    name="vit", library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,
+    name="vit",
+    library="timm",
+    arch="vit_base_patch16_224",
+    paradigm="supervised",
+    img_size=16,
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
 RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
@@ -37,9 +41,19 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
     dataset_dir, weights = inputs
     out.mkdir(parents=True, exist_ok=True)
     return training.finetune(
-        BACKBONE, str(weights), dataset_dir, method, "cls", 0, dict(recipe),
-        out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
-        cka_samples=6, checkpoint=checkpoint_path(out) if checkpoint else None,
+        BACKBONE,
+        str(weights),
+        dataset_dir,
+        method,
+        "cls",
+        0,
+        dict(recipe),
+        out / "model.safetensors",
+        out / "history.parquet",
+        out / "predictions.h5",
+        out / "trajectory.h5",
+        cka_samples=6,
+        checkpoint=checkpoint_path(out) if checkpoint else None,
     )
 
 
@@ -82,7 +96,9 @@ def test_linear_checkpoint_leaves_out_the_frozen_backbone(inputs, tmp_path, monk
     assert len(state["trajectory"]) == 2 and len(state["history"]) == 1
 
 
-def test_killed_while_writing_outputs_resumes_at_the_end(inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs):
+def test_killed_while_writing_outputs_resumes_at_the_end(
+    inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs
+):
     run(inputs, tmp_path / "whole", checkpoint=False)
     with monkeypatch.context() as patch:
 
@@ -129,9 +145,20 @@ def test_checkpoints_are_spaced_by_checkpoint_minutes_and_the_last_epoch_always_
         out = tmp_path / f"every{minutes}"
         out.mkdir()
         training.finetune(
-            BACKBONE, str(weights), dataset_dir, "full", "cls", 0, dict(RECIPE),
-            out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
-            cka_samples=6, checkpoint=checkpoint_path(out), checkpoint_minutes=minutes,
+            BACKBONE,
+            str(weights),
+            dataset_dir,
+            "full",
+            "cls",
+            0,
+            dict(RECIPE),
+            out / "model.safetensors",
+            out / "history.parquet",
+            out / "predictions.h5",
+            out / "trajectory.h5",
+            cka_samples=6,
+            checkpoint=checkpoint_path(out),
+            checkpoint_minutes=minutes,
         )
         assert saved == expected, minutes
 
@@ -164,8 +191,17 @@ def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp
     out = tmp_path / "mean"
     out.mkdir()
     training.finetune(
-        BACKBONE, str(weights), dataset_dir, "full", "mean", 0, dict(RECIPE, epochs=1),
-        out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5",
+        BACKBONE,
+        str(weights),
+        dataset_dir,
+        "full",
+        "mean",
+        0,
+        dict(RECIPE, epochs=1),
+        out / "model.safetensors",
+        out / "history.parquet",
+        out / "predictions.h5",
+        out / "trajectory.h5",
         cka_samples=6,
     )
     model = training.load_classifier(BACKBONE, out / "model.safetensors")

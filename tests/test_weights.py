@@ -28,44 +28,76 @@ from repdrift.weights import HubFile, fetch, hub_file, hub_files, weights_path
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TINY = {"patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2}
-TIMM_CFG = {"library": "timm", "arch": "vit_base_patch16_224.augreg_in1k", "paradigm": "supervised", "img_size": 16,
-            "model_kwargs": TINY}
-CLIP_CFG = {"library": "open_clip", "arch": "repdrift-test-hub-clip", "paradigm": "clip", "img_size": 16,
-            "model_cfg": {"embed_dim": 32,
-                          "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "head_width": 16, "patch_size": 4},
-                          "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                                       "layers": 1}}}
+TIMM_CFG = {
+    "library": "timm",
+    "arch": "vit_base_patch16_224.augreg_in1k",
+    "paradigm": "supervised",
+    "img_size": 16,
+    "model_kwargs": TINY,
+}
+CLIP_CFG = {
+    "library": "open_clip",
+    "arch": "repdrift-test-hub-clip",
+    "paradigm": "clip",
+    "img_size": 16,
+    "model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "head_width": 16, "patch_size": 4},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+}
 
 
-@pytest.mark.parametrize("weights, library, expected", [
-    ("hf-hub:timm/vit_base_patch16_224.augreg_in1k", "timm",
-     HubFile("timm/vit_base_patch16_224.augreg_in1k", "model.safetensors")),
-    ("hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip",
-     HubFile("laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_model.safetensors")),
-    ("hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K/open_clip_pytorch_model.bin@" + COMMIT, "open_clip",
-     HubFile("laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_pytorch_model.bin", COMMIT)),
-    ("hf-hub:org/repo/sub/dir/weights.pth@refs/pr/3", "timm", HubFile("org/repo", "sub/dir/weights.pth", "refs/pr/3")),
-    ("demo", "timm", None),
-    ("/data/weights.safetensors", "timm", None),
-])
+@pytest.mark.parametrize(
+    "weights, library, expected",
+    [
+        (
+            "hf-hub:timm/vit_base_patch16_224.augreg_in1k",
+            "timm",
+            HubFile("timm/vit_base_patch16_224.augreg_in1k", "model.safetensors"),
+        ),
+        (
+            "hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
+            "open_clip",
+            HubFile("laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_model.safetensors"),
+        ),
+        (
+            "hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K/open_clip_pytorch_model.bin@" + COMMIT,
+            "open_clip",
+            HubFile("laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_pytorch_model.bin", COMMIT),
+        ),
+        (
+            "hf-hub:org/repo/sub/dir/weights.pth@refs/pr/3",
+            "timm",
+            HubFile("org/repo", "sub/dir/weights.pth", "refs/pr/3"),
+        ),
+        ("demo", "timm", None),
+        ("/data/weights.safetensors", "timm", None),
+    ],
+)
 def test_hub_names(weights, library, expected):
     assert hub_file(weights, library) == expected
 
 
-@pytest.mark.parametrize("weights, library, message", [
-    ("hf-hub:just-a-name", "timm", "is not hf-hub:OWNER/NAME"),
-    ("hf-hub:org/repo/config.json", "timm", "'config.json' is not a checkpoint file"),
-    ("hf-hub:org/repo", "keras", "no default checkpoint file for library 'keras'"),
-])
+@pytest.mark.parametrize(
+    "weights, library, message",
+    [
+        ("hf-hub:just-a-name", "timm", "is not hf-hub:OWNER/NAME"),
+        ("hf-hub:org/repo/config.json", "timm", "'config.json' is not a checkpoint file"),
+        ("hf-hub:org/repo", "keras", "no default checkpoint file for library 'keras'"),
+    ],
+)
 def test_bad_hub_names_name_the_key(weights, library, message):
     with pytest.raises(ConfigError, match=f"^backbones.vit.weights: .*{message}"):
         hub_file(weights, library, "backbones.vit.weights")
 
 
 def test_local_paths():
-    backbones = {"demo": {"library": "timm", "weights": "demo"},
-                 "hub": {"library": "open_clip", "weights": "hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K"},
-                 "file": {"library": "timm", "weights": "/ckpt/vit.safetensors"}}
+    backbones = {
+        "demo": {"library": "timm", "weights": "demo"},
+        "hub": {"library": "open_clip", "weights": "hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K"},
+        "file": {"library": "timm", "weights": "/ckpt/vit.safetensors"},
+    }
     assert {name: weights_path(name, cfg) for name, cfg in backbones.items()} == {
         "demo": "results/pretrained/demo/weights.safetensors",
         "hub": "results/pretrained/hub/hub/open_clip_model.safetensors",
@@ -140,10 +172,17 @@ def test_fetched_copy_loads_through_the_registry(fake_hub, tmp_path, library):
 
 def test_not_in_cache_and_offline_is_one_clear_error(fake_hub, tmp_path):
     out = tmp_path / "hub/model.safetensors"
-    with pytest.raises(DataError, match=r"^backbones.vit.weights: hf-hub:timm/x/model.safetensors is not in the "
-                                        r"Hugging Face cache .* run `snakemake fetch_weights`"):
-        fetch(HubFile("timm/x", "model.safetensors"), out, tmp_path / "hub/model.safetensors.json",
-              "backbones.vit.weights")
+    with pytest.raises(
+        DataError,
+        match=r"^backbones.vit.weights: hf-hub:timm/x/model.safetensors is not in the "
+        r"Hugging Face cache .* run `snakemake fetch_weights`",
+    ):
+        fetch(
+            HubFile("timm/x", "model.safetensors"),
+            out,
+            tmp_path / "hub/model.safetensors.json",
+            "backbones.vit.weights",
+        )
     assert not out.parent.exists()
 
 
@@ -151,13 +190,18 @@ def test_missing_repository_names_the_key(monkeypatch, tmp_path):
     def download(repo_id, filename, **kwargs):
         url = f"https://huggingface.co/api/models/{repo_id}"
         response = httpx2.Response(404, request=httpx2.Request("GET", url))  # huggingface_hub's HTTP client
-        raise errors.RepositoryNotFoundError(f"404 Client Error. Repository Not Found for url: {url}",
-                                             response=response)
+        raise errors.RepositoryNotFoundError(
+            f"404 Client Error. Repository Not Found for url: {url}", response=response
+        )
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     with pytest.raises(ConfigError, match=r"^backbones.vit.weights: hf-hub:org/nope/model.safetensors: 404"):
-        fetch(HubFile("org/nope", "model.safetensors"), tmp_path / "m.safetensors", tmp_path / "m.json",
-              "backbones.vit.weights")
+        fetch(
+            HubFile("org/nope", "model.safetensors"),
+            tmp_path / "m.safetensors",
+            tmp_path / "m.json",
+            "backbones.vit.weights",
+        )
 
 
 @pytest.mark.slow  # starts Snakemake
@@ -177,9 +221,23 @@ def test_fetch_weights_rule_fills_results_from_the_cache(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-         str(tmp_path / "work"), "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", "fetch_weights"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path / "work"),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "1",
+            "fetch_weights",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = tmp_path / "work/results/pretrained/vit/hub/model.safetensors"

@@ -83,8 +83,15 @@ def test_trajectories_and_files(study):
         np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
 
 
-FIGURES = ("cka_trajectory", "cka_heatmap", "cka_distribution", "cka_vs_score", "similarity_space", "correlation",
-           "knn_forgetting")
+FIGURES = (
+    "cka_trajectory",
+    "cka_heatmap",
+    "cka_distribution",
+    "cka_vs_score",
+    "similarity_space",
+    "correlation",
+    "knn_forgetting",
+)
 
 
 def test_figures_tables_and_report(study):
@@ -97,8 +104,9 @@ def test_figures_tables_and_report(study):
         assert (study / f"results/figures/attention/{backbone}.png").read_bytes()[:4] == b"\x89PNG"
     table1 = (study / "results/tables/table1.md").read_text().splitlines()
     # The config's dataset order, metric and training size in the header; percentages with two decimals.
-    assert re.fullmatch(r"\| method \| backbone \| isic Acc \(n=\d+\) \| colon Acc \(n=\d+\) \| chest mAP \(n=\d+\) \|",
-                        table1[0]), table1[0]
+    assert re.fullmatch(
+        r"\| method \| backbone \| isic Acc \(n=\d+\) \| colon Acc \(n=\d+\) \| chest mAP \(n=\d+\) \|", table1[0]
+    ), table1[0]
     assert [row.split(" | ")[:2] for row in table1[2:5]] == [["| Full", "vit"], ["| Full", "clip"], ["| Full", "dino"]]
     assert re.search(r"\| \d+\.\d\d \([+-]\d+\.\d\d\) \|", table1[2]), table1[2]
     assert "pre-trained" in (study / "results/tables/table2.md").read_text()
@@ -136,8 +144,9 @@ def test_changing_an_analysis_parameter_reruns_only_analysis(study):
 
 
 def test_changing_the_cka_estimator_reruns_only_analysis(study):
-    rerun = rules_rerun_after(study, lambda text: text.replace("cka:\n  samples: 12\n",
-                                                               "cka:\n  samples: 12\n  estimator: debiased\n"))
+    rerun = rules_rerun_after(
+        study, lambda text: text.replace("cka:\n  samples: 12\n", "cka:\n  samples: 12\n  estimator: debiased\n")
+    )
     assert {"correlation", "findings", "figures"} <= rerun
     assert rerun <= ANALYSES | {"figures"}
 

@@ -15,7 +15,17 @@ def attention_figures(backbones, weights, models, pools, runs, failed, dataset_d
 
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output
-run(snakemake, attention_figures, backbones=list(p.backbones), weights=list(i.weights), models=list(i.models),
-    pools=[list(pools) for pools in p.pools], runs=[list(runs) for runs in p.runs],
+run(
+    snakemake,
+    attention_figures,
+    backbones=list(p.backbones),
+    weights=list(i.weights),
+    models=list(i.models),
+    pools=[list(pools) for pools in p.pools],
+    runs=[list(runs) for runs in p.runs],
     failed=[list(runs) for runs in p.failed],
-    dataset_dir=Path(i.manifest).parent, n_images=p.n_images, pngs=list(o.pngs), captions=list(o.captions))
+    dataset_dir=Path(i.manifest).parent,
+    n_images=p.n_images,
+    pngs=list(o.pngs),
+    captions=list(o.captions),
+)

@@ -4,8 +4,8 @@ import os
 # (an unreachable Hub still falls back to the cache).
 os.environ["HF_HUB_OFFLINE"] = "0"
 
-from repdrift.rule import run  # noqa: E402
-from repdrift.weights import HubFile, fetch  # noqa: E402
+from repdrift.rule import run
+from repdrift.weights import HubFile, fetch
 
 params = snakemake.params
 run(

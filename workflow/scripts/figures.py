@@ -48,13 +48,15 @@ def figures(i, p, out):
     draw("similarity_space", chart, numbers | space_facts, out)
 
     metrics = list(p.metrics)
-    chart, numbers = correlation_chart(pl.read_csv(i.fits), pl.read_parquet(i.points), p.similarity, layer, last,
-                                       metrics)
+    chart, numbers = correlation_chart(
+        pl.read_csv(i.fits), pl.read_parquet(i.points), p.similarity, layer, last, metrics
+    )
     numbers.update(n_intervals=p.n_intervals, outliers=p.outliers, confidence=p.confidence)
     draw("correlation", chart, numbers | facts, out)
 
-    chart, numbers = knn_forgetting_chart(grid_runs(runs, grids, p.grid), pl.read_parquet(i.pretrained), p.k,
-                                          p.confidence)
+    chart, numbers = knn_forgetting_chart(
+        grid_runs(runs, grids, p.grid), pl.read_parquet(i.pretrained), p.k, p.confidence
+    )
     draw("knn_forgetting", chart, numbers | {"grid": p.grid}, out)
 
 

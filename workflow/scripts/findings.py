@@ -5,8 +5,15 @@ from repdrift.rule import run
 
 
 def page(runs, trajectories, pretrained, grids, fits, bootstrap, out, table_out, **options):
-    claims, facts = findings(pl.read_parquet(runs), pl.read_parquet(trajectories), pl.read_parquet(pretrained),
-                             pl.read_parquet(grids), pl.read_csv(fits), pl.read_parquet(bootstrap), **options)
+    claims, facts = findings(
+        pl.read_parquet(runs),
+        pl.read_parquet(trajectories),
+        pl.read_parquet(pretrained),
+        pl.read_parquet(grids),
+        pl.read_csv(fits),
+        pl.read_parquet(bootstrap),
+        **options,
+    )
     write_findings_page(claims, facts, out)
     findings_table(claims).write_csv(table_out)
     for claim in claims:
@@ -16,7 +23,21 @@ def page(runs, trajectories, pretrained, grids, fits, bootstrap, out, table_out,
 
 
 i, p = snakemake.input, snakemake.params
-run(snakemake, page, runs=i.runs, trajectories=i.trajectories, pretrained=i.pretrained, grids=i.grids, fits=i.fits,
+run(
+    snakemake,
+    page,
+    runs=i.runs,
+    trajectories=i.trajectories,
+    pretrained=i.pretrained,
+    grids=i.grids,
+    fits=i.fits,
     bootstrap=i.bootstrap,
-    out=snakemake.output.page, table_out=snakemake.output.table, grid=p.grid, layer=p.layer,
-    similarity=p.similarity, k=p.k, paradigms=dict(p.paradigms), confidence=p.confidence)
+    out=snakemake.output.page,
+    table_out=snakemake.output.table,
+    grid=p.grid,
+    layer=p.layer,
+    similarity=p.similarity,
+    k=p.k,
+    paradigms=dict(p.paradigms),
+    confidence=p.confidence,
+)

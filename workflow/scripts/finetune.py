@@ -8,8 +8,12 @@ from repdrift.training import finetune
 i, p, wc, out = snakemake.input, snakemake.params, snakemake.wildcards, snakemake.output
 knn = None
 if "natural" in out.keys():
-    knn = dict(dataset_dir=Path(i.natural).parent, out_path=out.natural, splits=list(p.knn_splits),
-               batch_size=p.feature_batch_size)
+    knn = dict(
+        dataset_dir=Path(i.natural).parent,
+        out_path=out.natural,
+        splits=list(p.knn_splits),
+        batch_size=p.feature_batch_size,
+    )
 run(
     snakemake,
     finetune,

@@ -8,5 +8,13 @@ def knn(features, pool, ks, temperature, n_bins, out):
 
 
 p = snakemake.params
-run(snakemake, knn, features=snakemake.input.features, pool=p.pool, ks=list(p.ks), temperature=p.temperature,
-    n_bins=p.n_bins, out=snakemake.output.knn)
+run(
+    snakemake,
+    knn,
+    features=snakemake.input.features,
+    pool=p.pool,
+    ks=list(p.ks),
+    temperature=p.temperature,
+    n_bins=p.n_bins,
+    out=snakemake.output.knn,
+)

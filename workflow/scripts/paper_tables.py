@@ -26,6 +26,14 @@ def paper_tables(runs, pretrained, folders, datasets, backbones, k, out):
         Path(out[f"{name}_html"]).write_text(html_table(display, TITLES[name], notes))
 
 
-run(snakemake, paper_tables, runs=snakemake.input.runs, pretrained=snakemake.input.pretrained,
-    folders=[Path(m).parent for m in snakemake.input.datasets], datasets=list(snakemake.params.datasets),
-    backbones=list(snakemake.params.backbones), k=snakemake.params.k, out=dict(snakemake.output.items()))
+run(
+    snakemake,
+    paper_tables,
+    runs=snakemake.input.runs,
+    pretrained=snakemake.input.pretrained,
+    folders=[Path(m).parent for m in snakemake.input.datasets],
+    datasets=list(snakemake.params.datasets),
+    backbones=list(snakemake.params.backbones),
+    k=snakemake.params.k,
+    out=dict(snakemake.output.items()),
+)

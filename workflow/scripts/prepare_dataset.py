@@ -9,5 +9,11 @@ def prepare(kind, root, options, out_dir):
 
 
 p = snakemake.params
-run(snakemake, prepare, kind=p.kind, root=p.root, options=dict(p.options),
-    out_dir=Path(snakemake.output.manifest).parent)
+run(
+    snakemake,
+    prepare,
+    kind=p.kind,
+    root=p.root,
+    options=dict(p.options),
+    out_dir=Path(snakemake.output.manifest).parent,
+)

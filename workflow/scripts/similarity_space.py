@@ -14,5 +14,14 @@ def similarity_space(runs, layer, similarity, divergence, etas, epss, space_out,
 
 p, o = snakemake.params, snakemake.output
 listed = {k: None if getattr(p, k) is None else list(getattr(p, k)) for k in ("etas", "epss")}  # null: span the data
-run(snakemake, similarity_space, runs=snakemake.input.runs, layer=p.layer, similarity=p.similarity,
-    divergence=p.divergence, **listed, space_out=o.space, sweep_out=o.sweep)
+run(
+    snakemake,
+    similarity_space,
+    runs=snakemake.input.runs,
+    layer=p.layer,
+    similarity=p.similarity,
+    divergence=p.divergence,
+    **listed,
+    space_out=o.space,
+    sweep_out=o.sweep,
+)

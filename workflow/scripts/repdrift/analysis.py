@@ -332,8 +332,12 @@ def similarity_space_table(runs, layer: int | str, similarity: str = "cka", kind
     space = tuned.join(probes, on=keys)
     pre, ft = ("probe_loss", "test_loss") if kind == "loss" else ("probe_score", "score")
     values = divergence(space[pre].to_numpy(), space[ft].to_numpy(), kind)
-    return space.with_columns(divergence=pl.Series(values, dtype=pl.Float64), layer=pl.lit(layer),
-                              divergence_kind=pl.lit(kind), similarity_metric=pl.lit(similarity))
+    return space.with_columns(
+        divergence=pl.Series(values, dtype=pl.Float64),
+        layer=pl.lit(layer),
+        divergence_kind=pl.lit(kind),
+        similarity_metric=pl.lit(similarity),
+    )
 
 
 def _span(top: float, count: int) -> list[float]:
@@ -360,10 +364,26 @@ def sweep_table(space, etas, epss):
         for eta in etas:
             for eps in epss:
                 inside = in_similarity_space(group["similarity"], group["divergence"], eta, eps)
-                rows.append(dict(dataset=dataset, backbone=backbone, eta=eta, eps=eps, runs=group.height,
-                                 inside=int(inside.sum()), share=float(inside.mean())))
-    schema = {"dataset": pl.Utf8, "backbone": pl.Utf8, "eta": pl.Float64, "eps": pl.Float64, "runs": pl.Int64,
-              "inside": pl.Int64, "share": pl.Float64}
+                rows.append(
+                    dict(
+                        dataset=dataset,
+                        backbone=backbone,
+                        eta=eta,
+                        eps=eps,
+                        runs=group.height,
+                        inside=int(inside.sum()),
+                        share=float(inside.mean()),
+                    )
+                )
+    schema = {
+        "dataset": pl.Utf8,
+        "backbone": pl.Utf8,
+        "eta": pl.Float64,
+        "eps": pl.Float64,
+        "runs": pl.Int64,
+        "inside": pl.Int64,
+        "share": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema).sort("dataset", "backbone", "eta", "eps")
 
 
@@ -372,12 +392,36 @@ def metric_domain(metric: str) -> str:
     return "natural" if metric.startswith(("knn@", "knn_ece@")) else "target"
 
 
-FIT_SCHEMA = {"metric": "Utf8", "domain": "Utf8", "similarity_metric": "Utf8", "layer": "Int64", "backbone": "Utf8",
-              "runs": "Int64", "slope": "Float64", "intercept": "Float64", "r": "Float64", "p_value": "Float64",
-              "r_lo": "Float64", "r_hi": "Float64", "bootstrap": "Int64", "intervals": "Int64", "removed": "Int64",
-              "spearman": "Float64", "spearman_p": "Float64", "note": "Utf8"}
-POINT_SCHEMA = {"metric": "Utf8", "layer": "Int64", "backbone": "Utf8", "run": "Utf8", "similarity": "Float64",
-                "centre": "Float64", "value": "Float64", "kept": "Boolean"}
+FIT_SCHEMA = {
+    "metric": "Utf8",
+    "domain": "Utf8",
+    "similarity_metric": "Utf8",
+    "layer": "Int64",
+    "backbone": "Utf8",
+    "runs": "Int64",
+    "slope": "Float64",
+    "intercept": "Float64",
+    "r": "Float64",
+    "p_value": "Float64",
+    "r_lo": "Float64",
+    "r_hi": "Float64",
+    "bootstrap": "Int64",
+    "intervals": "Int64",
+    "removed": "Int64",
+    "spearman": "Float64",
+    "spearman_p": "Float64",
+    "note": "Utf8",
+}
+POINT_SCHEMA = {
+    "metric": "Utf8",
+    "layer": "Int64",
+    "backbone": "Utf8",
+    "run": "Utf8",
+    "similarity": "Float64",
+    "centre": "Float64",
+    "value": "Float64",
+    "kept": "Boolean",
+}
 BOOT_SCHEMA = {"metric": "Utf8", "layer": "Int64", "backbone": "Utf8", "replicate": "Int64", "r": "Float64"}
 
 
@@ -387,8 +431,17 @@ def _frame(rows: list[dict], schema: dict[str, str]):
     return pl.DataFrame(rows, schema={k: getattr(pl, v) for k, v in schema.items()})
 
 
-def correlation_table(runs, grids, grid: str, metrics, similarity: str, n_intervals: int, outliers: str,
-                      confidence: float = 0.95, seed: int = 0):
+def correlation_table(
+    runs,
+    grids,
+    grid: str,
+    metrics,
+    similarity: str,
+    n_intervals: int,
+    outliers: str,
+    confidence: float = 0.95,
+    seed: int = 0,
+):
     """The paper's Fig. 5 fit on the similarity grid's runs only (its Sec. 3.3: the 20 ISIC 2018 Full runs of each
     backbone): interval_correlation of `similarity` (every layer) against each metric, per backbone.
 
@@ -418,11 +471,26 @@ def correlation_table(runs, grids, grid: str, metrics, similarity: str, n_interv
                     rows.append(dict(base, note=str(err)))
                     continue
                 rank = stats.spearmanr(x, y)
-                rows.append(dict(base, slope=fit.slope, intercept=fit.intercept, r=fit.r, p_value=fit.p_value,
-                                 r_lo=fit.r_ci[0], r_hi=fit.r_ci[1], bootstrap=int(np.isfinite(fit.boot).sum()),
-                                 intervals=len(fit.centres), removed=fit.removed, spearman=float(rank.statistic),
-                                 spearman_p=float(rank.pvalue), note=""))
-                points += [dict(key, run=run, similarity=float(a), centre=float(c), value=float(b), kept=bool(k))
-                           for run, a, c, b, k in zip(group["run"], x, fit.assigned, y, fit.kept)]
+                rows.append(
+                    dict(
+                        base,
+                        slope=fit.slope,
+                        intercept=fit.intercept,
+                        r=fit.r,
+                        p_value=fit.p_value,
+                        r_lo=fit.r_ci[0],
+                        r_hi=fit.r_ci[1],
+                        bootstrap=int(np.isfinite(fit.boot).sum()),
+                        intervals=len(fit.centres),
+                        removed=fit.removed,
+                        spearman=float(rank.statistic),
+                        spearman_p=float(rank.pvalue),
+                        note="",
+                    )
+                )
+                points += [
+                    dict(key, run=run, similarity=float(a), centre=float(c), value=float(b), kept=bool(k))
+                    for run, a, c, b, k in zip(group["run"], x, fit.assigned, y, fit.kept)
+                ]
                 replicates += [dict(key, replicate=i, r=float(r)) for i, r in enumerate(fit.boot)]
     return _frame(rows, FIT_SCHEMA), _frame(points, POINT_SCHEMA), _frame(replicates, BOOT_SCHEMA)

@@ -33,7 +33,7 @@ def cls_attention(backbone, images: torch.Tensor) -> np.ndarray:
 def _heat_colours(values: np.ndarray) -> np.ndarray:
     """A black-red-yellow ramp for values in [0, 1] (no plotting library needed for one colour map)."""
     v = np.clip(values, 0, 1)[..., None]
-    return (np.concatenate([np.clip(2 * v, 0, 1), np.clip(2 * v - 1, 0, 1), np.zeros_like(v)], axis=-1) * 255)
+    return np.concatenate([np.clip(2 * v, 0, 1), np.clip(2 * v - 1, 0, 1), np.zeros_like(v)], axis=-1) * 255
 
 
 def overlay(image: Image.Image, attention: np.ndarray, alpha: float = 0.55) -> Image.Image:
@@ -58,8 +58,9 @@ def pick_images(manifest: pl.DataFrame, n_images: int) -> pl.DataFrame:
     return test.filter(pl.col("label").is_in(chosen.tolist())).group_by("label", maintain_order=True).first()
 
 
-def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list[str], dataset_dir, n_images: int,
-                     out_path) -> dict:
+def attention_figure(
+    backbone_cfg: dict, weights, model_paths: list, pools: list[str], dataset_dir, n_images: int, out_path
+) -> dict:
     """Write the PNG and return the mean entropy (nats) of the attention maps of each model."""
     dataset = read_dataset(dataset_dir)
     rows = pick_images(dataset.manifest, n_images)
@@ -82,8 +83,9 @@ def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list
             sheet.paste(overlay(picture, attention[row]), (col * TILE, top))
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path)
-    entropy = {name: float(np.mean(-(m * np.log(np.clip(m, 1e-12, None))).sum(axis=(1, 2))))
-               for name, m in maps.items()}
+    entropy = {
+        name: float(np.mean(-(m * np.log(np.clip(m, 1e-12, None))).sum(axis=(1, 2)))) for name, m in maps.items()
+    }
     print(f"images (class, sample): {list(zip(rows['label'].to_list(), rows['sample_id'].to_list()))}")
     print(f"mean attention entropy (nats): {entropy}")
     return entropy
@@ -91,7 +93,7 @@ def attention_figure(backbone_cfg: dict, weights, model_paths: list, pools: list
 
 def caption(backbone: str, runs: list[str], pools: list[str], failed: list[str] = ()) -> str:
     """The report caption (reStructuredText) of one backbone's sheet."""
-    missing = (f"Not drawn: {', '.join(failed)}, which failed (see the findings page). " if failed else "")
+    missing = f"Not drawn: {', '.join(failed)}, which failed (see the findings page). " if failed else ""
     return missing + (
         f"The paper's Fig. 3: last-block attention of the CLS token to every patch (mean over heads) of backbone "
         f"``{backbone}`` on natural-domain test images, one of each of several classes: each row is one image, then "

@@ -23,8 +23,10 @@ def _per_backbone(items: dict | list, key: str, digits: int = 3) -> str:
 def _similarity(n: dict) -> str:
     runs = ", ".join(f"{backbone} {count}" for backbone, count in n["runs"].items())
     where = f"Runs: the similarity grid `{n['grid']}`'s, per backbone" if n.get("grid") else "Runs per backbone"
-    return (f"{where}: {runs}. Similarity: linear CKA, {n['estimator']} estimator, "
-            f"{n['layer']}, on n = {n['n']} test images per run (the same images at every epoch).")
+    return (
+        f"{where}: {runs}. Similarity: linear CKA, {n['estimator']} estimator, "
+        f"{n['layer']}, on n = {n['n']} test images per run (the same images at every epoch)."
+    )
 
 
 def cka_trajectory(n: dict) -> str:
@@ -37,8 +39,10 @@ def cka_trajectory(n: dict) -> str:
 
 
 def cka_vs_score(n: dict) -> str:
-    means = "; ".join(f"{m['backbone']}: similarity {_fmt(m['cka'], 4)}, score {_fmt(m['score'])} ({m['runs']} runs)"
-                      for m in n["means"])
+    means = "; ".join(
+        f"{m['backbone']}: similarity {_fmt(m['cka'], 4)}, score {_fmt(m['score'])} ({m['runs']} runs)"
+        for m in n["means"]
+    )
     return (
         "Each point is one run: its final similarity to the pre-trained model against its test score (the "
         f"paper's Fig. 4b). {_similarity(n)} Means: {means}."
@@ -59,9 +63,7 @@ def knn_forgetting(n: dict) -> str:
 
 
 def similarity_space(n: dict) -> str:
-    shares = "; ".join(
-        f"{r['dataset']}/{r['backbone']} {r['inside']:.0%} of {r['runs']}" for r in n["share_inside"]
-    )
+    shares = "; ".join(f"{r['dataset']}/{r['backbone']} {r['inside']:.0%} of {r['runs']}" for r in n["share_inside"])
     return (
         f"Test score against M_X, the final similarity to the pre-trained model, for every Full and Scratch run of "
         f"the study that has a Linear run (the pre-trained model's probe) of the same dataset, backbone and pool; "
@@ -73,9 +75,7 @@ def similarity_space(n: dict) -> str:
 
 
 def cka_heatmap(n: dict) -> str:
-    lows = "; ".join(
-        f"{r['backbone']} {_fmt(r['cka'], 4)} ({r['where']}, epoch {r['epoch']})" for r in n["lowest"]
-    )
+    lows = "; ".join(f"{r['backbone']} {_fmt(r['cka'], 4)} ({r['where']}, epoch {r['epoch']})" for r in n["lowest"])
     return (
         "Similarity to the pre-trained model at every block and at the final representation, after every epoch, "
         f"mean over seeds. {_similarity(n)} Lowest: {lows}."
@@ -86,14 +86,17 @@ def cka_distribution(n: dict) -> str:
     stats = "; ".join(
         f"{r['backbone']} {_fmt(r['mean'], 4)} +- {_fmt(r['sd'], 4)} ({r['seeds']} seeds)" for r in n["per_backbone"]
     )
-    return f"Final similarity to the pre-trained model across seeds (the paper's Fig. 1b). {_similarity(n)} " \
-           f"Mean +- SD: {stats}."
+    return (
+        f"Final similarity to the pre-trained model across seeds (the paper's Fig. 1b). {_similarity(n)} "
+        f"Mean +- SD: {stats}."
+    )
 
 
 def correlation(n: dict) -> str:
     fits = "; ".join(
         f"{r['backbone']} / {r['metric']}: r = {_fmt(r['r'], 2)} (CI {_fmt(r['r_lo'], 2)} to {_fmt(r['r_hi'], 2)}, "
-        f"{r['runs']} runs, {r['intervals']} intervals, {r['removed']} outliers)" for r in n["fits"]
+        f"{r['runs']} runs, {r['intervals']} intervals, {r['removed']} outliers)"
+        for r in n["fits"]
     )
     return (
         "The paper's Fig. 5: final similarity against k-NN accuracy and the k-NN vote's ECE on the natural domain, "
@@ -106,8 +109,18 @@ def correlation(n: dict) -> str:
     )
 
 
-CAPTIONS = {f.__name__: f for f in (cka_trajectory, cka_vs_score, knn_forgetting, similarity_space, cka_heatmap,
-                                     cka_distribution, correlation)}
+CAPTIONS = {
+    f.__name__: f
+    for f in (
+        cka_trajectory,
+        cka_vs_score,
+        knn_forgetting,
+        similarity_space,
+        cka_heatmap,
+        cka_distribution,
+        correlation,
+    )
+}
 
 
 def write_caption(name: str, numbers: dict, path: str | Path) -> None:

@@ -104,12 +104,20 @@ def _span(positions: np.ndarray) -> slice:
     return slice(int(positions[0]), int(positions[-1]) + 1)
 
 
-def pretrained_features(backbone_cfg: dict, weights: str, natural: tuple, references: list[tuple],
-                        knn_splits: list[str], cka_samples: int, **options) -> None:
+def pretrained_features(
+    backbone_cfg: dict,
+    weights: str,
+    natural: tuple,
+    references: list[tuple],
+    knn_splits: list[str],
+    cka_samples: int,
+    **options,
+) -> None:
     """A pre-trained backbone's feature files from one model load: `natural` = (dataset_dir, out_path), the final
     representations of `knn_splits`; `references` = [(dataset_dir, out_path), ...], every layer of each CKA sample."""
     backbone = build_backbone(backbone_cfg, weights)
     extract_features(backbone, *natural, weights_path=weights, final_splits=knn_splits, cka_samples=0, **options)
     for dataset_dir, out_path in references:
-        extract_features(backbone, dataset_dir, out_path, weights_path=weights, final_splits=[],
-                         cka_samples=cka_samples, **options)
+        extract_features(
+            backbone, dataset_dir, out_path, weights_path=weights, final_splits=[], cka_samples=cka_samples, **options
+        )

@@ -78,9 +78,9 @@ def _chunks(shape: tuple[int, ...], dtype: str) -> tuple[int, ...]:
 class FeatureWriter:
     """Preallocated HDF5 arrays filled slice by slice; the file appears under its name only when closed cleanly.
 
-        with FeatureWriter(path, attrs, dtype) as out:
-            out.create("final/cls", (n, D))
-            out.write("final/cls", np.s_[0:128], batch)
+    with FeatureWriter(path, attrs, dtype) as out:
+        out.create("final/cls", (n, D))
+        out.write("final/cls", np.s_[0:128], batch)
     """
 
     def __init__(self, path: str | Path, attrs: dict, dtype: str = "float32"):
@@ -168,8 +168,9 @@ def read_layers(path: str | Path, pool: str) -> tuple[np.ndarray, np.ndarray]:
         return h5[f"layers/{pool}"][()].astype(np.float32), h5["layers_sample_id"].asstr()[()]
 
 
-def write_trajectory(path: str | Path, features: np.ndarray, sample_id: np.ndarray, attrs: dict,
-                     dtype: str = "float32") -> None:
+def write_trajectory(
+    path: str | Path, features: np.ndarray, sample_id: np.ndarray, attrs: dict, dtype: str = "float32"
+) -> None:
     """Per-epoch features of the CKA sample (epochs + 1, L + 1, n, D); index 0 is the model before fine-tuning."""
     with FeatureWriter(path, attrs, dtype) as out:
         out.create("features", features.shape)

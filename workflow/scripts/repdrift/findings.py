@@ -43,8 +43,11 @@ PARADIGM_NAMES = {"supervised": "supervised ViT", "clip": "OpenCLIP", "self_supe
 # The paper's final-similarity levels (Sec. 3.3): "VIT, OPENCLIP < 0.4; DINOv2 < 0.45".
 LOW_SIMILARITY = {"supervised": 0.4, "clip": 0.4, "self_supervised": 0.45}
 # Sec. 3.3, Fig. 5: the strength of CKA vs (k-NN, ECE) per paradigm, and the order of the words.
-PAPER_STRENGTH = {"supervised": ("strong", "strong"), "clip": ("little", "moderate"),
-                  "self_supervised": ("negligible", "negligible")}
+PAPER_STRENGTH = {
+    "supervised": ("strong", "strong"),
+    "clip": ("little", "moderate"),
+    "self_supervised": ("negligible", "negligible"),
+}
 STRENGTH_ORDER = {"negligible": 0, "little": 1, "moderate": 2, "strong": 3}
 # The paper's own Table 1 (CLS values), counted the way claim (a) counts cells.
 PAPER_TABLE1 = "its own Table 1 has Full above Linear in 10 of 15 cells and Scratch below both in 5 of 5"
@@ -146,12 +149,20 @@ def _wins_part(label: str, pairs: pl.DataFrame, confidence: float, suffix: str =
     lo, hi = share_ci(wins, cells, confidence)
     if cells == 0:
         return Part(label, "no cells with both methods in this study", INCONCLUSIVE)
-    return Part(label, f"{wins} of {cells} cells ({_ci(lo, hi, 2)} for the share won){suffix}",
-                band_verdict(lo, hi, 0.5))
+    return Part(
+        label, f"{wins} of {cells} cells ({_ci(lo, hi, 2)} for the share won){suffix}", band_verdict(lo, hi, 0.5)
+    )
 
 
-def table1_claim(runs: pl.DataFrame, grid: pl.DataFrame, similarity: str, layer: int, samples: str,
-                 paradigms: dict[str, str], confidence: float) -> Claim:
+def table1_claim(
+    runs: pl.DataFrame,
+    grid: pl.DataFrame,
+    similarity: str,
+    layer: int,
+    samples: str,
+    paradigms: dict[str, str],
+    confidence: float,
+) -> Claim:
     cells, seeds = _cell_means(runs, "score")
     keys = ["dataset", "backbone", "pool"]
 
@@ -162,7 +173,8 @@ def table1_claim(runs: pl.DataFrame, grid: pl.DataFrame, similarity: str, layer:
     scratch = method("scratch", "loser")
     over_scratch = pl.concat([method(m, "winner").join(scratch, on=keys) for m in ("full", "linear")])
     claim = Claim(
-        "a", "Pre-trained fine-tuning succeeds while similarity to the pre-trained model degrades",
+        "a",
+        "Pre-trained fine-tuning succeeds while similarity to the pre-trained model degrades",
         "Training from scratch consistently underperforms fine-tuning, and Full fine-tuning outperforms Linear "
         f"(Table 1; stated in general: {PAPER_TABLE1}); yet the fine-tuned models keep little similarity to their "
         "pre-trained origin: final CKA below 0.4 for ViT and OpenCLIP and below 0.45 for DINOv2 (Sec. 3.3, Fig. 4b).",
@@ -173,8 +185,7 @@ def table1_claim(runs: pl.DataFrame, grid: pl.DataFrame, similarity: str, layer:
     )
     suffix = f"; {_seed_text(seeds)}"
     claim.parts.append(_wins_part("Full beats Linear", full_linear, confidence, suffix))
-    claim.parts.append(_wins_part("Full and Linear beat Scratch (same architecture)", over_scratch, confidence,
-                                  suffix))
+    claim.parts.append(_wins_part("Full and Linear beat Scratch (same architecture)", over_scratch, confidence, suffix))
     final = grid.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer))
     other = "cka_debiased" if similarity == "cka" else "cka"
     other_final = grid.filter((pl.col("metric") == other) & (pl.col("layer") == layer))
@@ -187,11 +198,17 @@ def table1_claim(runs: pl.DataFrame, grid: pl.DataFrame, similarity: str, layer:
             measured += f"; the {ESTIMATORS[other]} estimator gives {other_mean:.3f}"
         level = LOW_SIMILARITY.get(paradigm)
         if level is None:
-            claim.parts.append(Part(f"{backbone}: final similarity", measured + "; no paper level for this "
-                                    "paradigm", INCONCLUSIVE))
+            claim.parts.append(
+                Part(f"{backbone}: final similarity", measured + "; no paper level for this paradigm", INCONCLUSIVE)
+            )
             continue
-        claim.parts.append(Part(f"{_name(backbone, paradigms)}: final similarity below {level}",
-                                measured, band_verdict(lo, hi, high=level)))
+        claim.parts.append(
+            Part(
+                f"{_name(backbone, paradigms)}: final similarity below {level}",
+                measured,
+                band_verdict(lo, hi, high=level),
+            )
+        )
     return claim
 
 
@@ -207,10 +224,12 @@ def trajectory_shape(values: np.ndarray) -> tuple[float, float]:
     return float(sharp), float(slope)
 
 
-def trajectory_claim(trajectories: pl.DataFrame, similarity: str, layer: int, paradigms: dict[str, str],
-                     confidence: float) -> Claim:
+def trajectory_claim(
+    trajectories: pl.DataFrame, similarity: str, layer: int, paradigms: dict[str, str], confidence: float
+) -> Claim:
     claim = Claim(
-        "b", "Similarity drops sharply, then supervised models keep decaying while self-supervised ones recover",
+        "b",
+        "Similarity drops sharply, then supervised models keep decaying while self-supervised ones recover",
         "Over 20 epochs the similarity first declines sharply, then changes gradually: supervised models keep "
         "decaying while unsupervised ones (OpenCLIP, DINOv2) recover (Sec. 3.3, Fig. 4a).",
         "Per run of the similarity grid: the first epoch's drop minus the mean absolute change per epoch after it "
@@ -219,17 +238,23 @@ def trajectory_claim(trajectories: pl.DataFrame, similarity: str, layer: int, pa
     )
     data = trajectories.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer)).sort("run", "epoch")
     for backbone in sorted(data["backbone"].unique()):
-        shapes = [trajectory_shape(group["value"].to_numpy())
-                  for _, group in data.filter(pl.col("backbone") == backbone).group_by("run", maintain_order=True)]
+        shapes = [
+            trajectory_shape(group["value"].to_numpy())
+            for _, group in data.filter(pl.col("backbone") == backbone).group_by("run", maintain_order=True)
+        ]
         if not shapes or len(data.filter(pl.col("backbone") == backbone)["epoch"].unique()) < 3:
-            claim.parts.append(Part(f"{backbone}: trajectory", "fewer than 2 epochs of fine-tuning: no shape",
-                                    INCONCLUSIVE))
+            claim.parts.append(
+                Part(f"{backbone}: trajectory", "fewer than 2 epochs of fine-tuning: no shape", INCONCLUSIVE)
+            )
             continue
         sharp, slope = np.array(shapes).T
         mean, lo, hi, n = mean_ci(sharp, confidence)
         name = _name(backbone, paradigms)
-        claim.parts.append(Part(f"{name}: sharp first drop", f"{mean:+.4f} ({_ci(lo, hi, 4)}, {n} seeds)",
-                                band_verdict(lo, hi, low=0.0)))
+        claim.parts.append(
+            Part(
+                f"{name}: sharp first drop", f"{mean:+.4f} ({_ci(lo, hi, 4)}, {n} seeds)", band_verdict(lo, hi, low=0.0)
+            )
+        )
         mean, lo, hi, n = mean_ci(slope, confidence)
         measured = f"slope {mean:+.5f} per epoch ({_ci(lo, hi, 5)}, {n} seeds)"
         if paradigms.get(backbone) == "supervised":
@@ -240,11 +265,13 @@ def trajectory_claim(trajectories: pl.DataFrame, similarity: str, layer: int, pa
 
 
 # --- (c) Table 2: forgetting -------------------------------------------------------------------------------------
-def forgetting_claim(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, paradigms: dict[str, str],
-                     confidence: float) -> Claim:
+def forgetting_claim(
+    runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, paradigms: dict[str, str], confidence: float
+) -> Claim:
     metric = f"knn@{k}"
     claim = Claim(
-        "c", "Supervised pre-training forgets less on the natural domain",
+        "c",
+        "Supervised pre-training forgets less on the natural domain",
         "Supervised pre-trained models resist forgetting better, while unsupervised ones (OpenCLIP, DINOv2) forget "
         "severely: their k-NN accuracy on ImageNet after fine-tuning falls much further (Sec. 3.2, Table 2).",
         f"Per cell of Table 2 (fine-tuning dataset x pool, Full runs, the seeds every cell has): the drop in k-NN "
@@ -259,13 +286,23 @@ def forgetting_claim(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, parad
     supervised = [b for b in sorted(drops["backbone"].unique()) if paradigms.get(b) == "supervised"]
     others = [b for b in sorted(drops["backbone"].unique()) if paradigms.get(b) in ("clip", "self_supervised")]
     if not supervised or not others:
-        claim.parts.append(Part("supervised vs unsupervised", "the study needs a supervised and an unsupervised "
-                                "backbone with Full runs", INCONCLUSIVE))
+        claim.parts.append(
+            Part(
+                "supervised vs unsupervised",
+                "the study needs a supervised and an unsupervised backbone with Full runs",
+                INCONCLUSIVE,
+            )
+        )
     for sup in supervised:
         for other in others:
-            pairs = (drops.filter(pl.col("backbone") == sup).select("dataset", "pool", sup="drop")
-                     .join(drops.filter(pl.col("backbone") == other).select("dataset", "pool", other="drop"),
-                           on=["dataset", "pool"]))
+            pairs = (
+                drops.filter(pl.col("backbone") == sup)
+                .select("dataset", "pool", sup="drop")
+                .join(
+                    drops.filter(pl.col("backbone") == other).select("dataset", "pool", other="drop"),
+                    on=["dataset", "pool"],
+                )
+            )
             label = f"{_name(sup, paradigms)} forgets less than {_name(other, paradigms)}"
             if pairs.height == 0:
                 claim.parts.append(Part(label, "no cell with Full runs of both", INCONCLUSIVE))
@@ -273,9 +310,11 @@ def forgetting_claim(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, parad
             gap = 100 * (pairs["other"] - pairs["sup"]).to_numpy()
             mean, lo, hi, n_cells = mean_ci(gap, confidence)
             wins = int((gap > 0).sum())
-            measured = (f"drop {100 * pairs['sup'].mean():.2f} vs {100 * pairs['other'].mean():.2f} points (mean over "
-                        f"cells); difference {mean:+.2f} points ({_ci(lo, hi, 2)}, {n_cells} cells, {wins} won; "
-                        f"{_seed_text(seeds)})")
+            measured = (
+                f"drop {100 * pairs['sup'].mean():.2f} vs {100 * pairs['other'].mean():.2f} points (mean over "
+                f"cells); difference {mean:+.2f} points ({_ci(lo, hi, 2)}, {n_cells} cells, {wins} won; "
+                f"{_seed_text(seeds)})"
+            )
             claim.parts.append(Part(label, measured, band_verdict(lo, hi, low=0.0)))
     return claim
 
@@ -292,10 +331,12 @@ def _stronger(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, f
     return float(np.median(gap)), float(lo), float(hi)
 
 
-def correlation_claim(fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k: int, paradigms: dict[str, str],
-                      confidence: float) -> Claim:
+def correlation_claim(
+    fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k: int, paradigms: dict[str, str], confidence: float
+) -> Claim:
     claim = Claim(
-        "d", "Similarity predicts forgetting and calibration most for supervised pre-training",
+        "d",
+        "Similarity predicts forgetting and calibration most for supervised pre-training",
         "On the ISIC 2018 runs, interval means of CKA and of k-NN accuracy, and of CKA and ECE, both on ImageNet, "
         "show a clear linear relation for supervised ViT; OpenCLIP shows little correlation with k-NN but a "
         "moderate one with ECE; DINOv2 negligible correlation with both (Sec. 3.3, Fig. 5).",
@@ -317,8 +358,10 @@ def correlation_claim(fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k
         fit = rows.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric))
         if fit.height == 0 or fit["r"][0] is None:
             return f"{backbone} {metric}: not fitted ({fit['note'][0] if fit.height else 'no fit'})"
-        return (f"{backbone} {metric}: r = {fit['r'][0]:+.2f} ({_ci(fit['r_lo'][0], fit['r_hi'][0], 2)}, "
-                f"{fit['runs'][0]} runs)")
+        return (
+            f"{backbone} {metric}: r = {fit['r'][0]:+.2f} ({_ci(fit['r_lo'][0], fit['r_hi'][0], 2)}, "
+            f"{fit['runs'][0]} runs)"
+        )
 
     def replicates(backbone: str, metric: str) -> np.ndarray:
         mine = boot.filter((pl.col("backbone") == backbone) & (pl.col("metric") == metric)).sort("replicate")
@@ -331,16 +374,26 @@ def correlation_claim(fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k
                 continue
             lo, hi = (fit["r_lo"][0], fit["r_hi"][0]) if fit.height and fit["r"][0] is not None else (None, None)
             clear = AGREES if lo is not None and (lo > 0 or hi < 0) else INCONCLUSIVE
-            claim.parts.append(Part(f"{_name(backbone, paradigms)}: a clear relation with {metric}",
-                                    fit_text(backbone, metric), clear))
-    pairs = [((a, m), (b, m)) for m in metrics for a in sorted(paradigms) for b in sorted(paradigms)
-             if (a, m) in words and (b, m) in words and STRENGTH_ORDER[words[a, m]] > STRENGTH_ORDER[words[b, m]]]
+            claim.parts.append(
+                Part(f"{_name(backbone, paradigms)}: a clear relation with {metric}", fit_text(backbone, metric), clear)
+            )
+    pairs = [
+        ((a, m), (b, m))
+        for m in metrics
+        for a in sorted(paradigms)
+        for b in sorted(paradigms)
+        if (a, m) in words and (b, m) in words and STRENGTH_ORDER[words[a, m]] > STRENGTH_ORDER[words[b, m]]
+    ]
     first, second = metrics[0], metrics[1]
-    pairs += [((a, second), (a, first)) for a in sorted(paradigms)
-              if (a, first) in words and STRENGTH_ORDER[words[a, second]] > STRENGTH_ORDER[words[a, first]]]
+    pairs += [
+        ((a, second), (a, first))
+        for a in sorted(paradigms)
+        if (a, first) in words and STRENGTH_ORDER[words[a, second]] > STRENGTH_ORDER[words[a, first]]
+    ]
     for (a, ma), (b, mb) in pairs:
-        label = (f"|r| {_name(a, paradigms)} with {ma} ({words[a, ma]}) > {_name(b, paradigms)} with {mb} "
-                 f"({words[b, mb]})")
+        label = (
+            f"|r| {_name(a, paradigms)} with {ma} ({words[a, ma]}) > {_name(b, paradigms)} with {mb} ({words[b, mb]})"
+        )
         median, lo, hi = _stronger(replicates(a, ma), replicates(b, mb), confidence)
         measured = f"{fit_text(a, ma)}; {fit_text(b, mb)}; difference of |r| {median:+.2f} ({_ci(lo, hi, 2)})"
         claim.parts.append(Part(label, measured, band_verdict(lo, hi, low=0.0)))
@@ -348,20 +401,40 @@ def correlation_claim(fits: pl.DataFrame, bootstrap: pl.DataFrame, layer: int, k
 
 
 # --- the page --------------------------------------------------------------------------------------------------
-def findings(runs: pl.DataFrame, trajectories: pl.DataFrame, pretrained: pl.DataFrame, grids: pl.DataFrame,
-             fits: pl.DataFrame, bootstrap: pl.DataFrame, *, grid: str, layer: int | str, similarity: str, k: int,
-             paradigms: dict[str, str], confidence: float = 0.95) -> tuple[list[Claim], dict]:
+def findings(
+    runs: pl.DataFrame,
+    trajectories: pl.DataFrame,
+    pretrained: pl.DataFrame,
+    grids: pl.DataFrame,
+    fits: pl.DataFrame,
+    bootstrap: pl.DataFrame,
+    *,
+    grid: str,
+    layer: int | str,
+    similarity: str,
+    k: int,
+    paradigms: dict[str, str],
+    confidence: float = 0.95,
+) -> tuple[list[Claim], dict]:
     """Every claim with its parts and verdicts, plus the facts of the study the page states at its top."""
     layer = resolve_layer(runs, layer)
     selected = grid_runs(runs, grids, grid)
     grid_samples = cka_sample_sizes(selected)
     estimator = "biased (the paper's Eq. 1)" if similarity == "cka" else "debiased (U-statistic)"
     n_text = f"n = {', '.join(map(str, grid_samples))} test images"
-    facts = dict(grid=grid, layer=layer_name(layer, resolve_layer(runs, "final")), estimator=estimator,
-                 samples=n_text, confidence=confidence, k=k,
-                 runs_per_backbone=dict(selected.group_by("backbone").agg(pl.col("run").n_unique()).sort("backbone")
-                                        .iter_rows()),
-                 study_runs=runs["run"].n_unique(), missing=missing_runs(grids))
+    facts = dict(
+        grid=grid,
+        layer=layer_name(layer, resolve_layer(runs, "final")),
+        estimator=estimator,
+        samples=n_text,
+        confidence=confidence,
+        k=k,
+        runs_per_backbone=dict(
+            selected.group_by("backbone").agg(pl.col("run").n_unique()).sort("backbone").iter_rows()
+        ),
+        study_runs=runs["run"].n_unique(),
+        missing=missing_runs(grids),
+    )
     claims = [
         table1_claim(runs, selected, similarity, layer, n_text, paradigms, confidence),
         trajectory_claim(grid_runs(trajectories, grids, grid), similarity, layer, paradigms, confidence),
@@ -379,10 +452,15 @@ def missing_runs(grids: pl.DataFrame) -> dict[str, str]:
 
 def findings_table(claims: list[Claim]) -> pl.DataFrame:
     """One row per part: what the CSV beside the page holds."""
-    rows = [dict(claim=c.key, claim_verdict=c.verdict, part=p.label, measured=p.measured, verdict=p.verdict)
-            for c in claims for p in c.parts]
-    return pl.DataFrame(rows, schema={"claim": pl.Utf8, "claim_verdict": pl.Utf8, "part": pl.Utf8,
-                                      "measured": pl.Utf8, "verdict": pl.Utf8})
+    rows = [
+        dict(claim=c.key, claim_verdict=c.verdict, part=p.label, measured=p.measured, verdict=p.verdict)
+        for c in claims
+        for p in c.parts
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={"claim": pl.Utf8, "claim_verdict": pl.Utf8, "part": pl.Utf8, "measured": pl.Utf8, "verdict": pl.Utf8},
+    )
 
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:1em auto;line-height:1.4}
@@ -394,33 +472,51 @@ td ul{margin:0;padding-left:1.1em}small{color:#555}"""
 def write_findings_page(claims: list[Claim], facts: dict, path: str | Path) -> None:
     e = html.escape
     runs = ", ".join(f"{b} {n}" for b, n in facts["runs_per_backbone"].items())
-    head = (f"<h2>Findings: the paper's claims beside this study</h2><p>Zu et al. 2025 (arXiv 2503.07958) against "
-            f"this study's {facts['study_runs']} runs. Similarity: linear CKA, {e(facts['estimator'])} estimator, "
-            f"{e(facts['layer'])}, on {e(facts['samples'])} per run of the similarity grid "
-            f"<code>{e(facts['grid'])}</code> (runs per backbone: {e(runs)}). k-NN: k = {facts['k']}. "
-            f"Confidence intervals at {facts['confidence']:.0%}.</p>")
+    head = (
+        f"<h2>Findings: the paper's claims beside this study</h2><p>Zu et al. 2025 (arXiv 2503.07958) against "
+        f"this study's {facts['study_runs']} runs. Similarity: linear CKA, {e(facts['estimator'])} estimator, "
+        f"{e(facts['layer'])}, on {e(facts['samples'])} per run of the similarity grid "
+        f"<code>{e(facts['grid'])}</code> (runs per backbone: {e(runs)}). k-NN: k = {facts['k']}. "
+        f"Confidence intervals at {facts['confidence']:.0%}.</p>"
+    )
     if facts["missing"]:
         items = "".join(f"<li><code>{e(run)}</code>: {e(message)}</li>" for run, message in facts["missing"].items())
         count = len(facts["missing"])
-        head += (f"<div class='disagrees'><b>{count} run{'s' if count > 1 else ''} of the study "
-                 f"{'are' if count > 1 else 'is'} missing</b>: failed, "
-                 f"and every table, figure and verdict is taken without them. Fix the cause and run Snakemake again "
-                 f"(a run is retried when its backbone or <code>train</code> config changes, or when its "
-                 f"<code>failed.json</code> is deleted).<ul>{items}</ul></div>")
+        head += (
+            f"<div class='disagrees'><b>{count} run{'s' if count > 1 else ''} of the study "
+            f"{'are' if count > 1 else 'is'} missing</b>: failed, "
+            f"and every table, figure and verdict is taken without them. Fix the cause and run Snakemake again "
+            f"(a run is retried when its backbone or <code>train</code> config changes, or when its "
+            f"<code>failed.json</code> is deleted).<ul>{items}</ul></div>"
+        )
     rows = []
     for claim in claims:
-        parts = "".join(f"<li class='{p.verdict}'><b>{e(p.label)}</b>: {e(p.measured)} &rarr; <i>{p.verdict}</i></li>"
-                        for p in claim.parts)
-        rows.append(f"<tr><td><b>({claim.key}) {e(claim.title)}</b></td><td>{e(claim.paper)}</td>"
-                    f"<td><ul>{parts}</ul><small>Rule: {e(claim.rule)}</small></td>"
-                    f"<td class='{claim.verdict}'><b>{claim.verdict}</b></td></tr>")
-    rule = ("<p><small>Verdicts: a part agrees when its confidence interval lies inside the band the paper's claim "
-            "puts it in, disagrees when the interval lies outside it, and is inconclusive when the interval spans "
-            "an edge (or there are too few runs for one). A claim agrees when all its parts agree, disagrees when "
-            "any part disagrees, and is inconclusive otherwise. See <code>repdrift.findings</code>.</small></p>")
-    table = ("<table><tr><th>claim</th><th>the paper says</th><th>this study measures</th><th>verdict</th></tr>"
-             + "".join(rows) + "</table>")
-    rule += ("<h3>Claims of the paper this page does not judge</h3><ul>"
-             + "".join(f"<li>{e(line)}</li>" for line in NOT_JUDGED) + "</ul>")
-    Path(path).write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Findings</title>"
-                          f"<style>{STYLE}</style></head><body>{head}{table}{rule}</body></html>\n")
+        parts = "".join(
+            f"<li class='{p.verdict}'><b>{e(p.label)}</b>: {e(p.measured)} &rarr; <i>{p.verdict}</i></li>"
+            for p in claim.parts
+        )
+        rows.append(
+            f"<tr><td><b>({claim.key}) {e(claim.title)}</b></td><td>{e(claim.paper)}</td>"
+            f"<td><ul>{parts}</ul><small>Rule: {e(claim.rule)}</small></td>"
+            f"<td class='{claim.verdict}'><b>{claim.verdict}</b></td></tr>"
+        )
+    rule = (
+        "<p><small>Verdicts: a part agrees when its confidence interval lies inside the band the paper's claim "
+        "puts it in, disagrees when the interval lies outside it, and is inconclusive when the interval spans "
+        "an edge (or there are too few runs for one). A claim agrees when all its parts agree, disagrees when "
+        "any part disagrees, and is inconclusive otherwise. See <code>repdrift.findings</code>.</small></p>"
+    )
+    table = (
+        "<table><tr><th>claim</th><th>the paper says</th><th>this study measures</th><th>verdict</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    rule += (
+        "<h3>Claims of the paper this page does not judge</h3><ul>"
+        + "".join(f"<li>{e(line)}</li>" for line in NOT_JUDGED)
+        + "</ul>"
+    )
+    Path(path).write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Findings</title>"
+        f"<style>{STYLE}</style></head><body>{head}{table}{rule}</body></html>\n"
+    )

@@ -29,16 +29,20 @@ def _align(reference_ids: np.ndarray, ids: np.ndarray, path: str) -> np.ndarray:
     position = {sid: i for i, sid in enumerate(reference_ids)}
     missing = [sid for sid in ids if sid not in position]
     if missing:
-        raise DataError(f"{path}: {len(missing)} samples (e.g. {missing[0]}) are not in the pre-trained features' "
-                        "CKA sample (were they extracted with another cka.samples?)")
+        raise DataError(
+            f"{path}: {len(missing)} samples (e.g. {missing[0]}) are not in the pre-trained features' "
+            "CKA sample (were they extracted with another cka.samples?)"
+        )
     return np.array([position[sid] for sid in ids])
 
 
 def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:
     biased = layerwise_cka(reference, other, pairwise=False, debiased=False)
     debiased = layerwise_cka(reference, other, pairwise=False, debiased=True)
-    return [dict(epoch=epoch, layer=layer + 1, cka=float(b), cka_debiased=float(d))
-            for layer, (b, d) in enumerate(zip(biased, debiased))]
+    return [
+        dict(epoch=epoch, layer=layer + 1, cka=float(b), cka_debiased=float(d))
+        for layer, (b, d) in enumerate(zip(biased, debiased))
+    ]
 
 
 def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
@@ -54,14 +58,16 @@ def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
     reference, reference_ids = read_layers(pretrained_path, pool)
     reference_layers = reference[:, _align(reference_ids, trajectory.sample_id, pretrained_path)]
     if reference_layers.shape[0] != trajectory.shape[1]:
-        raise DataError(f"{trajectory_path}: {trajectory.shape[1]} layers, but the pre-trained features in "
-                        f"{pretrained_path} have {reference_layers.shape[0]} (blocks + final)")
+        raise DataError(
+            f"{trajectory_path}: {trajectory.shape[1]} layers, but the pre-trained features in "
+            f"{pretrained_path} have {reference_layers.shape[0]} (blocks + final)"
+        )
     # The pre-trained features are centred once and reused for every epoch.
     centred = center_layers(reference_layers)
     rows = []
     for epoch in range(len(trajectory)):
         rows += _cka_rows(centred, trajectory[epoch], epoch)
-    rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1]:]]
+    rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1] :]]
     schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
     return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(trajectory.sample_id)))
 
@@ -72,8 +78,14 @@ def knn_table(features_path: str, pool: str, ks: list[int], temperature: float, 
     features = read_features(features_path, pool)
     bank, queries = features.select("train"), features.select("test")
     top = knn_top_label(bank.final, bank.targets, queries.final, ks=tuple(sorted(set(ks))), temperature=temperature)
-    rows = [dict(k=k, accuracy=float(np.mean(pred == queries.targets)),
-                 ece=binned_ece(confidence, pred == queries.targets, n_bins)) for k, (pred, confidence) in top.items()]
+    rows = [
+        dict(
+            k=k,
+            accuracy=float(np.mean(pred == queries.targets)),
+            ece=binned_ece(confidence, pred == queries.targets, n_bins),
+        )
+        for k, (pred, confidence) in top.items()
+    ]
     return pl.DataFrame(rows, schema={"k": pl.Int64, "accuracy": pl.Float64, "ece": pl.Float64}).with_columns(
         pool=pl.lit(pool)
     )
@@ -105,8 +117,17 @@ def classification_table(predictions_path: str) -> pl.DataFrame:
     return pl.DataFrame({"metric": list(values), "value": list(values.values())})
 
 
-def measure_run(trajectory: str, reference: str, natural: str, predictions: str, pool: str, ks: list[int],
-                temperature: float, n_bins: int, out: dict[str, str]) -> None:
+def measure_run(
+    trajectory: str,
+    reference: str,
+    natural: str,
+    predictions: str,
+    pool: str,
+    ks: list[int],
+    temperature: float,
+    n_bins: int,
+    out: dict[str, str],
+) -> None:
     """Every measurement of one run, each into its own table: `out` maps cka, knn, calibration, reliability and
     classification to their paths."""
     cka_table(reference, trajectory).write_parquet(out["cka"])

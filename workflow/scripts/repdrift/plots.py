@@ -38,8 +38,13 @@ def sample_sizes(runs: pl.DataFrame) -> str:
 def similarity_facts(runs: pl.DataFrame, similarity: str, layer: int, last: int, grid: str | None = None) -> dict:
     """What every similarity caption states: estimator, layer, n and the runs used (per backbone)."""
     per_backbone = dict(runs.group_by("backbone").agg(pl.col("run").n_unique()).sort("backbone").iter_rows())
-    return {"estimator": ESTIMATORS.get(similarity, similarity), "layer": layer_name(layer, last),
-            "n": sample_sizes(runs), "grid": grid, "runs": per_backbone}
+    return {
+        "estimator": ESTIMATORS.get(similarity, similarity),
+        "layer": layer_name(layer, last),
+        "n": sample_sizes(runs),
+        "grid": grid,
+        "runs": per_backbone,
+    }
 
 
 def grid_view(runs: pl.DataFrame, grids: pl.DataFrame, grid: str, similarity: str, layer: int | str):
@@ -52,8 +57,9 @@ def grid_view(runs: pl.DataFrame, grids: pl.DataFrame, grid: str, similarity: st
 
 def cka_trajectory_chart(trajectories: pl.DataFrame, similarity: str, layer: int, last: int, samples: str):
     """Fig. 4a: similarity to the pre-trained model and test score per epoch, mean and spread across seeds."""
-    data = trajectories.filter(((pl.col("metric") == similarity) & (pl.col("layer") == layer))
-                               | (pl.col("metric") == "score"))
+    data = trajectories.filter(
+        ((pl.col("metric") == similarity) & (pl.col("layer") == layer)) | (pl.col("metric") == "score")
+    )
     summary = (
         data.group_by("backbone", "metric", "epoch")
         .agg(mean=pl.col("value").mean(), sd=pl.col("value").std().fill_null(0.0), seeds=pl.len())
@@ -70,10 +76,19 @@ def cka_trajectory_chart(trajectories: pl.DataFrame, similarity: str, layer: int
         tooltip=["backbone", "epoch", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"), "seeds"],
     )
     title = similarity_axis(similarity, layer, last) + f", n = {samples}"
-    chart = (band + line).properties(width=300, height=220).facet(
-        column=alt.Column("metric:N", title=None, sort=[similarity, "score"],
-                          header=alt.Header(labelExpr=f"datum.value == 'score' ? 'test score' : '{title}'")),
-    ).resolve_scale(y="independent")
+    chart = (
+        (band + line)
+        .properties(width=300, height=220)
+        .facet(
+            column=alt.Column(
+                "metric:N",
+                title=None,
+                sort=[similarity, "score"],
+                header=alt.Header(labelExpr=f"datum.value == 'score' ? 'test score' : '{title}'"),
+            ),
+        )
+        .resolve_scale(y="independent")
+    )
     final_epoch = summary["epoch"].max()
     final = summary.filter((pl.col("metric") == similarity) & (pl.col("epoch") == final_epoch))
     return chart, {"epoch": final_epoch, "final_cka": dict(final.select("backbone", "mean").iter_rows())}
@@ -111,24 +126,37 @@ def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, c
         rows.append(dict(backbone=backbone, pool=pool, accuracy=mean, runs=n, half=hi - mean if n > 1 else 0.0))
     schema = {"backbone": pl.Utf8, "pool": pl.Utf8, "accuracy": pl.Float64, "runs": pl.UInt32, "half": pl.Float64}
     tuned = pl.DataFrame(rows, schema=schema).with_columns(model=pl.lit("fine-tuned"))
-    before = (pretrained.filter(pl.col("metric") == metric)
-              .join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
-              .select("backbone", "pool", accuracy="value", runs=pl.lit(1, pl.UInt32), model=pl.lit("pre-trained"),
-                      half=pl.lit(0.0)))
+    before = (
+        pretrained.filter(pl.col("metric") == metric)
+        .join(tuned.select("backbone", "pool"), on=["backbone", "pool"])
+        .select(
+            "backbone",
+            "pool",
+            accuracy="value",
+            runs=pl.lit(1, pl.UInt32),
+            model=pl.lit("pre-trained"),
+            half=pl.lit(0.0),
+        )
+    )
     data = pl.concat([before, tuned.select(before.columns)]).with_columns(
-        lo=pl.col("accuracy") - pl.col("half"), hi=pl.col("accuracy") + pl.col("half"))
+        lo=pl.col("accuracy") - pl.col("half"), hi=pl.col("accuracy") + pl.col("half")
+    )
     base = alt.Chart(data).encode(x=alt.X("model:N", title=None, sort=["pre-trained", "fine-tuned"]))
     y_title = f"k-NN accuracy (k={k}), natural domain"
     bars = base.mark_bar().encode(
         y=alt.Y("accuracy:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", scale=alt.Scale(domain=["pre-trained", "fine-tuned"], range=["#999999", "#4c78a8"]),
-                        legend=None),
+        color=alt.Color(
+            "model:N", scale=alt.Scale(domain=["pre-trained", "fine-tuned"], range=["#999999", "#4c78a8"]), legend=None
+        ),
         tooltip=["backbone", "pool", "model", alt.Tooltip("accuracy:Q", format=".3f"), "runs"],
     )
     whiskers = base.mark_errorbar().encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q")
     chart = (bars + whiskers).properties(width=120, height=200).facet(column=alt.Column("backbone:N"))
-    drop = (tuned.join(before.select("backbone", "pool", pre="accuracy"), on=["backbone", "pool"])
-            .select("backbone", "pool", "pre", full="accuracy", half="half", runs="runs").sort("backbone"))
+    drop = (
+        tuned.join(before.select("backbone", "pool", pre="accuracy"), on=["backbone", "pool"])
+        .select("backbone", "pool", "pre", full="accuracy", half="half", runs="runs")
+        .sort("backbone")
+    )
     return chart, {"k": k, "confidence": confidence, "full_vs_pretrained": drop.to_dicts()}
 
 
@@ -146,8 +174,10 @@ def similarity_space_chart(space: pl.DataFrame, eta: float, eps: float, x_title:
     )
     base = alt.Chart(data)
     # One rectangle per panel: the data aggregated to a single row, drawn at constant x.
-    region = base.transform_aggregate(runs="count()").mark_rect(opacity=0.12, color="green").encode(
-        x=alt.datum(1 - eta), x2=alt.datum(1.0)
+    region = (
+        base.transform_aggregate(runs="count()")
+        .mark_rect(opacity=0.12, color="green")
+        .encode(x=alt.datum(1 - eta), x2=alt.datum(1.0))
     )
     points = base.mark_point(size=60).encode(
         x=alt.X("similarity:Q", title=f"M_X: {x_title}", scale=alt.Scale(zero=False)),
@@ -155,12 +185,20 @@ def similarity_space_chart(space: pl.DataFrame, eta: float, eps: float, x_title:
         color=alt.Color("backbone:N", scale=BACKBONE_COLOURS),
         shape=alt.Shape("method:N"),
         fill=alt.condition("datum.inside", alt.Color("backbone:N", scale=BACKBONE_COLOURS), alt.value("white")),
-        tooltip=["run", alt.Tooltip("similarity:Q", format=".4f"), alt.Tooltip("divergence:Q", format=".3f"),
-                 alt.Tooltip("score:Q", format=".3f"), "inside:N"],
+        tooltip=[
+            "run",
+            alt.Tooltip("similarity:Q", format=".4f"),
+            alt.Tooltip("divergence:Q", format=".3f"),
+            alt.Tooltip("score:Q", format=".3f"),
+            "inside:N",
+        ],
     )
     chart = alt.layer(region, points).properties(width=220, height=200).facet(column="dataset:N", row="backbone:N")
-    share = (data.group_by("dataset", "backbone").agg(inside=pl.col("inside").mean(), runs=pl.len())
-             .sort("dataset", "backbone"))
+    share = (
+        data.group_by("dataset", "backbone")
+        .agg(inside=pl.col("inside").mean(), runs=pl.len())
+        .sort("dataset", "backbone")
+    )
     observed = (data["similarity"].min(), data["similarity"].max())
     return chart, {"eta": eta, "eps": eps, "share_inside": share.to_dicts(), "range": observed}
 
@@ -171,8 +209,11 @@ def cka_heatmap_chart(trajectories: pl.DataFrame, similarity: str, last: int):
         trajectories.filter(pl.col("metric") == similarity)
         .group_by("backbone", "epoch", "layer")
         .agg(cka=pl.col("value").mean())
-        .with_columns(where=pl.when(pl.col("layer") == last).then(pl.lit("final"))
-                      .otherwise(pl.format("block {}", pl.col("layer"))))
+        .with_columns(
+            where=pl.when(pl.col("layer") == last)
+            .then(pl.lit("final"))
+            .otherwise(pl.format("block {}", pl.col("layer")))
+        )
     )
     order = [f"block {layer}" for layer in range(1, last)] + ["final"]
     chart = (
@@ -181,8 +222,9 @@ def cka_heatmap_chart(trajectories: pl.DataFrame, similarity: str, last: int):
         .encode(
             x=alt.X("epoch:O"),
             y=alt.Y("where:N", title="layer", sort=list(reversed(order))),
-            color=alt.Color("cka:Q", title=f"CKA ({ESTIMATORS.get(similarity, similarity)})",
-                            scale=alt.Scale(scheme="viridis")),
+            color=alt.Color(
+                "cka:Q", title=f"CKA ({ESTIMATORS.get(similarity, similarity)})", scale=alt.Scale(scheme="viridis")
+            ),
             tooltip=["backbone", "epoch", "where", alt.Tooltip("cka:Q", format=".4f")],
         )
         .properties(width=200, height=160)
@@ -205,14 +247,17 @@ def cka_distribution_chart(runs: pl.DataFrame, similarity: str, layer: int, last
         )
         .properties(width=240, height=220)
     )
-    stats = data.group_by("backbone").agg(
-        mean=pl.col("value").mean(), sd=pl.col("value").std(), seeds=pl.len()
-    ).sort("backbone")
+    stats = (
+        data.group_by("backbone")
+        .agg(mean=pl.col("value").mean(), sd=pl.col("value").std(), seeds=pl.len())
+        .sort("backbone")
+    )
     return chart, {"per_backbone": stats.to_dicts()}
 
 
-def correlation_chart(fits: pl.DataFrame, points: pl.DataFrame, similarity: str, layer: int, last: int,
-                      metrics: list[str]):
+def correlation_chart(
+    fits: pl.DataFrame, points: pl.DataFrame, similarity: str, layer: int, last: int, metrics: list[str]
+):
     """Fig. 5: each run of the similarity grid at its discretised similarity (black; hollow = removed as an
     outlier), the interval means the line is fitted to (red) and the fitted line, per backbone (rows) and metric
     (columns)."""
@@ -228,27 +273,40 @@ def correlation_chart(fits: pl.DataFrame, points: pl.DataFrame, similarity: str,
             here = (pl.col("backbone") == backbone) & (pl.col("metric") == metric)
             fit = fits.filter(here & pl.col("r").is_not_null())
             x = alt.X("centre:Q", title=x_title, scale=alt.Scale(zero=False))
-            layers = [alt.Chart(mine).mark_point(color="black", opacity=0.6, size=30).encode(
-                x=x, y=alt.Y("value:Q", title=f"{metric} ({metric_domain(metric)})", scale=alt.Scale(zero=False)),
-                fill=alt.condition("datum.kept", alt.value("black"), alt.value("white")),
-                tooltip=["run", alt.Tooltip("similarity:Q", format=".4f"), alt.Tooltip("value:Q", format=".3f"),
-                         "kept"])]
+            layers = [
+                alt.Chart(mine)
+                .mark_point(color="black", opacity=0.6, size=30)
+                .encode(
+                    x=x,
+                    y=alt.Y("value:Q", title=f"{metric} ({metric_domain(metric)})", scale=alt.Scale(zero=False)),
+                    fill=alt.condition("datum.kept", alt.value("black"), alt.value("white")),
+                    tooltip=[
+                        "run",
+                        alt.Tooltip("similarity:Q", format=".4f"),
+                        alt.Tooltip("value:Q", format=".3f"),
+                        "kept",
+                    ],
+                )
+            ]
             title = f"{backbone}: {metric}"
             if fit.height:
                 row = fit.row(0, named=True)
                 ends = pl.DataFrame({"centre": [mine["centre"].min(), mine["centre"].max()]}).with_columns(
-                    value=row["intercept"] + row["slope"] * pl.col("centre"))
+                    value=row["intercept"] + row["slope"] * pl.col("centre")
+                )
                 layers += [
-                    alt.Chart(means).mark_point(color="red", filled=True, size=70).encode(
-                        x=x, y="value:Q", tooltip=[alt.Tooltip("value:Q", format=".3f"), "runs"]),
+                    alt.Chart(means)
+                    .mark_point(color="red", filled=True, size=70)
+                    .encode(x=x, y="value:Q", tooltip=[alt.Tooltip("value:Q", format=".3f"), "runs"]),
                     alt.Chart(ends).mark_line(color="red").encode(x=x, y="value:Q"),
                 ]
                 title += f" (r = {row['r']:.2f})"
             panels.append(alt.layer(*layers).properties(width=200, height=160, title=title))
         rows.append(alt.hconcat(*panels))
     chart = alt.vconcat(*rows)
-    numbers = fits.select("metric", "backbone", "runs", "r", "r_lo", "r_hi", "p_value", "intervals", "removed",
-                          "spearman").to_dicts()
+    numbers = fits.select(
+        "metric", "backbone", "runs", "r", "r_lo", "r_hi", "p_value", "intervals", "removed", "spearman"
+    ).to_dicts()
     return chart, {"fits": numbers}
 
 

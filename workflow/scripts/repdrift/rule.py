@@ -60,8 +60,12 @@ def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     log_path = str(smk.log[0]) if len(smk.log) else os.devnull
     terminal = sys.stderr
-    with (open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log),
-          _limit_threads(threads)):
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        _limit_threads(threads),
+    ):
         try:
             return function(**kwargs)
         except RepdriftError as err:
@@ -71,6 +75,8 @@ def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
             raise SystemExit(1) from None
         except Exception as err:
             traceback.print_exc(file=log)
-            print(f"repdrift: rule {smk.rule}: unexpected {type(err).__name__}: {err} (traceback in {log_path})",
-                  file=terminal)
+            print(
+                f"repdrift: rule {smk.rule}: unexpected {type(err).__name__}: {err} (traceback in {log_path})",
+                file=terminal,
+            )
             raise SystemExit(1) from None

@@ -58,8 +58,9 @@ def trajectory_rows(run: dict, history: str, cka: str) -> pl.DataFrame:
     """Per-epoch CKA (every layer) and the training history of one run as long rows."""
     hist = pl.read_parquet(history)
     cka_epochs = pl.read_parquet(cka).filter(pl.col("epoch").is_not_null())
-    parts = [cka_epochs.select("epoch", metric=pl.lit(name), layer="layer", value=name)
-             for name in ("cka", "cka_debiased")]
+    parts = [
+        cka_epochs.select("epoch", metric=pl.lit(name), layer="layer", value=name) for name in ("cka", "cka_debiased")
+    ]
     for column, name in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("test_value", "score")):
         parts.append(hist.select("epoch", metric=pl.lit(name), layer=pl.lit(None, pl.Int64), value=column))
     frame = pl.concat([p.with_columns(pl.col("epoch").cast(pl.Int64), pl.col("value").cast(pl.Float64)) for p in parts])
@@ -90,21 +91,24 @@ def aggregate(
     run_table = pl.concat([run_rows(*files) for files in per_run])
     trajectories = pl.concat([trajectory_rows(run, history, cka) for run, *_, cka, history in per_run])
     knn_before = pl.concat(
+        [pl.read_parquet(path).with_columns(backbone=pl.lit(Path(path).parent.name)) for path in pretrained_knn]
+    )
+    pretrained = pl.concat(
         [
-            pl.read_parquet(path).with_columns(backbone=pl.lit(Path(path).parent.name))
-            for path in pretrained_knn
+            knn_before.select("backbone", "pool", metric=pl.format("knn@{}", "k"), value="accuracy"),
+            knn_before.select("backbone", "pool", metric=pl.format("knn_ece@{}", "k"), value="ece"),
         ]
     )
-    pretrained = pl.concat([
-        knn_before.select("backbone", "pool", metric=pl.format("knn@{}", "k"), value="accuracy"),
-        knn_before.select("backbone", "pool", metric=pl.format("knn_ece@{}", "k"), value="ece"),
-    ])
     membership = pl.DataFrame(
         [{"grid": grid, "run": run, "failure": failed.get(run)} for run, names in grids.items() for grid in names],
         schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8},
     )
-    for frame, out in ((run_table, runs_out), (trajectories, trajectories_out), (pretrained, pretrained_out),
-                       (membership, grids_out)):
+    for frame, out in (
+        (run_table, runs_out),
+        (trajectories, trajectories_out),
+        (pretrained, pretrained_out),
+        (membership, grids_out),
+    ):
         frame.write_parquet(out)
 
 
@@ -140,10 +144,14 @@ def size_label(n: int) -> str:
 
 
 def _pool_stats(per_seed: pl.DataFrame, keys: list[str], pool: str) -> pl.DataFrame:
-    return per_seed.filter(pl.col("pool") == pool).group_by(keys).agg(
-        pl.col("value").sort().mean().alias(pool),  # sorted: the same sum whatever the row order
-        pl.len().cast(pl.Int64).alias(f"{pool}_seeds"),
-        pl.col("value").sort().std().alias(f"{pool}_sd"),  # sample SD; null for one seed
+    return (
+        per_seed.filter(pl.col("pool") == pool)
+        .group_by(keys)
+        .agg(
+            pl.col("value").sort().mean().alias(pool),  # sorted: the same sum whatever the row order
+            pl.len().cast(pl.Int64).alias(f"{pool}_seeds"),
+            pl.col("value").sort().std().alias(f"{pool}_sd"),  # sample SD; null for one seed
+        )
     )
 
 
@@ -152,8 +160,12 @@ def cell_stats(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     per_seed = frame.group_by(*keys, "pool", "seed").agg(pl.col("value").sort().mean())  # one value per seed
     cls = per_seed.filter(pl.col("pool") == "cls").drop("pool")
     patch = per_seed.filter(pl.col("pool") == "mean").drop("pool")
-    pairs = cls.join(patch, on=[*keys, "seed"], suffix="_mean").group_by(keys).agg(
-        mean_minus_cls=(pl.col("value_mean") - pl.col("value")).sort().mean(), paired_seeds=pl.len().cast(pl.Int64)
+    pairs = (
+        cls.join(patch, on=[*keys, "seed"], suffix="_mean")
+        .group_by(keys)
+        .agg(
+            mean_minus_cls=(pl.col("value_mean") - pl.col("value")).sort().mean(), paired_seeds=pl.len().cast(pl.Int64)
+        )
     )
     stats = _pool_stats(per_seed, keys, "cls").join(
         _pool_stats(per_seed, keys, "mean").drop("mean_sd"), on=keys, how="full", coalesce=True
@@ -190,8 +202,11 @@ def _display(numbers: pl.DataFrame, rows: list[str], headers: dict[str, str]) ->
 
 def _with_info(stats: pl.DataFrame, datasets: dict[str, dict], metric: str | None = None) -> pl.DataFrame:
     info = pl.DataFrame(
-        {"dataset": list(datasets), "metric": [metric or d["metric"] for d in datasets.values()],
-         "train_size": [d["train_size"] for d in datasets.values()]},
+        {
+            "dataset": list(datasets),
+            "metric": [metric or d["metric"] for d in datasets.values()],
+            "train_size": [d["train_size"] for d in datasets.values()],
+        },
         schema={"dataset": pl.Utf8, "metric": pl.Utf8, "train_size": pl.Int64},
     )
     return stats.join(info, on="dataset", how="left")
@@ -225,11 +240,14 @@ def table2(
     metric = f"knn@{k}"
     tuned = runs.filter(pl.col("metric") == metric, pl.col("method") == "full")
     before = pretrained.filter(pl.col("metric") == metric).with_columns(dataset=pl.lit(PRETRAINED), seed=pl.lit(0))
-    frame = pl.concat([f.select("backbone", "dataset", "pool", pl.col("seed").cast(pl.Int64), "value")
-                       for f in (before, tuned)])
+    frame = pl.concat(
+        [f.select("backbone", "dataset", "pool", pl.col("seed").cast(pl.Int64), "value") for f in (before, tuned)]
+    )
     info = {PRETRAINED: {"train_size": None}, **datasets}
-    numbers = _ordered(_with_info(cell_stats(frame, ["backbone", "dataset"]), info, metric),
-                       {"backbone": backbones, "dataset": list(info)})
+    numbers = _ordered(
+        _with_info(cell_stats(frame, ["backbone", "dataset"]), info, metric),
+        {"backbone": backbones, "dataset": list(info)},
+    )
     numbers = numbers.select("backbone", "dataset", "metric", "train_size", *CELL_STATS)
     headers = {PRETRAINED: PRETRAINED, **{d: f"{d} (n={size_label(i['train_size'])})" for d, i in datasets.items()}}
     return _display(numbers, ["backbone"], headers), numbers
@@ -270,8 +288,10 @@ def html_table(table: pl.DataFrame, title: str, notes: list[str] | None = None) 
         for row in table.iter_rows()
     )
     below = "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""
-    return (f"<!DOCTYPE html><html><body><h3>{escape(title)}</h3><table border='1' cellpadding='4' "
-            f"style='border-collapse:collapse'><tr>{head}</tr>{rows}</table>{below}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html><body><h3>{escape(title)}</h3><table border='1' cellpadding='4' "
+        f"style='border-collapse:collapse'><tr>{head}</tr>{rows}</table>{below}</body></html>\n"
+    )
 
 
 def markdown(table: pl.DataFrame, notes: list[str] | None = None) -> str:

@@ -93,8 +93,10 @@ def load_classifier(backbone_cfg: dict, model_path: str | Path) -> Classifier:
         pool = (handle.metadata() or {}).get("pool")
         state = {key: handle.get_tensor(key) for key in handle.keys()}
     if pool is None:
-        raise DataError(f"{model_path}: no `pool` in the model file's metadata (written by an older repdrift); "
-                        "run its fine-tune again")
+        raise DataError(
+            f"{model_path}: no `pool` in the model file's metadata (written by an older repdrift); "
+            "run its fine-tune again"
+        )
     model = Classifier(build_backbone(backbone_cfg, None), state["head.weight"].shape[0], pool=pool)
     model.load_state_dict(state)
     return model.eval()
@@ -250,11 +252,17 @@ def finetune(
     manifest = dataset.manifest.sort("sample_id")
     # Without loader workers (CPU) the images stay in memory across epochs instead of being decoded again.
     in_process = loader_workers() == 0
-    train_set = ManifestImages(manifest.filter(pl.col("split") == "train"), backbone.transform(True), task,
-                               len(classes), keep="decoded" if in_process else None)
+    train_set = ManifestImages(
+        manifest.filter(pl.col("split") == "train"),
+        backbone.transform(True),
+        task,
+        len(classes),
+        keep="decoded" if in_process else None,
+    )
     test_manifest = manifest.filter(pl.col("split") == "test")
-    test_set = ManifestImages(test_manifest, backbone.transform(False), task, len(classes),
-                              keep="transformed" if in_process else None)
+    test_set = ManifestImages(
+        test_manifest, backbone.transform(False), task, len(classes), keep="transformed" if in_process else None
+    )
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
     probe = cka_sample(len(test_set), cka_samples)
 
@@ -269,8 +277,15 @@ def finetune(
     state = None
     if checkpoint is not None:
         run_id = fingerprint(
-            dict(backbone=backbone_cfg, recipe=asdict(recipe), method=method, pool=pool, seed=seed,
-                 cka_samples=cka_samples, feature_dtype=feature_dtype),
+            dict(
+                backbone=backbone_cfg,
+                recipe=asdict(recipe),
+                method=method,
+                pool=pool,
+                seed=seed,
+                cka_samples=cka_samples,
+                feature_dtype=feature_dtype,
+            ),
             dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
         )
         state = load_checkpoint(checkpoint, run_id)
@@ -305,8 +320,16 @@ def finetune(
         # Kept (and checkpointed) in the storage dtype: float16 halves this job's memory and checkpoint too.
         trajectory.append(features.astype(feature_dtype))
         rows.append(
-            dict(epoch=epoch, train_loss=loss_sum / seen, test_loss=test_loss, metric=metric, test_value=value,
-                 lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
+            dict(
+                epoch=epoch,
+                train_loss=loss_sum / seen,
+                test_loss=test_loss,
+                metric=metric,
+                test_value=value,
+                lr=scheduler.get_last_lr()[0],
+                seconds=seconds,
+                images_per_s=seen / seconds,
+            )
         )
         print(
             f"epoch {epoch}: train loss {loss_sum / seen:.4f}, test loss {test_loss:.4f}, test {metric} {value:.4f}, "
@@ -319,9 +342,16 @@ def finetune(
             saved = time.monotonic()
             save_checkpoint(
                 checkpoint,
-                dict(fingerprint=run_id, epoch=epoch, model=_trainable_state(model), optimizer=optimizer.state_dict(),
-                     scheduler=scheduler.state_dict(), rng=rng_state(generator), history=rows,
-                     trajectory=[torch.from_numpy(t) for t in trajectory]),
+                dict(
+                    fingerprint=run_id,
+                    epoch=epoch,
+                    model=_trainable_state(model),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    rng=rng_state(generator),
+                    history=rows,
+                    trajectory=[torch.from_numpy(t) for t in trajectory],
+                ),
             )
     if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
         _, probs, targets, _ = evaluate(model, test_loader, loop, task)
@@ -344,9 +374,17 @@ def finetune(
         dtype=feature_dtype,
     )
     if knn is not None:
-        extract_features(model.backbone, knn["dataset_dir"], knn["out_path"], final_splits=list(knn["splits"]),
-                         cka_samples=0, pools=[pool], batch_size=knn["batch_size"], dtype=feature_dtype,
-                         weights_path=model_out)
+        extract_features(
+            model.backbone,
+            knn["dataset_dir"],
+            knn["out_path"],
+            final_splits=list(knn["splits"]),
+            cka_samples=0,
+            pools=[pool],
+            batch_size=knn["batch_size"],
+            dtype=feature_dtype,
+            weights_path=model_out,
+        )
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
     clear_failure(Path(model_out).parent)

@@ -55,7 +55,7 @@ def hub_file(weights: str, library: str, key: str = "weights") -> HubFile | None
     """The Hub file an `hf-hub:` value names (None for any other value); `key` names it in errors."""
     if not weights.startswith(HUB_PREFIX):
         return None
-    match = _HUB.fullmatch(weights[len(HUB_PREFIX):])
+    match = _HUB.fullmatch(weights[len(HUB_PREFIX) :])
     if match is None:
         raise ConfigError(f"{key}: {weights!r} is not hf-hub:OWNER/NAME[/PATH/IN/REPO][@REVISION]")
     path = (match["path"] or "").lstrip("/")
@@ -111,8 +111,14 @@ def fetch(hub: HubFile, out_path: str | os.PathLike, record_path: str | os.PathL
     sha256, size = _copy(Path(cached), out_path)
     parts = Path(cached).parts
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
-    record = dict(asdict(hub), commit=commit, sha256=sha256, bytes=size, cached_path=str(cached),
-                  fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    record = dict(
+        asdict(hub),
+        commit=commit,
+        sha256=sha256,
+        bytes=size,
+        cached_path=str(cached),
+        fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
     return record
 

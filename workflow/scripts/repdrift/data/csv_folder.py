@@ -39,8 +39,10 @@ def _label_index(values: list[str], classes: list[str], csv: Path, column: str) 
         elif v.isdigit() and int(v) < len(classes):
             out.append(int(v))
         else:
-            raise DataError(f"{csv}: unknown label {v!r} in column {column!r} (data row {row}); "
-                            f"expected one of {classes} or an index 0..{len(classes) - 1}")
+            raise DataError(
+                f"{csv}: unknown label {v!r} in column {column!r} (data row {row}); "
+                f"expected one of {classes} or an index 0..{len(classes) - 1}"
+            )
     return out
 
 

@@ -37,10 +37,17 @@ from repdrift.errors import ConfigError, DataError
 
 # (class name, scikit-image loader, greyscale?). Only images bundled with scikit-image: no download.
 NATURAL = [
-    ("astronaut", skdata.astronaut, False), ("cat", skdata.chelsea, False), ("coffee", skdata.coffee, False),
-    ("rocket", skdata.rocket, False), ("galaxy", skdata.hubble_deep_field, False),
-    ("cameraman", skdata.camera, True), ("coins", skdata.coins, True), ("moon", skdata.moon, True),
-    ("brick", skdata.brick, True), ("gravel", skdata.gravel, True), ("grass", skdata.grass, True),
+    ("astronaut", skdata.astronaut, False),
+    ("cat", skdata.chelsea, False),
+    ("coffee", skdata.coffee, False),
+    ("rocket", skdata.rocket, False),
+    ("galaxy", skdata.hubble_deep_field, False),
+    ("cameraman", skdata.camera, True),
+    ("coins", skdata.coins, True),
+    ("moon", skdata.moon, True),
+    ("brick", skdata.brick, True),
+    ("gravel", skdata.gravel, True),
+    ("grass", skdata.grass, True),
     ("horse", skdata.horse, True),
 ]
 # Real ISIC 2018 Task 3 training counts (NV 6705 ... DF 115, in ISIC_CLASSES order), square-root tempered: the
@@ -48,8 +55,7 @@ NATURAL = [
 ISIC_FREQ = np.sqrt([1113, 6705, 514, 327, 1099, 115, 142]) / np.sqrt([1113, 6705, 514, 327, 1099, 115, 142]).sum()
 ISIC_LABEL_NOISE = 0.05  # share of lesions painted as another class: keeps accuracy below 100%
 COLON_POSITIVE = 0.4
-DEMO_KINDS = {"natural": "imagenet", "isic2018": "isic2018", "medfm_colon": "medfm_colon",
-              "medfm_chest": "medfm_chest"}
+DEMO_KINDS = {"natural": "imagenet", "isic2018": "isic2018", "medfm_colon": "medfm_colon", "medfm_chest": "medfm_chest"}
 MARKER = "demo.json"
 
 
@@ -101,16 +107,27 @@ def _isic(out: Path, rng: np.random.Generator, size: int, counts: tuple[int, int
         csv.write_text("\n".join(lines) + "\n")
 
 
-def _medfm(out: Path, counts: tuple[int, int, int, int], names: list[str], labels: list[np.ndarray],
-           paint: Callable[[int], np.ndarray], fmt: Callable[[np.ndarray], str]) -> None:
+def _medfm(
+    out: Path,
+    counts: tuple[int, int, int, int],
+    names: list[str],
+    labels: list[np.ndarray],
+    paint: Callable[[int], np.ndarray],
+    fmt: Callable[[np.ndarray], str],
+) -> None:
     """Write images/ and the five list files; rows are ordered train_20, val_20, test_WithLabel, test_WithoutLabel."""
     (out / "images").mkdir(parents=True)
     for i, name in enumerate(names):
         _save(paint(i), out / "images" / name)
     lines = [f"{name} {fmt(y)}" for name, y in zip(names, labels, strict=True)]
     bounds = np.cumsum([0, *counts])
-    parts = dict(zip(("train_20", "val_20", "test_WithLabel", "test_WithoutLabel"),
-                     (lines[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)), strict=True))
+    parts = dict(
+        zip(
+            ("train_20", "val_20", "test_WithLabel", "test_WithoutLabel"),
+            (lines[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)),
+            strict=True,
+        )
+    )
     parts["trainval"] = sorted(parts["train_20"] + parts["val_20"])
     for stem, part in parts.items():
         (out / f"{stem}.txt").write_text("\n".join(part) + "\n")
@@ -124,8 +141,10 @@ def _colon(out: Path, rng: np.random.Generator, size: int, counts: tuple[int, in
         y[: round(COLON_POSITIVE * n)] = 1
         labels += list(rng.permutation(y))
     # Real colon names carry a slide id, a timestamp and crop coordinates separated by spaces.
-    names = [f"{1803000 + i}-1 2022-05-{1 + i % 28:02d} 12_{i // 60 % 60:02d}_{i % 60:02d}-lv1-{i * 37 % 9973}.png"
-             for i in range(sum(counts))]
+    names = [
+        f"{1803000 + i}-1 2022-05-{1 + i % 28:02d} 12_{i // 60 % 60:02d}_{i % 60:02d}-lv1-{i * 37 % 9973}.png"
+        for i in range(sum(counts))
+    ]
     _medfm(out, counts, names, labels, lambda i: synth.colon_patch(rng, tissue, size, bool(labels[i])), str)
 
 
@@ -142,8 +161,14 @@ def _chest(out: Path, rng: np.random.Generator, size: int, counts: tuple[int, in
         blocks.append(y)
     labels = list(np.concatenate(blocks))
     names = [f"chest_{i:05d}.png" for i in range(sum(counts))]
-    _medfm(out, counts, names, labels, lambda i: synth.chest_xray(rng, labels[i], size),
-           lambda y: ",".join(str(int(v)) for v in y))
+    _medfm(
+        out,
+        counts,
+        names,
+        labels,
+        lambda i: synth.chest_xray(rng, labels[i], size),
+        lambda y: ",".join(str(int(v)) for v in y),
+    )
 
 
 def make_demo_data(
@@ -167,8 +192,16 @@ def make_demo_data(
         raise DataError(f"{out}: exists and is not a repdrift demo (no {MARKER}); refusing to replace it")
     if size < 8 or size % 2:
         raise ConfigError(f"demo: size={size}; expected an even number of pixels >= 8")
-    params = dict(size=size, natural_classes=natural_classes, natural_train=natural_train, natural_val=natural_val,
-                  isic=list(isic), colon=list(colon), chest=list(chest), seed=seed)
+    params = dict(
+        size=size,
+        natural_classes=natural_classes,
+        natural_train=natural_train,
+        natural_val=natural_val,
+        isic=list(isic),
+        colon=list(colon),
+        chest=list(chest),
+        seed=seed,
+    )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -41,9 +41,7 @@ def check_images_exist(folder: Path, names: Iterable[str], listed_in: Path) -> N
     present = {e.name for e in os.scandir(folder) if e.is_file()}
     missing = [n for n in names if n not in present]
     if missing:
-        raise DataError(
-            f"{listed_in}: lists {len(missing)} image(s) not found in {folder}, e.g. {missing[0]!r}"
-        )
+        raise DataError(f"{listed_in}: lists {len(missing)} image(s) not found in {folder}, e.g. {missing[0]!r}")
 
 
 def read_csv(path: Path, columns: Iterable[str], expected: str) -> pl.DataFrame:

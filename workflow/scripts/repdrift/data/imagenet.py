@@ -27,9 +27,7 @@ def _subset(files: list[str], k: int | None, rng: np.random.Generator) -> list[s
     return [files[i] for i in sorted(rng.choice(len(files), size=k, replace=False))]
 
 
-def build(
-    root: Path, *, bank_per_class: int | None = None, val_per_class: int | None = None, seed: int = 0
-) -> Dataset:
+def build(root: Path, *, bank_per_class: int | None = None, val_per_class: int | None = None, seed: int = 0) -> Dataset:
     for name, k in (("bank_per_class", bank_per_class), ("val_per_class", val_per_class)):
         if k is not None and (not isinstance(k, int) or k < 1):
             raise ConfigError(f"imagenet: {name}={k!r}; expected a positive integer or None")

@@ -25,8 +25,9 @@ KEEP_BYTES = 256 * 2**20
 
 
 class ManifestImages(TorchDataset):
-    def __init__(self, manifest: pl.DataFrame, transform: Callable, task: str, num_classes: int,
-                 keep: str | None = None):
+    def __init__(
+        self, manifest: pl.DataFrame, transform: Callable, task: str, num_classes: int, keep: str | None = None
+    ):
         if keep not in (None, "decoded", "transformed"):
             raise ValueError(f"keep must be None, 'decoded' or 'transformed', got {keep!r}")
         self.paths = manifest["path"].to_list()

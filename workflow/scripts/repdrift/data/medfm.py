@@ -29,22 +29,44 @@ from repdrift.data.manifest import Dataset, label_column, make_dataset
 from repdrift.errors import ConfigError, DataError
 
 SPECS = {
-    "medfm_chest": ("multilabel", ",", [
-        "pleural_effusion", "nodule", "pneumonia", "cardiomegaly", "hilar_enlargement", "fracture_old",
-        "fibrosis", "aortic_calcification", "tortuous_aorta", "thickened_pleura", "TB", "pneumothorax",
-        "emphysema", "atelectasis", "calcification", "pulmonary_edema", "increased_lung_markings",
-        "elevated_diaphragm", "consolidation",
-    ]),
+    "medfm_chest": (
+        "multilabel",
+        ",",
+        [
+            "pleural_effusion",
+            "nodule",
+            "pneumonia",
+            "cardiomegaly",
+            "hilar_enlargement",
+            "fracture_old",
+            "fibrosis",
+            "aortic_calcification",
+            "tortuous_aorta",
+            "thickened_pleura",
+            "TB",
+            "pneumothorax",
+            "emphysema",
+            "atelectasis",
+            "calcification",
+            "pulmonary_edema",
+            "increased_lung_markings",
+            "elevated_diaphragm",
+            "consolidation",
+        ],
+    ),
     "medfm_endo": ("multilabel", " ", ["ulcer", "erosion", "polyp", "tumor"]),
     "medfm_colon": ("binary", None, ["negative", "positive"]),
 }
 # (split, list file) per protocol, in manifest order. Every list used must carry labels.
 PROTOCOLS = {
     "official": [("train", "train_20"), ("val", "val_20"), ("test", "test_WithLabel")],
-    "disjoint": [("train", "train_20"), ("train", "test_WithLabel"), ("val", "val_20"),
-                 ("test", "test_WithoutLabel")],
-    "paper": [("train", "trainval"), ("train", "test_WithLabel"), ("test", "test_WithLabel"),
-              ("test", "test_WithoutLabel")],
+    "disjoint": [("train", "train_20"), ("train", "test_WithLabel"), ("val", "val_20"), ("test", "test_WithoutLabel")],
+    "paper": [
+        ("train", "trainval"),
+        ("train", "test_WithLabel"),
+        ("test", "test_WithLabel"),
+        ("test", "test_WithoutLabel"),
+    ],
 }
 # The name runs to the last image extension followed by whitespace or the line end (colon names have spaces).
 LINE = re.compile(r"^(?P<name>.+\.(?:png|jpe?g|bmp|tiff?))(?:\s+(?P<labels>\S.*?))?\s*$", re.IGNORECASE)
@@ -104,8 +126,9 @@ def build(root: Path, kind: str, *, split: str = "official", classes: list[str] 
             # The paper's protocol puts test_WithLabel in train and test on purpose; elsewhere it is an error.
             sample_id = f"{name}@test" if split == "paper" and split_name == "test" and name in listed_in else name
             if sample_id in listed_in:
-                raise DataError(f"{path}: {name!r} is also listed in {listed_in[sample_id]}; split={split!r} "
-                                "expects disjoint lists")
+                raise DataError(
+                    f"{path}: {name!r} is also listed in {listed_in[sample_id]}; split={split!r} expects disjoint lists"
+                )
             listed_in[sample_id] = path
             rows["sample_id"].append(sample_id)
             rows["path"].append(str(images / name))

@@ -26,9 +26,7 @@ def _quotas(counts: np.ndarray, fraction: float) -> np.ndarray:
     return quota
 
 
-def stratified_split(
-    labels: Sequence[int], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> list[str]:
+def stratified_split(labels: Sequence[int], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> list[str]:
     """Return a split name (train | val | test) per item, stratified by label and reproducible from seed."""
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"split fractions {tuple(fractions)}: expected three non-negative numbers summing to 1")

@@ -96,7 +96,10 @@ def skin_lesion(rng: Rng, cls: str, size: int) -> np.ndarray:
     mask = np.clip((border - dist) / 0.03, 0, 1)
     texture = 1 + 0.15 * smooth_noise(rng, n, 6)[..., None]
     img = blend(img, mask, np.clip(colour * texture, 0, 1))
-    inside = lambda r: mask * (dist < r)  # noqa: E731
+
+    def inside(r):
+        return mask * (dist < r)
+
     if cls == "MEL":  # blue-grey veil and darker multi-tone blotches
         img = blend(img, inside(radius) * (smooth_noise(rng, n, 5) > 0.3) * 0.7, (0.38, 0.40, 0.48))
         img = blend(img, inside(radius) * (smooth_noise(rng, n, 7) > 0.4) * 0.6, (0.12, 0.08, 0.07))
@@ -111,13 +114,17 @@ def skin_lesion(rng: Rng, cls: str, size: int) -> np.ndarray:
     elif cls == "BKL":  # waxy speckled surface
         img = blend(img, inside(radius) * (rng.random((n, n)) < 0.06), (0.25, 0.18, 0.12))
     elif cls == "DF":  # pale central scar inside a brown ring
-        img = blend(img, ellipse(y, x, cy, cx, radius * 0.45, radius * 0.55, rng.uniform(0, 3)) * 0.8,
-                    (0.92, 0.88, 0.82))
+        img = blend(
+            img, ellipse(y, x, cy, cx, radius * 0.45, radius * 0.55, rng.uniform(0, 3)) * 0.8, (0.92, 0.88, 0.82)
+        )
     elif cls == "VASC":  # red-purple lobules
         for _ in range(rng.integers(3, 6)):
             oy, ox = rng.normal(0, radius * 0.5, 2)
-            img = blend(img, ellipse(y, x, cy + oy, cx + ox, radius * 0.35, radius * 0.35) * 0.9,
-                        np.clip(colour * rng.uniform(0.6, 1.1), 0, 1))
+            img = blend(
+                img,
+                ellipse(y, x, cy + oy, cx + ox, radius * 0.35, radius * 0.35) * 0.9,
+                np.clip(colour * rng.uniform(0.6, 1.1), 0, 1),
+            )
     for _ in range(rng.integers(0, 3)):  # hairs: a nuisance shared by all classes
         a, off = rng.uniform(0, np.pi), rng.uniform(-0.4, 0.4)
         line = np.abs((y - 0.5) * np.cos(a) - (x - 0.5) * np.sin(a) - off) < 0.006
@@ -149,8 +156,11 @@ def colon_patch(rng: Rng, tissue: np.ndarray, size: int, positive: bool) -> np.n
     for _ in range(n_nuclei):
         oy, ox = rng.normal(0, 0.18, 2)
         r = rng.uniform(0.03, 0.06)
-        img = blend(img, ellipse(y, x, cy + oy, cx + ox, r, r * rng.uniform(0.6, 1.0), rng.uniform(0, 3)) * 0.85,
-                    (0.22, 0.14, 0.28))
+        img = blend(
+            img,
+            ellipse(y, x, cy + oy, cx + ox, r, r * rng.uniform(0.6, 1.0), rng.uniform(0, 3)) * 0.85,
+            (0.22, 0.14, 0.28),
+        )
     img = img * rng.uniform(0.9, 1.1, 3) + rng.normal(0, 0.015, img.shape)
     return np.clip(downsample(img), 0, 1)
 
@@ -158,9 +168,24 @@ def colon_patch(rng: Rng, tissue: np.ndarray, size: int, positive: bool) -> np.n
 # ---------------------------------------------------------------- MedFM chest X-rays
 
 CHEST_LABELS = [
-    "pleural_effusion", "nodule", "pneumonia", "cardiomegaly", "hilar_enlargement", "fracture_old", "fibrosis",
-    "aortic_calcification", "tortuous_aorta", "thickened_pleura", "TB", "pneumothorax", "emphysema",
-    "atelectasis", "calcification", "pulmonary_edema", "increased_lung_markings", "elevated_diaphragm",
+    "pleural_effusion",
+    "nodule",
+    "pneumonia",
+    "cardiomegaly",
+    "hilar_enlargement",
+    "fracture_old",
+    "fibrosis",
+    "aortic_calcification",
+    "tortuous_aorta",
+    "thickened_pleura",
+    "TB",
+    "pneumothorax",
+    "emphysema",
+    "atelectasis",
+    "calcification",
+    "pulmonary_edema",
+    "increased_lung_markings",
+    "elevated_diaphragm",
     "consolidation",
 ]
 
@@ -173,7 +198,10 @@ def chest_xray(rng: Rng, labels: np.ndarray, size: int) -> np.ndarray:
     y = y + rng.normal(0, 0.02)
     x = x + rng.normal(0, 0.02)
     s = rng.uniform(0.93, 1.07)
-    g = lambda: rng.uniform(0.5, 1.0)  # noqa: E731  motif strength
+
+    def g():  # motif strength
+        return rng.uniform(0.5, 1.0)
+
     img = 0.08 + 0.5 * ellipse(y, x, 0.55, 0.5, 0.55 * s, 0.46 * s, edge=0.05)  # body
     lungs = []
     grow = 1.1 if on["emphysema"] else 1.0

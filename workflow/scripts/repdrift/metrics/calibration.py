@@ -39,8 +39,9 @@ def binned_ece(confidence, correct, n_bins: int = 15) -> float:
     confidence = float_array(confidence, "confidence", 1).astype(np.float64)
     correct = float_array(correct, "correct", 1).astype(np.float64)
     if confidence.size == 0 or confidence.shape != correct.shape:
-        raise ValueError(f"confidence and correct: expected the same non-zero length, got {confidence.size} and "
-                         f"{correct.size}")
+        raise ValueError(
+            f"confidence and correct: expected the same non-zero length, got {confidence.size} and {correct.size}"
+        )
     if confidence.min() < 0 or confidence.max() > 1:
         raise ValueError(f"confidence: expected values in [0, 1], got [{confidence.min()}, {confidence.max()}]")
     bins = _bin_index(confidence, n_bins)

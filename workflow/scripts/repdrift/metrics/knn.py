@@ -62,8 +62,9 @@ def knn_accuracy(
 
     Returns {k: accuracy in [0, 1]}. Every k must be at most the bank size.
     """
-    top = knn_top_label(train_features, train_labels, test_features, ks, temperature, num_classes,
-                        max_block_bytes=max_block_bytes)
+    top = knn_top_label(
+        train_features, train_labels, test_features, ks, temperature, num_classes, max_block_bytes=max_block_bytes
+    )
     n_queries = next(iter(top.values()))[0].size
     test_labels = label_array(test_labels, "test_labels", n_queries)
     return {k: float(np.count_nonzero(pred == test_labels)) / n_queries for k, (pred, _) in top.items()}

@@ -12,5 +12,13 @@ timm and open_clip are imported when a backbone of that library is built (`regis
 from .backbone import POOLS, Backbone
 from .registry import BACKBONE_KEYS, LIBRARIES, PARADIGMS, backbone_spec, build_backbone, save_backbone_weights
 
-__all__ = ["BACKBONE_KEYS", "LIBRARIES", "PARADIGMS", "POOLS", "Backbone", "backbone_spec", "build_backbone",
-           "save_backbone_weights"]
+__all__ = [
+    "BACKBONE_KEYS",
+    "LIBRARIES",
+    "PARADIGMS",
+    "POOLS",
+    "Backbone",
+    "backbone_spec",
+    "build_backbone",
+    "save_backbone_weights",
+]

@@ -50,9 +50,24 @@ class Backbone(nn.Module):
     #: what the child's keys are called in the library's own checkpoints ("" for timm, "visual." for open_clip)
     library_prefix = ""
 
-    def __init__(self, model: nn.Module, *, name: str, library: str, arch: str, paradigm: str,
-                 num_layers: int, embed_dim: int, num_heads: int, img_size: int, patch_size: int,
-                 mean, std, interpolation: str, crop_pct: float):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        library: str,
+        arch: str,
+        paradigm: str,
+        num_layers: int,
+        embed_dim: int,
+        num_heads: int,
+        img_size: int,
+        patch_size: int,
+        mean,
+        std,
+        interpolation: str,
+        crop_pct: float,
+    ):
         super().__init__()
         self.model = model
         self.name, self.library, self.arch, self.paradigm = name, library, arch, paradigm
@@ -101,8 +116,9 @@ class Backbone(nn.Module):
         """
         tokens = self.layer_tokens(x)
         final = self.final_norm(tokens[-1])
-        return {pool: torch.stack([*(pool_tokens(t, pool) for t in tokens), self.head_input(final, pool)])
-                for pool in pools}
+        return {
+            pool: torch.stack([*(pool_tokens(t, pool) for t in tokens), self.head_input(final, pool)]) for pool in pools
+        }
 
     def forward(self, x: torch.Tensor, pool: str = "cls") -> torch.Tensor:
         """The final representation (B, D) that a classification head sits on."""
@@ -112,18 +128,29 @@ class Backbone(nn.Module):
         """This backbone's preprocessing of a PIL image (or uint8 CHW tensor) into a normalised float tensor."""
         mode = INTERPOLATIONS[self.interpolation]
         if train:
-            geometry = [v2.RandomResizedCrop(self.img_size, scale=(0.5, 1.0), interpolation=mode, antialias=True),
-                        v2.RandomHorizontalFlip()]
+            geometry = [
+                v2.RandomResizedCrop(self.img_size, scale=(0.5, 1.0), interpolation=mode, antialias=True),
+                v2.RandomHorizontalFlip(),
+            ]
         else:
             resize = int(self.img_size / self.crop_pct)
             geometry = [v2.Resize(resize, interpolation=mode, antialias=True), v2.CenterCrop(self.img_size)]
-        return v2.Compose([v2.Lambda(to_rgb), v2.ToImage(), *geometry,
-                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)])
+        return v2.Compose(
+            [
+                v2.Lambda(to_rgb),
+                v2.ToImage(),
+                *geometry,
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(self.mean, self.std),
+            ]
+        )
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, library={self.library}, arch={self.arch!r}, paradigm={self.paradigm}, "
-                f"layers={self.num_layers}, dim={self.embed_dim}, img_size={self.img_size}, "
-                f"patch_size={self.patch_size}")
+        return (
+            f"name={self.name!r}, library={self.library}, arch={self.arch!r}, paradigm={self.paradigm}, "
+            f"layers={self.num_layers}, dim={self.embed_dim}, img_size={self.img_size}, "
+            f"patch_size={self.patch_size}"
+        )
 
 
 def _to_library_keys(module: Backbone, state_dict, prefix: str, local_metadata) -> None:
@@ -134,7 +161,7 @@ def _to_library_keys(module: Backbone, state_dict, prefix: str, local_metadata) 
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:
         for key in [k for k in metadata if (k + ".").startswith(old)]:
-            metadata.setdefault((new + (key + ".")[len(old):]).rstrip("."), metadata.pop(key))
+            metadata.setdefault((new + (key + ".")[len(old) :]).rstrip("."), metadata.pop(key))
 
 
 def _from_library_keys(module: Backbone, state_dict, prefix: str, *args) -> None:
@@ -147,4 +174,4 @@ def _from_library_keys(module: Backbone, state_dict, prefix: str, *args) -> None
 def _rename(state_dict, old: str, new: str, skip: str | None = None) -> None:
     # Popping and re-inserting keeps the order: the renamed keys are a contiguous run of the dict.
     for key in [k for k in state_dict if k.startswith(old) and not (skip and k.startswith(skip))]:
-        state_dict[new + key[len(old):]] = state_dict.pop(key)
+        state_dict[new + key[len(old) :]] = state_dict.pop(key)

@@ -15,8 +15,13 @@ class DinoHead(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 256, bottleneck_dim: int = 64):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, bottleneck_dim),
+        )
         self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):
@@ -32,8 +37,9 @@ class DinoLoss(nn.Module):
     """Cross-entropy between the sharpened, centred teacher distribution of one global view and the student
     distribution of every other view; the centre is an EMA of the teacher's batch mean (prevents collapse)."""
 
-    def __init__(self, out_dim: int, student_temp: float = 0.1, teacher_temp: float = 0.04,
-                 center_momentum: float = 0.9):
+    def __init__(
+        self, out_dim: int, student_temp: float = 0.1, teacher_temp: float = 0.04, center_momentum: float = 0.9
+    ):
         super().__init__()
         self.student_temp, self.teacher_temp, self.center_momentum = student_temp, teacher_temp, center_momentum
         self.register_buffer("center", torch.zeros(1, out_dim))
@@ -42,8 +48,12 @@ class DinoLoss(nn.Module):
         """student: logits per view (globals first); teacher: logits per global view."""
         targets = [F.softmax((t - self.center) / self.teacher_temp, dim=-1) for t in teacher]
         log_probs = [F.log_softmax(s / self.student_temp, dim=-1) for s in student]
-        terms = [-(q * log_p).sum(dim=-1).mean()
-                 for i, q in enumerate(targets) for j, log_p in enumerate(log_probs) if i != j]
+        terms = [
+            -(q * log_p).sum(dim=-1).mean()
+            for i, q in enumerate(targets)
+            for j, log_p in enumerate(log_probs)
+            if i != j
+        ]
         self._update_center(torch.cat(teacher))
         return torch.stack(terms).mean()
 

@@ -31,10 +31,13 @@ class OpenClipBackbone(Backbone):
     library_prefix = "visual."  # the image tower's keys inside a CLIP checkpoint
 
     def _intermediates(self, x, indices):
-        out = self.model.forward_intermediates(x, indices=indices, output_fmt="NLC", output_extra_tokens=True,
-                                               intermediates_only=True)
-        return [torch.cat([prefix, patches], dim=1)
-                for prefix, patches in zip(out["image_intermediates_prefix"], out["image_intermediates"])]
+        out = self.model.forward_intermediates(
+            x, indices=indices, output_fmt="NLC", output_extra_tokens=True, intermediates_only=True
+        )
+        return [
+            torch.cat([prefix, patches], dim=1)
+            for prefix, patches in zip(out["image_intermediates_prefix"], out["image_intermediates"])
+        ]
 
     def layer_tokens(self, x):
         return self._intermediates(x, None)
@@ -59,8 +62,8 @@ class OpenClipBackbone(Backbone):
             hook.remove()
         tokens = captured[0] if attn.batch_first else captured[0].transpose(0, 1)
         dim, heads = attn.embed_dim, attn.num_heads
-        bias = attn.in_proj_bias[:2 * dim] if attn.in_proj_bias is not None else None
-        q, k = F.linear(tokens, attn.in_proj_weight[:2 * dim], bias).chunk(2, dim=-1)
+        bias = attn.in_proj_bias[: 2 * dim] if attn.in_proj_bias is not None else None
+        q, k = F.linear(tokens, attn.in_proj_weight[: 2 * dim], bias).chunk(2, dim=-1)
         q, k = (t.unflatten(-1, (heads, dim // heads)).transpose(1, 2) for t in (q, k))
         return (q @ k.transpose(-2, -1) * (dim // heads) ** -0.5).softmax(dim=-1)
 
@@ -100,11 +103,21 @@ def wrap_visual(spec: dict, model: nn.Module) -> OpenClipBackbone:
     preprocess = visual.preprocess_cfg
     block = visual.transformer.resblocks[-1]
     return OpenClipBackbone(
-        visual, name=spec["name"], library="open_clip", arch=spec["arch"], paradigm=spec["paradigm"],
-        num_layers=len(visual.transformer.resblocks), embed_dim=visual.transformer.width,
-        num_heads=block.attn.num_heads, img_size=visual.image_size[0], patch_size=visual.patch_size[0],
-        mean=spec["mean"] or preprocess["mean"], std=spec["std"] or preprocess["std"],
-        interpolation=spec["interpolation"] or preprocess["interpolation"], crop_pct=spec["crop_pct"])
+        visual,
+        name=spec["name"],
+        library="open_clip",
+        arch=spec["arch"],
+        paradigm=spec["paradigm"],
+        num_layers=len(visual.transformer.resblocks),
+        embed_dim=visual.transformer.width,
+        num_heads=block.attn.num_heads,
+        img_size=visual.image_size[0],
+        patch_size=visual.patch_size[0],
+        mean=spec["mean"] or preprocess["mean"],
+        std=spec["std"] or preprocess["std"],
+        interpolation=spec["interpolation"] or preprocess["interpolation"],
+        crop_pct=spec["crop_pct"],
+    )
 
 
 def create_clip(spec: dict, weights: str | None) -> nn.Module:
@@ -113,8 +126,10 @@ def create_clip(spec: dict, weights: str | None) -> nn.Module:
         register_model_config(spec["arch"], spec["model_cfg"])
     model_cfg = open_clip.get_model_config(spec["arch"])
     if model_cfg is None:
-        raise ConfigError(f"backbone arch {spec['arch']!r} is not an open_clip model config "
-                          f"(give an inline model_cfg, or one of open_clip.list_models())")
+        raise ConfigError(
+            f"backbone arch {spec['arch']!r} is not an open_clip model config "
+            f"(give an inline model_cfg, or one of open_clip.list_models())"
+        )
     kwargs = dict(spec["model_kwargs"])
     if spec["img_size"] is not None and spec["img_size"] != model_cfg["vision_cfg"]["image_size"]:
         kwargs["force_image_size"] = spec["img_size"]  # the loader resizes position embeddings to it
@@ -128,12 +143,15 @@ def create_clip(spec: dict, weights: str | None) -> nn.Module:
             model = open_clip.create_model(spec["arch"], **kwargs)
         result = open_clip.load_checkpoint(model, str(weights), strict=False)
     except RuntimeError as error:
-        raise DataError(f"weights file {weights} does not fit backbone {spec['arch']!r}: "
-                        f"{' | '.join(str(error).splitlines()[:4])}") from error
+        raise DataError(
+            f"weights file {weights} does not fit backbone {spec['arch']!r}: {' | '.join(str(error).splitlines()[:4])}"
+        ) from error
     bad = [k for k in result.missing_keys if k.startswith("visual.")] + list(result.unexpected_keys)
     if bad:
-        raise DataError(f"weights file {weights} does not fit backbone {spec['arch']!r}: "
-                        f"keys missing or unexpected: {', '.join(bad[:8])}")
+        raise DataError(
+            f"weights file {weights} does not fit backbone {spec['arch']!r}: "
+            f"keys missing or unexpected: {', '.join(bad[:8])}"
+        )
     return model
 
 
@@ -155,6 +173,7 @@ def _has_text_tower(weights) -> bool:
     path = str(weights)
     if path.endswith(".safetensors"):
         from safetensors import safe_open
+
         with safe_open(path, framework="pt") as f:
             keys = list(f.keys())
     else:

@@ -38,17 +38,44 @@ from .registry import backbone_spec, build_backbone, save_backbone_weights
 PRETRAIN_DEFAULTS = {
     "supervised": {"epochs": 6, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05, "weight_init": "jax"},
     "clip": {"epochs": 6, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05},
-    "self_supervised": {"epochs": 2, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.04, "weight_init": "jax",
-                        "local_crops": 1, "teacher_momentum": 0.96, "out_dim": 256},
+    "self_supervised": {
+        "epochs": 2,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "weight_decay": 0.04,
+        "weight_init": "jax",
+        "local_crops": 1,
+        "teacher_momentum": 0.96,
+        "out_dim": 256,
+    },
 }
-CAPTION_TEMPLATES = ("a photo of a {}.", "a photo of the {}.", "a cropped photo of a {}.",
-                     "a close-up photo of a {}.", "a low resolution photo of a {}.", "a blurry photo of the {}.")
+CAPTION_TEMPLATES = (
+    "a photo of a {}.",
+    "a photo of the {}.",
+    "a cropped photo of a {}.",
+    "a close-up photo of a {}.",
+    "a low resolution photo of a {}.",
+    "a blurry photo of the {}.",
+)
 LIBRARY_OF = {"supervised": "timm", "clip": "open_clip", "self_supervised": "timm"}
 
 
-def pretrain(paradigm: str, cfg: dict, images, labels=None, class_names=None, out_path=None, *,
-             epochs: int | None = None, batch_size: int | None = None, lr: float | None = None, seed: int = 0,
-             progress: bool = True, options: dict | None = None, device: str | None = None) -> dict:
+def pretrain(
+    paradigm: str,
+    cfg: dict,
+    images,
+    labels=None,
+    class_names=None,
+    out_path=None,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    options: dict | None = None,
+    device: str | None = None,
+) -> dict:
     """Pre-train backbone `cfg` with `paradigm` on `images` and write its weights to `out_path`.
 
     images: a sequence of PIL images (or image paths, or uint8 CHW tensors), or a torch Dataset yielding
@@ -83,8 +110,9 @@ def pretrain(paradigm: str, cfg: dict, images, labels=None, class_names=None, ou
     objective.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     objective.everything.to(objective.device)
     history = _fit(objective, pixels, targets, settings, seed, progress, desc=f"pretrain {spec['name']}")
-    objective.save(out_path, metadata=dict(paradigm=paradigm, arch=spec["arch"], seed=seed, images=len(pixels),
-                                           **settings))
+    objective.save(
+        out_path, metadata=dict(paradigm=paradigm, arch=spec["arch"], seed=seed, images=len(pixels), **settings)
+    )
     return history
 
 
@@ -116,6 +144,7 @@ class Clip:
         import open_clip
 
         from .open_clip_backbone import create_clip, wrap_visual
+
         if not class_names:
             raise DataError("clip pre-training needs class_names for its captions")
         self.model = create_clip(spec, None)
@@ -147,8 +176,9 @@ class Dino:
     def __init__(self, spec, labels, class_names, settings):
         self.local_crops, self.base_momentum = settings["local_crops"], settings["teacher_momentum"]
         # Local crops are smaller than img_size: let timm resample position embeddings on the fly.
-        self.student = build_backbone(_with_kwargs(spec, weight_init=settings["weight_init"], dynamic_img_size=True),
-                                      None)
+        self.student = build_backbone(
+            _with_kwargs(spec, weight_init=settings["weight_init"], dynamic_img_size=True), None
+        )
         self.teacher = deepcopy(self.student).requires_grad_(False)
         self.student_head = DinoHead(self.student.embed_dim, settings["out_dim"])
         self.teacher_head = deepcopy(self.student_head).requires_grad_(False)
@@ -188,22 +218,26 @@ def _with_kwargs(spec: dict, **kwargs) -> dict:
 
 
 def _dino_view(size: int, scale, normalize) -> v2.Compose:
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        normalize,
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            v2.ToDtype(torch.float32, scale=True),
+            normalize,
+        ]
+    )
 
 
 def _fit(objective, pixels, labels, settings: dict, seed: int, progress: bool, desc: str) -> dict:
     """AdamW with linear warm-up and cosine decay; one tqdm bar per epoch; a seeded, fixed data order."""
     params = [p for p in objective.modules.parameters() if p.requires_grad]
     # No weight decay on norms, biases and 1-d embeddings, as timm / DINO do.
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": settings["weight_decay"]},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": settings["weight_decay"]},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
     optimizer = torch.optim.AdamW(groups, lr=settings["lr"])
     n, batch_size, epochs = len(pixels), settings["batch_size"], settings["epochs"]
     per_epoch = max(1, n // batch_size)  # the last partial batch is dropped: contrastive losses want full ones
@@ -217,9 +251,15 @@ def _fit(objective, pixels, labels, settings: dict, seed: int, progress: bool, d
     for epoch in range(1, epochs + 1):
         start, losses = time.perf_counter(), []
         order = torch.randperm(n, generator=order_rng)
-        batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(per_epoch)]
-        bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{epochs}", file=sys.stderr, disable=not progress,
-                   mininterval=1.0, dynamic_ncols=True)
+        batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch)]
+        bar = tqdm(
+            batches,
+            desc=f"{desc} epoch {epoch}/{epochs}",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
         for index in bar:
             loss = objective.loss([pixels[i] for i in index], None if labels is None else labels[index])
             if not torch.isfinite(loss):

@@ -57,8 +57,19 @@ from .backbone import INTERPOLATIONS, Backbone
 
 LIBRARIES = ("timm", "open_clip")
 PARADIGMS = ("supervised", "clip", "self_supervised")
-BACKBONE_KEYS = ("library", "arch", "paradigm", "img_size", "mean", "std", "interpolation", "crop_pct",
-                 "model_kwargs", "model_cfg", "name")
+BACKBONE_KEYS = (
+    "library",
+    "arch",
+    "paradigm",
+    "img_size",
+    "mean",
+    "std",
+    "interpolation",
+    "crop_pct",
+    "model_kwargs",
+    "model_cfg",
+    "name",
+)
 # Keys of a config entry that the workflow passes along but the builder does not read.
 PASSED_KEYS = ("weights",)
 
@@ -70,8 +81,10 @@ def backbone_spec(cfg: dict) -> dict:
     unknown = [key for key in cfg if key not in BACKBONE_KEYS + PASSED_KEYS]
     if unknown:
         name = cfg.get("name") or cfg.get("arch")
-        raise ConfigError(f"{f'backbone {name!r}' if name else 'backbone config'}: unknown key(s) "
-                          f"{', '.join(map(repr, unknown))} (valid keys: {', '.join(BACKBONE_KEYS + PASSED_KEYS)})")
+        raise ConfigError(
+            f"{f'backbone {name!r}' if name else 'backbone config'}: unknown key(s) "
+            f"{', '.join(map(repr, unknown))} (valid keys: {', '.join(BACKBONE_KEYS + PASSED_KEYS)})"
+        )
     for key in ("library", "arch", "paradigm"):
         if not cfg.get(key):
             raise ConfigError(f"backbone config lacks required key {key!r}")
@@ -89,8 +102,9 @@ def backbone_spec(cfg: dict) -> dict:
         if value is not None and (len(value) != 3 or not all(isinstance(v, (int, float)) for v in value)):
             raise ConfigError(f"{where}: {key} must be 3 numbers, got {value!r}")
     if spec["interpolation"] is not None and spec["interpolation"] not in INTERPOLATIONS:
-        raise ConfigError(f"{where}: unknown interpolation {spec['interpolation']!r} "
-                          f"(expected one of {', '.join(INTERPOLATIONS)})")
+        raise ConfigError(
+            f"{where}: unknown interpolation {spec['interpolation']!r} (expected one of {', '.join(INTERPOLATIONS)})"
+        )
     spec["crop_pct"] = 1.0 if spec["crop_pct"] is None else float(spec["crop_pct"])
     if not 0 < spec["crop_pct"] <= 1:
         raise ConfigError(f"{where}: crop_pct must be in (0, 1], got {spec['crop_pct']}")
@@ -108,9 +122,11 @@ def build_backbone(cfg: dict, weights: str | os.PathLike | None = None) -> Backb
     try:
         if spec["library"] == "timm":
             from .timm_backbone import build_timm, check_arch
+
             check_arch(spec)
             return build_timm(spec, weights)
         from .open_clip_backbone import build_open_clip
+
         return build_open_clip(spec, weights)
     except TypeError as error:  # a constructor kwarg the model does not take
         raise ConfigError(f"backbone {spec['name']!r}: model_kwargs/model_cfg rejected: {error}") from error

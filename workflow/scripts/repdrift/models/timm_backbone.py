@@ -22,8 +22,9 @@ class TimmBackbone(Backbone):
         return self.model.num_prefix_tokens - 1
 
     def layer_tokens(self, x):
-        layers = self.model.forward_intermediates(x, indices=None, return_prefix_tokens=True, output_fmt="NLC",
-                                                  intermediates_only=True)
+        layers = self.model.forward_intermediates(
+            x, indices=None, return_prefix_tokens=True, output_fmt="NLC", intermediates_only=True
+        )
         # prefix = CLS, then register tokens (DINOv2 `_reg` models): keep CLS only.
         return [torch.cat([prefix[:, :1], patches], dim=1) for patches, prefix in layers]
 
@@ -77,12 +78,21 @@ def build_timm(spec: dict, weights: str | None) -> TimmBackbone:
     pretrained = model.pretrained_cfg
     img_size = model.patch_embed.img_size[0]
     return TimmBackbone(
-        model, name=spec["name"], library="timm", arch=spec["arch"], paradigm=spec["paradigm"],
-        num_layers=len(model.blocks), embed_dim=model.embed_dim, num_heads=model.blocks[-1].attn.num_heads,
-        img_size=img_size, patch_size=model.patch_embed.patch_size[0],
-        mean=spec["mean"] or pretrained["mean"], std=spec["std"] or pretrained["std"],
+        model,
+        name=spec["name"],
+        library="timm",
+        arch=spec["arch"],
+        paradigm=spec["paradigm"],
+        num_layers=len(model.blocks),
+        embed_dim=model.embed_dim,
+        num_heads=model.blocks[-1].attn.num_heads,
+        img_size=img_size,
+        patch_size=model.patch_embed.patch_size[0],
+        mean=spec["mean"] or pretrained["mean"],
+        std=spec["std"] or pretrained["std"],
         interpolation=spec["interpolation"] or pretrained.get("interpolation", "bicubic"),
-        crop_pct=spec["crop_pct"])
+        crop_pct=spec["crop_pct"],
+    )
 
 
 @contextmanager
