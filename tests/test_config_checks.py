@@ -92,3 +92,20 @@ def test_the_schema_lists_the_keys_a_backbone_entry_takes():
 
 def test_the_e2e_config_is_valid(tmp_path, config):
     assert dry_run(tmp_path, config).returncode == 0
+
+
+def test_every_schema_description_is_one_string():
+    # An unquoted flow-mapping description with ", x" or ": " in it parses as extra keys with null values.
+    def items(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key, value
+                yield from items(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from items(value)
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    descriptions = [value for key, value in items(schema) if key == "description"]
+    assert len(descriptions) > 50 and all(isinstance(text, str) for text in descriptions)
+    assert [key for key, value in items(schema) if value is None and key != "default"] == []

@@ -164,8 +164,21 @@ def test_changing_the_ks_reruns_only_measurements_and_what_follows(study):
     assert rerun.isdisjoint({"finetune", "linear_probe", "pretrained_features", "pretrain_demo"})
 
 
-def test_truncated_image_gives_one_clear_error(study, tmp_path):
-    image = sorted((study / "results/demo_data/isic2018/ISIC2018_Task3_Test_Input").glob("*.jpg"))[0]
+@pytest.fixture
+def study_copy(study, tmp_path) -> Path:
+    """A copy of the finished study for a test that breaks something: the shared one stays as every test expects."""
+    copy = tmp_path / "study"
+    # With Snakemake's metadata (params, code) and the files' times: the copy is as up to date as the study.
+    shutil.copytree(study, copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "log"))
+    assert "Nothing to be done" in snakemake(copy, "-n").stdout
+    return copy
+
+
+def test_truncated_image_gives_one_clear_error(study_copy):
+    study = study_copy
+    # The manifest names images by absolute path, the shared study's: restored below.
+    manifest = pl.read_parquet(study / "results/data/isic/manifest.parquet").filter(pl.col("split") == "test")
+    image = Path(manifest.sort("path")["path"][0])
     data = image.read_bytes()
     image.write_bytes(data[: len(data) // 3])
     try:
@@ -178,3 +191,48 @@ def test_truncated_image_gives_one_clear_error(study, tmp_path):
     log = (study / "results/logs/finetune/isic/vit/full-cls/seed0.log").read_text()
     assert log.strip().splitlines()[-1].startswith(message) and "Traceback" not in log
     assert not (study / "results/runs/isic/vit/full-cls/seed0/history.parquet").exists()  # nothing partial left
+
+
+def study_definition(workdir: Path, backbone: str) -> dict:
+    """A run's definition as rules/common.smk computes it: the config with the schema's defaults."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    recipe = {k: v for k, v in config["train"].items() if k != "checkpoint_minutes"}
+    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe)
+
+
+def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
+    from repdrift.failures import FILE_NAME, record_failure
+
+    study, run = study_copy, "isic/vit/full-cls/seed1"  # a run of the similarity grid only
+    run_dir = study / "results/runs" / run
+    # A real divergence: one line naming run, epoch and step; nothing left but the record.
+    shutil.rmtree(run_dir)
+    config = (study / "config/config.yaml").read_text()
+    (study / "config/diverge.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  lr: 1.0e+6\n"))
+    target = f"results/runs/{run}/model.safetensors"
+    result = snakemake(study, target, "--configfile", str(study / "config/diverge.yaml"), check=False)
+    assert result.returncode == 1
+    line = next(line for line in result.stderr.splitlines() if line.startswith("repdrift: rule finetune"))
+    assert re.search(rf"{run}: fine-tuning diverged: .* at epoch 1, step \d+ of \d+; .*train\.lr", line), line
+    assert "1 run(s) failed and are recorded as failed" in result.stderr
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_file()) == [FILE_NAME]
+    # The same failure under the study's own config (the divergence above ran with another lr): the study finishes
+    # without the run, and names it.
+    message = line.removeprefix("repdrift: rule finetune: ")
+    record_failure(run_dir, message, study_definition(study, "vit"))
+    result = snakemake(study, "--keep-going")
+    assert "rule finetune:" not in result.stdout + result.stderr
+    grids = pl.read_parquet(study / "results/tables/grids.parquet")
+    assert grids.filter(pl.col("run") == run)["failure"].to_list() == [message]
+    assert run not in pl.read_parquet(study / "results/tables/runs.parquet")["run"].to_list()
+    page = (study / "results/findings.html").read_text()
+    assert "1 run of the study is missing" in page and run in page
+    assert "Nothing to be done" in snakemake(study, "-n").stdout
+    # Deleting the record tries the run again.
+    (run_dir / FILE_NAME).unlink()
+    dry = snakemake(study, "-n").stdout
+    assert f"results/runs/{run}/model.safetensors" in dry
