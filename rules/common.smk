@@ -22,10 +22,22 @@ CORRELATION_METRICS = [
 ]
 
 
+# Trained by rule finetune (linear by linear_probe); WiSE-FT's runs are derived from Full runs by rule wiseft.
+TRAINED_METHODS = ["full", "scratch", "l2sp", "lpft", "rift", "feature_cka"]
+
+
+def wiseft_method(alpha):
+    """The run's method of WiSE-FT's a, in plain decimals: 0.5 -> wiseft0.5, 1.0 -> wiseft1, 1e-05 -> wiseft0.00001."""
+    return "wiseft" + (f"{alpha:.10f}".rstrip("0").rstrip(".") or "0")
+
+
+WISEFT_METHODS = [wiseft_method(a) for a in config["preserving"]["wiseft"]["alphas"]]
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_.\-]+",
     backbone=r"[A-Za-z0-9_.\-]+",
-    method="full|linear|scratch",
+    method=r"full|linear|scratch|l2sp|lpft|rift|feature_cka|wiseft[0-9.]+",
     pool="cls|mean",
     seed=r"\d+",
 
@@ -62,6 +74,22 @@ def _check_config():
     ):
         if name not in config["datasets"]:
             problems.append(f"{key}: '{name}' is not a key of `datasets`")
+    for grid_name, grid in config["grids"].items():
+        if "wiseft" in grid["methods"] and "full" not in grid["methods"]:
+            problems.append(
+                f"grids.{grid_name}.methods: wiseft interpolates each Full run of the grid; add full"
+            )
+    uses_lpft = any("lpft" in grid["methods"] for grid in config["grids"].values())
+    epochs, fraction = (
+        config["train"]["epochs"],
+        config["preserving"]["lpft"]["probe_fraction"],
+    )
+    if uses_lpft and not 1 <= round(fraction * epochs) < epochs:
+        problems.append(
+            f"preserving.lpft.probe_fraction: {fraction} of train.epochs = {epochs} leaves "
+            f"{round(fraction * epochs)} epochs to probe and {epochs - round(fraction * epochs)} to fine-tune; "
+            "each needs at least 1"
+        )
     grid = config["analysis"]["similarity_grid"]
     if grid not in config["grids"]:
         problems.append(
@@ -91,10 +119,15 @@ def study_runs():
     """Every run of every grid, once, as dicts of wildcards, plus the grid each came from."""
     runs = {}
     for grid_name, grid in config["grids"].items():
+        methods = [
+            m
+            for method in grid["methods"]
+            for m in (WISEFT_METHODS if method == "wiseft" else [method])
+        ]
         for values in itertools.product(
             grid["datasets"],
             grid["backbones"],
-            grid["methods"],
+            methods,
             grid["pools"],
             grid["seeds"],
         ):
@@ -140,9 +173,13 @@ def backbone_cfg(backbone):
     return {**config["backbones"][backbone], "name": backbone}
 
 
-def run_definition(backbone):
+def run_definition(backbone, method):
     """What a fine-tune's outcome depends on beyond its wildcards: a failure recorded under it is not retried."""
-    return dict(backbone=backbone_cfg(backbone), recipe=RECIPE)
+    return dict(
+        backbone=backbone_cfg(backbone),
+        recipe=RECIPE,
+        options=config["preserving"].get(method, {}),
+    )
 
 
 def recorded_failures():
@@ -152,11 +189,18 @@ def recorded_failures():
 
     failed = {}
     for run, info in RUNS.items():
+        wc = info["wildcards"]
         message = recorded_failure(
-            f"results/runs/{run}", run_definition(info["wildcards"]["backbone"])
+            f"results/runs/{run}", run_definition(wc["backbone"], wc["method"])
         )
         if message is not None:
             failed[run] = message
+    # A WiSE-FT run interpolates its Full run: without it, it is missing too.
+    for run, info in RUNS.items():
+        wc = info["wildcards"]
+        full = RUN.format(**{**wc, "method": "full"})
+        if wc["method"].startswith("wiseft") and full in failed:
+            failed[run] = f"derived from {full}, which failed"
     return failed
 
 
@@ -263,7 +307,29 @@ def all_outputs():
         "results/findings.html",
         *FIGURES,
         *expand("results/figures/attention/{backbone}.png", backbone=BACKBONES_USED),
+        *(
+            TRADEOFF_OUTPUTS
+            if config["analysis"]["preserving_grid"] in config["grids"]
+            else []
+        ),
     ]
+
+
+# The grid of the similarity-preserving methods (rule tradeoff), if the study has one.
+PRESERVING_GRID = (
+    config["analysis"]["preserving_grid"]
+    if config["analysis"]["preserving_grid"] in config["grids"]
+    else None
+)
+TRADEOFF_OUTPUTS = [
+    "results/analysis/tradeoff.csv",
+    "results/analysis/early_prediction.csv",
+    *[
+        f"results/figures/{n}.{e}"
+        for n in ("tradeoff", "early_prediction")
+        for e in ("html", "svg")
+    ],
+]
 
 
 def knn_splits(dataset):
@@ -306,3 +372,11 @@ def figure_outputs(name, category):
         for ext, label in (("html", "interactive"), ("svg", "static"))
     }
     return {**outputs, "caption": caption}
+
+
+def wiseft_files(name):
+    """`name` of every WiSE-FT run derived from one Full run (the wildcards are the Full run's)."""
+    return [
+        f"results/runs/{{dataset}}/{{backbone}}/{method}-{{pool}}/seed{{seed}}/{name}"
+        for method in WISEFT_METHODS
+    ]

@@ -1,6 +1,7 @@
 # Fine-tuning: one job per run; writes weights, history, test predictions and, per epoch, the features of the CKA
-# sample (the trajectory). Full and Scratch runs also extract the final model's k-NN features in the same job (one
-# model load, one process and one GPU allocation per run; changing the k-NN dataset therefore re-runs them). A
+# sample (the trajectory). Every method but Linear (Full, Scratch, l2sp, lpft, rift, feature_cka) also extracts the
+# final model's k-NN features in the same job (one model load, one process and one GPU allocation per run; changing
+# the k-NN dataset therefore re-runs them). A
 # Linear probe's backbone is the pre-trained one: its k-NN reads the pre-trained model's features.
 # A job checkpoints in {run}/checkpoint/ (not an output; train.checkpoint_minutes) and resumes from there when
 # killed and re-run.
@@ -22,7 +23,7 @@ rule finetune:
     benchmark:
         f"results/benchmarks/finetune/{RUN}.tsv"
     wildcard_constraints:
-        method="full|scratch",
+        method="|".join(TRAINED_METHODS),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -36,6 +37,8 @@ rule finetune:
         feature_dtype=config["features"]["dtype"],
         knn_splits=knn_splits(KNN_DATASET),
         feature_batch_size=config["features"]["batch_size"],
+        # Only the run's own method's strengths: changing one method's re-runs only its runs.
+        method_options=lambda wc: config["preserving"].get(wc.method, {}),
     script:
         "../workflow/scripts/finetune.py"
 

@@ -60,6 +60,16 @@ def config():
             lambda c: c["datasets"]["colon"].update(options={"splt": "paper"}),
             "datasets.colon.options.splt: not an option of kind medfm_colon (options: split, classes)",
         ),
+        # The similarity-preserving methods: an unknown one, a negative strength, a WiSE-FT a outside [0, 1],
+        # WiSE-FT without the Full runs it interpolates.
+        (lambda c: c["grids"]["tasks"].update(methods=["full", "l2-sp"]), "'l2-sp' is not one of"),
+        (lambda c: c.update(preserving={"rift": {"strength": -1}}), "On instance['preserving']['rift']['strength']"),
+        (lambda c: c.update(preserving={"wiseft": {"alphas": [0.5, 1.5]}}), "1.5 is greater than the maximum of 1"),
+        (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),
+        (
+            lambda c: c["grids"]["tasks"].update(methods=["scratch", "wiseft"]),
+            "grids.tasks.methods: wiseft interpolates each Full run of the grid; add full",
+        ),
     ],
 )
 def test_bad_analysis_config_is_named_before_any_job(tmp_path, config, change, message):
@@ -92,6 +102,14 @@ def test_the_schema_lists_the_keys_a_backbone_entry_takes():
 
 def test_the_e2e_config_is_valid(tmp_path, config):
     assert dry_run(tmp_path, config).returncode == 0
+
+
+def test_the_schema_lists_the_options_of_every_preserving_method():
+    from repdrift.preserving import OPTIONS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]["preserving"]
+    declared = {method: set(entry["properties"]) for method, entry in schema["properties"].items()}
+    assert declared == {method: set(keys) for method, keys in OPTIONS.items()} | {"wiseft": {"alphas"}}
 
 
 def test_every_schema_description_is_one_string():

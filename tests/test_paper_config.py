@@ -56,10 +56,14 @@ def dry_run(tmp_path_factory):
 
 
 def grid_runs(config):
+    """Every run; WiSE-FT is one run per a."""
+    alphas = config["preserving"]["wiseft"]["alphas"]
     return {
         run
         for grid in config["grids"].values()
-        for run in itertools.product(grid["datasets"], grid["backbones"], grid["methods"], grid["pools"], grid["seeds"])
+        for method in grid["methods"]
+        for variant in ([f"wiseft{a}" for a in alphas] if method == "wiseft" else [method])
+        for run in itertools.product(grid["datasets"], grid["backbones"], [variant], grid["pools"], grid["seeds"])
     }
 
 
@@ -73,7 +77,9 @@ def test_paper_grid(paper):
     assert len(paper["grids"]["similarity"]["seeds"]) == 20
     # Table 1: 3 x 5 x {full, linear} x {cls, mean}; Scratch: 5 x 2 pools; similarity: 3 x 20 seeds, of which
     # seed 0 (full, cls) is a Table 1 run.
-    assert len(grid_runs(paper)) == 60 + 10 + 60 - 3 == 127
+    assert len(grid_runs({**paper, "grids": {k: v for k, v in paper["grids"].items() if k != "preserving"}})) == 127
+    # Preserving: 3 x 5 seeds x (l2sp, lpft, rift, feature_cka + 3 WiSE-FT a); its Full runs are similarity runs.
+    assert len(grid_runs(paper)) == 127 + 3 * 5 * (4 + 3)
 
 
 def test_every_dataset_reads_its_fixture(tmp_path):
@@ -88,18 +94,20 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
     counts, _, _ = dry_run
     runs = grid_runs(paper)
     linear = sum(method == "linear" for _, _, method, _, _ in runs)
+    wiseft = sum(method.startswith("wiseft") for _, _, method, _, _ in runs)
     backbones, targets = len(paper["backbones"]), 5
     per_run = {
         "fetch_checkpoint": backbones,
         "prepare_dataset": targets + 1,
-        "finetune": len(runs) - linear,  # with the final model's k-NN features
+        "finetune": len(runs) - linear - wiseft,  # with the final model's k-NN features
+        "wiseft": 3 * 5,  # one job per Full run of the preserving grid, every a
         "linear_probe": linear,  # a linear probe's features are the pre-trained model's
         "pretrained_features": backbones,  # the k-NN bank and queries, and every target's CKA sample
         "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }
     assert {rule: counts.get(rule) for rule in per_run} == per_run
-    assert counts["finetune"] + counts["linear_probe"] == 127 and counts["aggregate"] == counts["all"] == 1
+    assert counts["finetune"] + counts["linear_probe"] + wiseft == 232 and counts["aggregate"] == counts["all"] == 1
     assert "make_demo_data" not in counts and "pretrain_demo" not in counts  # nothing of the demo leaks in
     assert counts["total"] == sum(counts.values()) - counts["total"]
 

@@ -39,7 +39,14 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
     parsed = profile(monkeypatch)
     assert parsed["executor"] == "slurm" and parsed["jobs"] == "60"
     assert parsed["configfile"] == "config/paper.yaml"  # `snakemake --profile slurm -j 60` runs the paper's study
-    assert gpu_rules() == {"finetune", "linear_probe", "pretrained_features", "attention_maps", "pretrain_demo"}
+    assert gpu_rules() == {
+        "finetune",
+        "linear_probe",
+        "wiseft",
+        "pretrained_features",
+        "attention_maps",
+        "pretrain_demo",
+    }
     for rule in gpu_rules():
         res = resources(parsed, rule)
         assert res["gpu_model"] == "a100" and res["slurm_partition"] == "gpu", rule

@@ -194,14 +194,14 @@ def test_truncated_image_gives_one_clear_error(study_copy):
 
 
 def study_definition(workdir: Path, backbone: str) -> dict:
-    """A run's definition as rules/common.smk computes it: the config with the schema's defaults."""
+    """A Full run's definition as rules/common.smk computes it: the config with the schema's defaults."""
     import yaml
     from snakemake.utils import validate
 
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
     recipe = {k: v for k, v in config["train"].items() if k != "checkpoint_minutes"}
-    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe)
+    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options={})
 
 
 def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):

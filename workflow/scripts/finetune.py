@@ -1,4 +1,4 @@
-# Used by rules finetune (Full, Scratch: also the k-NN features) and linear_probe.
+# Used by rules finetune (every trained method but Linear: also the k-NN features) and linear_probe.
 from pathlib import Path
 
 from repdrift.checkpoint import checkpoint_path
@@ -33,4 +33,5 @@ run(
     checkpoint_minutes=p.checkpoint_minutes,
     feature_dtype=p.feature_dtype,
     knn=knn,
+    method_options=dict(p.method_options) if "method_options" in p.keys() else None,
 )

@@ -171,7 +171,8 @@ def read_layers(path: str | Path, pool: str) -> tuple[np.ndarray, np.ndarray]:
 def write_trajectory(
     path: str | Path, features: np.ndarray, sample_id: np.ndarray, attrs: dict, dtype: str = "float32"
 ) -> None:
-    """Per-epoch features of the CKA sample (epochs + 1, L + 1, n, D); index 0 is the model before fine-tuning."""
+    """Per-epoch features of the CKA sample (epochs + 1, L + 1, n, D); index 0 is the model before fine-tuning.
+    An `epochs` attribute, when given, names the epoch of each entry instead."""
     with FeatureWriter(path, attrs, dtype) as out:
         out.create("features", features.shape)
         out.write("features", np.s_[:], features)
@@ -192,6 +193,11 @@ class Trajectory:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    @property
+    def epochs(self) -> list[int]:
+        """The epoch of each entry: 0..E, unless the file says otherwise (a WiSE-FT model has only 0 and E)."""
+        return [int(e) for e in self.attrs.get("epochs", range(len(self)))]
 
     def __getitem__(self, epoch: int) -> np.ndarray:
         with h5py.File(self.path, "r") as h5:

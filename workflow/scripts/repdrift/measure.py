@@ -65,8 +65,8 @@ def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
     # The pre-trained features are centred once and reused for every epoch.
     centred = center_layers(reference_layers)
     rows = []
-    for epoch in range(len(trajectory)):
-        rows += _cka_rows(centred, trajectory[epoch], epoch)
+    for index, epoch in enumerate(trajectory.epochs):
+        rows += _cka_rows(centred, trajectory[index], epoch)
     rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1] :]]
     schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
     return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(trajectory.sample_id)))

@@ -48,9 +48,10 @@ from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
 from repdrift.predictions import Predictions, write_predictions
+from repdrift.preserving import TRAINED, make_penalty, phases
 from repdrift.schedule import warmup_cosine
 
-METHODS = ("full", "linear", "scratch")
+METHODS = TRAINED
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,12 @@ class Diverged(Exception):
         self.step, self.loss, self.last = step, loss, last
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, loop: _Loop, desc: str) -> tuple[int, float]:
-    """One pass over the training split; returns (images seen, summed loss). Raises Diverged on a non-finite loss
-    (checked on the value the loop reads anyway, so a GPU waits no longer than before)."""
+def train_one_epoch(
+    model, loader, optimizer, scheduler, loss_fn, loop: _Loop, desc: str, penalty=None
+) -> tuple[int, float]:
+    """One pass over the training split; returns (images seen, summed task loss). `penalty(model, z, images)` is
+    added to the loss the optimizer sees (repdrift.preserving). Raises Diverged on a non-finite loss (checked on the
+    value the loop reads anyway, so a GPU waits no longer than before)."""
     model.train()
     if not any(p.requires_grad for p in model.backbone.parameters()):
         model.backbone.eval()  # frozen (Linear): no dropout / drop-path noise in its features
@@ -194,17 +198,19 @@ def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, loop: _Loop, d
     for step, (images, target, _) in enumerate(bar, start=1):
         images, target = images.to(loop.device, non_blocking=True), target.to(loop.device, non_blocking=True)
         with loop.autocast():
-            loss = loss_fn(model(images).float(), target)
+            z = model.backbone(images, model.pool)
+            loss = loss_fn(model.head(z).float(), target)
+            total = loss if penalty is None else loss + penalty(model, z, images)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         optimizer.step()
         scheduler.step()
-        value = loss.item()
+        value = total.item()
         if not math.isfinite(value):
             raise Diverged(step, value, last)
         last = value
         seen += len(images)
-        loss_sum += value * len(images)
+        loss_sum += (value if penalty is None else loss.item()) * len(images)
         bar.set_postfix(loss=f"{value:.3f}")
     return seen, loss_sum
 
@@ -226,6 +232,7 @@ def finetune(
     checkpoint_minutes: float = 0.0,
     feature_dtype: str = "float32",
     knn: dict | None = None,
+    method_options: dict | None = None,
 ) -> pl.DataFrame:
     """Fine-tune one run and write its four outputs; returns the training history.
 
@@ -246,8 +253,16 @@ def finetune(
     model = Classifier(backbone, num_outputs(task, classes), pool)
     loop = _Loop(recipe.batch_size, generator)
     model.to(loop.device)
-    if method == "linear":
-        backbone.requires_grad_(False)
+    options = dict(method_options or {})
+    plan = phases(method, recipe.epochs, options)  # [(kind, epochs)]: one phase, or LP-FT's probe then full
+    phase_of = [index for index, (_, n) in enumerate(plan) for _ in range(n)]  # per epoch - 1
+    trainable = [p.requires_grad for p in backbone.parameters()]
+
+    def reference() -> nn.Module:  # the frozen pre-trained backbone, built without moving this run's random streams
+        with torch.random.fork_rng(devices=[]):
+            return build_backbone(backbone_cfg, weights).to(loop.device)
+
+    penalty = make_penalty(method, options, model, reference)
 
     manifest = dataset.manifest.sort("sample_id")
     # Without loader workers (CPU) the images stay in memory across epochs instead of being decoded again.
@@ -266,12 +281,19 @@ def finetune(
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
     probe = cka_sample(len(test_set), cka_samples)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=loop.cuda or None)
     steps_per_epoch = len(train_loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(recipe.epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
-    )
+
+    def start_phase(index: int):
+        """Freeze or restore the backbone for phase `index`; a fresh optimizer and schedule for its epochs."""
+        kind, epochs = plan[index]
+        for param, flag in zip(backbone.parameters(), trainable):
+            param.requires_grad_(flag and kind == "full")
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = 0.0 if method == "l2sp" else recipe.weight_decay  # L2-SP's penalty replaces weight decay
+        optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=decay, fused=loop.cuda or None)
+        schedule = warmup_cosine(epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
     loss_fn = _loss_fn(task)
 
     state = None
@@ -285,14 +307,19 @@ def finetune(
                 seed=seed,
                 cka_samples=cka_samples,
                 feature_dtype=feature_dtype,
+                options=options,
             ),
             dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
         )
         state = load_checkpoint(checkpoint, run_id)
     if state is None:
+        phase = 0
+        optimizer, scheduler = start_phase(phase)
         probe_images = torch.stack([test_set[int(i)][0] for i in probe])
         trajectory, rows, done = [sample_features(model, probe_images, loop).astype(feature_dtype)], [], 0
     else:
+        phase = phase_of[state["epoch"] - 1]  # the saved optimizer is that of the last epoch's phase
+        optimizer, scheduler = start_phase(phase)
         _load_trainable(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -305,13 +332,17 @@ def finetune(
     for epoch in range(done + 1, recipe.epochs + 1):
         started = time.perf_counter()
         try:
+            if phase_of[epoch - 1] != phase:  # LP-FT: the probe is done, fine-tune everything from its head
+                phase = phase_of[epoch - 1]
+                optimizer, scheduler = start_phase(phase)
             seen, loss_sum = train_one_epoch(
-                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}"
+                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}", penalty
             )
         except Diverged as stop:
             error = _divergence(Path(model_out).parent, epoch, steps_per_epoch, stop, rows, recipe)
             # A re-run under the same definition would diverge again: recorded, the rest of the study can finish.
-            record_failure(Path(model_out).parent, str(error), dict(backbone=backbone_cfg, recipe=raw_recipe))
+            definition = dict(backbone=backbone_cfg, recipe=raw_recipe, options=options)  # rules/common.smk's
+            record_failure(Path(model_out).parent, str(error), definition)
             raise error from None
         seconds = time.perf_counter() - started
         # The test loader runs in row order, so the sample's rows come out in `probe` order.

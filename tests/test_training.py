@@ -1,8 +1,11 @@
-"""Fine-tuning resumes from its per-epoch checkpoint and ends exactly where an uninterrupted run ends (on CPU)."""
+"""Fine-tuning: every method resumes from its checkpoint to the same result as an uninterrupted run (on CPU),
+LP-FT probes as a Linear run does, WiSE-FT ends at its two models, a diverging run stops and is recorded."""
 
 import re
 
 import data_fixtures as fx
+import h5py
+import numpy as np
 import polars as pl
 import pytest
 from safetensors.torch import load_file
@@ -22,6 +25,13 @@ BACKBONE = dict(
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
 RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
+# Strengths large enough to matter on this tiny model; LP-FT probes 1 epoch of 3.
+OPTIONS = {
+    "l2sp": dict(alpha=0.1, beta=0.01),
+    "lpft": dict(probe_fraction=0.34),
+    "rift": dict(strength=1.0),
+    "feature_cka": dict(strength=1.0),
+}
 
 
 class Killed(Exception):
@@ -38,6 +48,7 @@ def inputs(tmp_path_factory):
 
 
 def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
+    """Fine-tune the tiny run; every method with its OPTIONS."""
     dataset_dir, weights = inputs
     out.mkdir(parents=True, exist_ok=True)
     return training.finetune(
@@ -54,6 +65,7 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
         out / "trajectory.h5",
         cka_samples=6,
         checkpoint=checkpoint_path(out) if checkpoint else None,
+        method_options=OPTIONS.get(method),
     )
 
 
@@ -70,7 +82,7 @@ def kill_at_evaluation(monkeypatch, call: int):
     monkeypatch.setattr(training, "evaluate", dying)
 
 
-@pytest.mark.parametrize("method", ["full", "linear"])
+@pytest.mark.parametrize("method", ["full", "linear", "l2sp", "lpft", "rift", "feature_cka"])
 def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, capsys, method, assert_same_run_outputs):
     run(inputs, tmp_path / "whole", method, checkpoint=False)
     with monkeypatch.context() as patch:
@@ -83,6 +95,18 @@ def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, cap
     assert "resumed from the checkpoint of epoch 1/3" in capsys.readouterr().out
     assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
     assert not checkpoint_path(tmp_path / "resumed").parent.exists()  # removed once the outputs are complete
+
+
+def test_lpft_resumes_in_its_fine_tuning_phase(inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs):
+    run(inputs, tmp_path / "whole", "lpft", checkpoint=False)
+    with monkeypatch.context() as patch:
+        kill_at_evaluation(patch, call=3)  # epoch 2 (the first of fine-tuning) checkpointed, killed in epoch 3
+        with pytest.raises(Killed):
+            run(inputs, tmp_path / "resumed", "lpft")
+    capsys.readouterr()
+    run(inputs, tmp_path / "resumed", "lpft")
+    assert "resumed from the checkpoint of epoch 2/3" in capsys.readouterr().out
+    assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
 
 
 def test_linear_checkpoint_leaves_out_the_frozen_backbone(inputs, tmp_path, monkeypatch):
@@ -175,7 +199,7 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(inputs, tmp_path
     assert "\n" not in message
     assert not any((out / name).exists() for name in ("model.safetensors", "predictions.h5", "trajectory.h5"))
     # Recorded under the definition it failed with: the same config skips it, a smaller lr tries it again.
-    definition = dict(backbone=BACKBONE, recipe=dict(RECIPE, lr=1.0e6))
+    definition = dict(backbone=BACKBONE, recipe=dict(RECIPE, lr=1.0e6), options={})
     assert recorded_failure(out, definition) == message
     assert recorded_failure(out, dict(definition, recipe=RECIPE)) is None
     run(inputs, out)
@@ -210,3 +234,68 @@ def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp
     save_file(load_file(out / "model.safetensors"), str(old))  # no metadata, as older files
     with pytest.raises(DataError, match="old.safetensors: no `pool`"):
         training.load_classifier(BACKBONE, old)
+
+
+def test_lpft_probes_exactly_as_a_linear_run_then_trains_the_backbone(inputs, tmp_path, monkeypatch):
+    saved = {}
+    save = training.save_checkpoint
+    monkeypatch.setattr(
+        training, "save_checkpoint", lambda path, state: (saved.setdefault(state["epoch"], state), save(path, state))
+    )
+    run(inputs, tmp_path / "lpft", "lpft")  # 3 epochs: 1 probing, 2 fine-tuning
+    run(inputs, tmp_path / "linear", "linear", recipe=dict(RECIPE, epochs=1), checkpoint=False)
+    linear = load_file(tmp_path / "linear/model.safetensors")
+    probe = saved[1]["model"]
+    assert not any(key.startswith("backbone.") for key in probe)  # the backbone was frozen
+    for key in ("head.weight", "head.bias"):
+        assert probe[key].equal(linear[key]), key
+    lpft = load_file(tmp_path / "lpft/model.safetensors")
+    moved = [key for key in lpft if key.startswith("backbone.") and not lpft[key].equal(linear[key])]
+    assert len(moved) > 10  # then fine-tuned
+
+
+def test_wiseft_ends_at_the_pretrained_and_the_full_model(inputs, tmp_path):
+    from repdrift.features import Trajectory
+    from repdrift.wiseft import wise_ft
+
+    dataset_dir, weights = inputs
+    run(inputs, tmp_path / "full", "full", checkpoint=False)
+    outputs = [
+        {
+            name: tmp_path / f"a{a}" / file
+            for name, file in (
+                ("model", "model.safetensors"),
+                ("history", "h.parquet"),
+                ("predictions", "p.h5"),
+                ("trajectory", "t.h5"),
+                ("natural", "natural.h5"),
+            )
+        }
+        for a in (0, 1)
+    ]
+    for out in outputs:
+        out["model"].parent.mkdir()
+    wise_ft(
+        BACKBONE,
+        str(weights),
+        tmp_path / "full/model.safetensors",
+        dataset_dir,
+        [0.0, 1.0],
+        ["wiseft0", "wiseft1"],
+        outputs,
+        epochs=RECIPE["epochs"],
+        seed=0,
+        batch_size=8,
+        cka_samples=6,
+        feature_dtype="float32",
+        knn=dict(dataset_dir=dataset_dir, splits=["train", "test"], batch_size=8),
+    )
+    full = Trajectory(tmp_path / "full/trajectory.h5")
+    at0, at1 = Trajectory(outputs[0]["trajectory"]), Trajectory(outputs[1]["trajectory"])
+    assert at0.epochs == at1.epochs == [0, RECIPE["epochs"]]
+    np.testing.assert_array_equal(at0[1], full[0])  # a = 0: the pre-trained backbone's features, exactly
+    np.testing.assert_array_equal(at1[1], full[len(full) - 1])  # a = 1: the Full run's
+    with h5py.File(outputs[1]["predictions"]) as fa, h5py.File(tmp_path / "full/predictions.h5") as fb:
+        np.testing.assert_array_equal(fa["probs"][()], fb["probs"][()])
+    history = pl.read_parquet(outputs[1]["history"])
+    assert history["epoch"].to_list() == [RECIPE["epochs"]] and history["train_loss"].is_nan().all()

@@ -1,0 +1,84 @@
+"""The similarity-preserving penalties against their formulas, scipy's Procrustes and the numpy CKA."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import orthogonal_procrustes
+from scipy.stats import ortho_group
+
+from repdrift.errors import ConfigError
+from repdrift.metrics import linear_cka
+from repdrift.preserving import L2SP, batch_cka, phases, probe_epochs, procrustes_penalty
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Linear(4, 3)
+        self.head = torch.nn.Linear(3, 2)
+
+
+def test_l2sp_is_zero_at_the_start_and_its_gradient_is_the_formula():
+    torch.manual_seed(0)
+    model = Tiny()
+    penalty = L2SP(model, alpha=0.3, beta=0.0)
+    assert penalty(model, None, None).item() == 0.0
+    start = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    penalty = L2SP(model, alpha=0.3, beta=0.02)
+    penalty.start = start
+    value = penalty(model, None, None)
+    drift = sum(((p - start[n]) ** 2).sum() for n, p in model.backbone.named_parameters())
+    head = sum((p**2).sum() for p in model.head.parameters())
+    assert value.item() == pytest.approx((0.15 * drift + 0.01 * head).item())
+    value.backward()
+    for name, p in model.backbone.named_parameters():
+        torch.testing.assert_close(p.grad, 0.3 * (p.detach() - start[name]))
+    for p in model.head.parameters():
+        torch.testing.assert_close(p.grad, 0.02 * p.detach())
+
+
+def test_procrustes_penalty_is_zero_for_any_rotation_and_matches_scipy():
+    rng = np.random.default_rng(0)
+    z0 = rng.standard_normal((32, 8))
+    rotation = ortho_group.rvs(8, random_state=1)
+    assert procrustes_penalty(torch.tensor(z0 @ rotation), torch.tensor(z0)).item() == pytest.approx(0, abs=1e-5)
+    z = rng.standard_normal((32, 8))
+    q, _ = orthogonal_procrustes(z, z0)  # argmin ||z q - z0||
+    expected = np.sum((z @ q - z0) ** 2) / np.sum(z0**2)
+    value = procrustes_penalty(torch.tensor(z), torch.tensor(z0)).item()
+    assert value == pytest.approx(expected, rel=1e-5) and value > 0.1
+    # Invariant to rotating the trained model's features.
+    turned = procrustes_penalty(torch.tensor(z @ ortho_group.rvs(8, random_state=2)), torch.tensor(z0)).item()
+    assert turned == pytest.approx(value, rel=1e-5)
+
+
+def test_procrustes_gradient_with_q_held_fixed_is_the_gradient_of_the_minimum():
+    # Envelope theorem: d/dZ min_Q f(Z, Q) = df/dZ at the minimising Q; checked by finite differences.
+    rng = np.random.default_rng(3)
+    z0 = torch.tensor(rng.standard_normal((16, 5)))
+    z = torch.tensor(rng.standard_normal((16, 5)), requires_grad=True)
+    procrustes_penalty(z, z0).backward()
+    step = torch.tensor(rng.standard_normal((16, 5))) * 1e-2  # float32 inside: a step well above its rounding
+    numeric = (procrustes_penalty(z.detach() + step, z0) - procrustes_penalty(z.detach() - step, z0)) / 2
+    assert (z.grad * step).sum().item() == pytest.approx(numeric.item(), rel=1e-3)
+
+
+def test_batch_cka_is_the_linear_cka():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 6)), rng.standard_normal((40, 5))
+    y[:, :3] += x[:, :3]
+    assert batch_cka(torch.tensor(x), torch.tensor(y)).item() == pytest.approx(linear_cka(x, y), rel=1e-6)
+    assert batch_cka(torch.tensor(x[:1]), torch.tensor(y[:1])).item() == 1.0  # one sample: nothing to compare
+
+
+def test_phases():
+    assert phases("full", 6, {}) == [("full", 6)]
+    assert phases("linear", 6, {}) == [("probe", 6)]
+    assert phases("lpft", 6, {"probe_fraction": 0.5}) == [("probe", 3), ("full", 3)]
+    assert probe_epochs(20, 0.3) == 6
+    for epochs, fraction in ((6, 0.0), (6, 1.0), (1, 0.5)):
+        with pytest.raises(ConfigError, match="preserving.lpft.probe_fraction"):
+            probe_epochs(epochs, fraction)

@@ -1,0 +1,130 @@
+"""Similarity-preserving fine-tuning: methods that try to keep the pre-trained representation while fitting the task.
+
+The paper (Zu et al. 2025) ends on "models achieving both high similarity and accuracy"; these methods are the
+candidates, run by the same rules and measured by every measurement of the study.
+
+What each method changes against Full fine-tuning:
+- `l2sp`: alpha/2 ||w - w0||^2 on the backbone (w0 the pre-trained weights) and beta/2 ||w||^2 on the head, instead
+  of weight decay. Li et al. 2018, "Explicit inductive bias for transfer learning with convolutional networks".
+- `lpft`: the Linear recipe for the first `probe_fraction` of the epochs, then Full fine-tuning from that head, each
+  phase with its own warm-up and cosine schedule. Kumar et al. 2022, "Fine-tuning can distort pretrained features
+  and underperform out-of-distribution".
+- `rift`: + strength * ||Z Q - Z0||_F^2 / ||Z0||_F^2 on each batch, Q orthogonal. The idea of Zu et al. 2025,
+  arXiv 2503.07399 (RepSim in v1, RIFT in v3), in our own words and code, not their implementation.
+- `feature_cka`: + strength * (1 - linear CKA(Z, Z0)) on each batch: the paper's own measure as a loss
+  (Kornblith et al. 2019, biased estimator on the batch).
+- `wiseft`: no training; (1 - a) theta0 + a theta_ft of a Full run's backbone with its head (repdrift.wiseft).
+  Wortsman et al. 2022, "Robust fine-tuning of zero-shot models".
+
+Z is the batch's final representation (what the head reads) of the model being trained, Z0 that of the frozen
+pre-trained backbone on the same augmented images. RIFT's Q is solved in closed form on every batch (orthogonal
+Procrustes: Q = U V^T for U S V^T = svd(Z^T Z0)) rather than learned: it is exact and cheap for a batch of 32 and
+D = 768, needs no extra parameters or learning rate, and since Q minimises the penalty, its gradient with Q held fixed
+is the gradient of the minimum (the envelope theorem), so Q is detached.
+
+To add a trained method: a penalty class here (`__call__(model, z, images) -> tensor`) or a phase rule (`phases`),
+its branch in `make_penalty`, its name in TRAINED and its option names in OPTIONS, its options under `preserving:`
+in the config schema (a test checks they match OPTIONS), and its name in the schema's `method` enum, in
+rules/common.smk's TRAINED_METHODS and in the `method` wildcard constraint there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from repdrift.errors import ConfigError
+
+# Methods trained by rule finetune, and their option names (config `preserving.<method>`).
+TRAINED = ("full", "linear", "scratch", "l2sp", "lpft", "rift", "feature_cka")
+OPTIONS = {"l2sp": ("alpha", "beta"), "lpft": ("probe_fraction",), "rift": ("strength",), "feature_cka": ("strength",)}
+
+
+def procrustes_penalty(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+    """min over orthogonal Q of ||Z Q - Z0||_F^2 / ||Z0||_F^2 (rows: samples); Q = U V^T, svd(Z^T Z0) = U S V^T."""
+    z, z0 = z.float(), z0.float()
+    u, _, vh = torch.linalg.svd((z.T @ z0).detach())
+    q = u @ vh
+    return (z @ q - z0).pow(2).sum() / z0.pow(2).sum().clamp_min(1e-12)
+
+
+def batch_cka(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+    """Linear CKA of a batch, biased estimator (Kornblith et al. 2019, Eq. 1 with linear kernels); 1 when fewer
+    than two samples (nothing to compare)."""
+    if z.shape[0] < 2:
+        return z.new_ones(())
+    z, z0 = z.float() - z.float().mean(0), z0.float() - z0.float().mean(0)
+    cross = (z.T @ z0).pow(2).sum()
+    return cross / ((z.T @ z).pow(2).sum().sqrt() * (z0.T @ z0).pow(2).sum().sqrt()).clamp_min(1e-12)
+
+
+class L2SP:
+    """alpha/2 ||w - w0||^2 over the backbone's trainable parameters (w0: their values when this is made, i.e. the
+    pre-trained weights) plus beta/2 ||w||^2 over the head's."""
+
+    def __init__(self, model: nn.Module, alpha: float, beta: float):
+        self.alpha, self.beta = alpha, beta
+        self.start = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+
+    def __call__(self, model: nn.Module, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        drift = sum((p - self.start[name]).pow(2).sum() for name, p in model.backbone.named_parameters())
+        head = sum(p.pow(2).sum() for p in model.head.parameters())
+        return self.alpha / 2 * drift + self.beta / 2 * head
+
+
+class _ToPretrained:
+    """A penalty on the batch's final representation against the frozen pre-trained backbone's."""
+
+    def __init__(self, reference: nn.Module, pool: str, strength: float):
+        self.reference, self.pool, self.strength = reference.eval().requires_grad_(False), pool, strength
+
+    def __call__(self, model: nn.Module, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            z0 = self.reference(images, self.pool)
+        with torch.autocast(z.device.type, enabled=False):  # SVD and the sums in float32
+            return self.strength * self.value(z, z0)
+
+    def value(self, z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RIFT(_ToPretrained):
+    def value(self, z, z0):
+        return procrustes_penalty(z, z0)
+
+
+class FeatureCKA(_ToPretrained):
+    def value(self, z, z0):
+        return 1 - batch_cka(z, z0)
+
+
+def probe_epochs(epochs: int, probe_fraction: float) -> int:
+    """LP-FT's linear-probe epochs: round(fraction x epochs), at least 1 and leaving at least 1 to fine-tune."""
+    probe = round(probe_fraction * epochs)
+    if epochs < 2 or not 1 <= probe < epochs:
+        raise ConfigError(
+            f"preserving.lpft.probe_fraction: {probe_fraction} of {epochs} epochs leaves {probe} to probe and "
+            f"{epochs - probe} to fine-tune; each needs at least 1"
+        )
+    return probe
+
+
+def phases(method: str, epochs: int, options: dict) -> list[tuple[str, int]]:
+    """The training phases as (kind, epochs): `probe` trains the head on a frozen backbone, `full` everything."""
+    if method == "linear":
+        return [("probe", epochs)]
+    if method == "lpft":
+        probe = probe_epochs(epochs, options["probe_fraction"])
+        return [("probe", probe), ("full", epochs - probe)]
+    return [("full", epochs)]
+
+
+def make_penalty(method: str, options: dict, model: nn.Module, reference_builder) -> object | None:
+    """The method's penalty on the training loss, or None. `reference_builder()` returns the frozen pre-trained
+    backbone (built only for the methods that need it)."""
+    if method == "l2sp":
+        return L2SP(model, options["alpha"], options["beta"])
+    if method in ("rift", "feature_cka"):
+        kind = RIFT if method == "rift" else FeatureCKA
+        return kind(reference_builder(), model.pool, options["strength"])
+    return None

@@ -1,0 +1,120 @@
+"""WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): weight-space ensembles of the
+pre-trained and a fine-tuned backbone, theta(a) = (1 - a) theta0 + a theta_ft, with the fine-tuned head.
+
+No training: each a of `preserving.wiseft.alphas` is a run of its own (method `wiseft<a>`, e.g. `wiseft0.5`) derived
+from the Full run of the same dataset, backbone, pool and seed, which is not retrained. One job per Full run writes
+every a's outputs, the same files a fine-tune writes, so every measurement reads them unchanged: the model, a
+one-row history (the Full run's last epoch, test loss and score), test predictions, a trajectory holding the CKA
+sample's features before fine-tuning (epoch 0, a = 0) and of the ensemble (the last epoch), and the k-NN features.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from safetensors.torch import save_file
+
+from repdrift.atomic import atomic_path
+from repdrift.data import read_dataset
+from repdrift.data.loader import ManifestImages, loader_workers
+from repdrift.extract import extract_features
+from repdrift.features import cka_sample, write_trajectory
+from repdrift.models import build_backbone
+from repdrift.predictions import Predictions, write_predictions
+from repdrift.training import _Loop, evaluate, load_classifier, sample_features, task_metric
+
+
+def interpolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], alpha: float) -> dict:
+    """(1 - alpha) start + alpha end for every floating-point tensor; the others (integer buffers) from `end`."""
+    if start.keys() != end.keys():
+        raise ValueError(f"the two backbones differ in their tensors: {sorted(start.keys() ^ end.keys())[:5]}")
+    return {
+        key: torch.lerp(start[key], value, alpha) if value.is_floating_point() else value for key, value in end.items()
+    }
+
+
+def wise_ft(
+    backbone_cfg: dict,
+    weights: str,
+    full_model: str | Path,
+    dataset_dir: str | Path,
+    alphas: list[float],
+    methods: list[str],
+    outputs: list[dict],
+    epochs: int,
+    seed: int,
+    batch_size: int,
+    cka_samples: int,
+    feature_dtype: str,
+    knn: dict,
+) -> None:
+    """Write each alpha's run; `outputs[i]` = dict(model, history, predictions, trajectory, natural) for alphas[i],
+    whose method (run id) is methods[i] (rules/common.smk WISEFT_METHODS).
+    `knn` = dict(dataset_dir, splits, batch_size)."""
+    torch.manual_seed(seed)
+    loop = _Loop(batch_size, torch.Generator().manual_seed(seed))
+    model = load_classifier(backbone_cfg, full_model).to(loop.device)
+    finetuned = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+    pretrained = {k: v.to(loop.device) for k, v in build_backbone(backbone_cfg, weights).state_dict().items()}
+    dataset = read_dataset(dataset_dir)
+    test = dataset.manifest.sort("sample_id").filter(pl.col("split") == "test")
+    keep = "transformed" if loader_workers() == 0 else None
+    test_set = ManifestImages(test, model.backbone.transform(False), dataset.task, len(dataset.classes), keep=keep)
+    loader = loop.loader(test_set, shuffle=False)
+    probe = cka_sample(len(test_set), cka_samples)
+    model.backbone.load_state_dict(interpolate(pretrained, finetuned, 0.0))
+    before = sample_features(model, torch.stack([test_set[int(i)][0] for i in probe]), loop).astype(feature_dtype)
+    for alpha, method, out in zip(alphas, methods, outputs, strict=True):
+        started = time.perf_counter()
+        model.backbone.load_state_dict(interpolate(pretrained, finetuned, alpha))
+        test_loss, probs, targets, features = evaluate(model, loader, loop, dataset.task, probe)
+        metric, value = task_metric(probs, targets, dataset.task)
+        seconds = time.perf_counter() - started
+        print(f"a = {alpha:g}: test loss {test_loss:.4f}, test {metric} {value:.4f}", flush=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        record = dict(format="pt", method=method, pool=model.pool, seed=str(seed), alpha=f"{alpha:g}")
+        with atomic_path(out["model"]) as tmp:
+            save_file(tensors, str(tmp), metadata=record)
+        history = dict(
+            epoch=epochs,
+            train_loss=float("nan"),
+            test_loss=test_loss,
+            metric=metric,
+            test_value=value,
+            lr=0.0,
+            seconds=seconds,
+            images_per_s=len(test_set) / seconds,
+        )
+        pl.DataFrame([history]).write_parquet(out["history"])
+        write_predictions(
+            out["predictions"], Predictions(probs, targets, test["sample_id"].to_numpy(), dataset.task, dataset.classes)
+        )
+        write_trajectory(
+            out["trajectory"],
+            np.stack([before, features.astype(feature_dtype)]),
+            test["sample_id"].to_numpy()[probe],
+            dict(
+                pool=model.pool,
+                method=method,
+                seed=seed,
+                model=backbone_cfg.get("arch", ""),
+                epochs=[0, epochs],
+                alpha=alpha,
+            ),
+            dtype=feature_dtype,
+        )
+        extract_features(
+            model.backbone,
+            knn["dataset_dir"],
+            out["natural"],
+            final_splits=list(knn["splits"]),
+            cka_samples=0,
+            pools=[model.pool],
+            batch_size=knn["batch_size"],
+            dtype=feature_dtype,
+            weights_path=out["model"],
+        )
