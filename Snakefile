@@ -35,6 +35,7 @@ include: "rules/metrics.smk"
 include: "rules/aggregate.smk"
 include: "rules/analysis.smk"
 include: "rules/figures.smk"
+include: "rules/preserving.smk"
 
 
 rule all:
@@ -51,6 +52,7 @@ localrules:
     correlation,
     paper_tables,
     findings,
+    tradeoff,
     figures,
 
 

@@ -94,6 +94,8 @@ rule findings:
         grids="results/tables/grids.parquet",
         fits="results/analysis/correlation.csv",
         bootstrap="results/analysis/correlation_bootstrap.parquet",
+        # Beyond the paper: the verdicts of the similarity-preserving methods, when the study has their grid.
+        tradeoff=["results/analysis/tradeoff_verdicts.csv"] if PRESERVING_GRID else [],
     output:
         page=report(
             "results/findings.html",

@@ -1,7 +1,7 @@
 # Rule figures: every Altair figure of the report, each from the tables and analyses it reads.
 import polars as pl
 
-from repdrift.analysis import grid_runs, resolve_layer
+from repdrift.analysis import PAPER_METHODS, grid_runs, resolve_layer
 from repdrift.plots import (
     cka_distribution_chart,
     cka_heatmap_chart,
@@ -39,7 +39,7 @@ def figures(i, p, out):
     draw("cka_vs_score", chart, numbers | facts, out)
 
     # The similarity space holds every fine-tuned run, not only the similarity grid's.
-    space = pl.read_parquet(i.space)
+    space = pl.read_parquet(i.space).filter(pl.col("method").is_in(PAPER_METHODS))  # the preserving: rule tradeoff
     all_last, all_layer = resolve_layer(runs, "final"), resolve_layer(runs, p.layer)
     axis = similarity_axis(p.similarity, all_layer, all_last)
     chart, numbers = similarity_space_chart(space, p.eta, p.eps, axis)

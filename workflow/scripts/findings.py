@@ -2,9 +2,10 @@ import polars as pl
 
 from repdrift.findings import findings, findings_table, write_findings_page
 from repdrift.rule import run
+from repdrift.tradeoff import verdict_line
 
 
-def page(runs, trajectories, pretrained, grids, fits, bootstrap, out, table_out, **options):
+def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, out, table_out, **options):
     claims, facts = findings(
         pl.read_parquet(runs),
         pl.read_parquet(trajectories),
@@ -14,7 +15,8 @@ def page(runs, trajectories, pretrained, grids, fits, bootstrap, out, table_out,
         pl.read_parquet(bootstrap),
         **options,
     )
-    write_findings_page(claims, facts, out)
+    beyond = [verdict_line(row) for path in tradeoff for row in pl.read_csv(path).iter_rows(named=True)]
+    write_findings_page(claims, facts, out, beyond)
     findings_table(claims).write_csv(table_out)
     for claim in claims:
         print(f"({claim.key}) {claim.title} -> {claim.verdict}")
@@ -32,6 +34,7 @@ run(
     grids=i.grids,
     fits=i.fits,
     bootstrap=i.bootstrap,
+    tradeoff=list(i.tradeoff),
     out=snakemake.output.page,
     table_out=snakemake.output.table,
     grid=p.grid,

@@ -1,12 +1,13 @@
 import polars as pl
 
-from repdrift.analysis import similarity_space_table, sweep_epss, sweep_etas, sweep_table
+from repdrift.analysis import PAPER_METHODS, similarity_space_table, sweep_epss, sweep_etas, sweep_table
 from repdrift.rule import run
 
 
 def similarity_space(runs, layer, similarity, divergence, etas, epss, space_out, sweep_out):
     space = similarity_space_table(pl.read_parquet(runs), layer, similarity, divergence)
-    space.write_parquet(space_out)
+    space.write_parquet(space_out)  # every method: rule tradeoff reads the preserving ones' T_X membership
+    space = space.filter(pl.col("method").is_in(PAPER_METHODS))  # the paper's sweep: Full and Scratch runs
     etas = sweep_etas(space) if etas is None else etas
     epss = sweep_epss(space) if epss is None else epss
     sweep_table(space, etas, epss).write_csv(sweep_out)

@@ -28,6 +28,8 @@ from scipy import stats
 from repdrift.errors import ConfigError
 
 OUTLIER_RULES = ("iqr", "none")
+# The paper's methods: its analyses (similarity space sweep, Fig. 1a) read these; the preserving ones have their own.
+PAPER_METHODS = ("full", "linear", "scratch")
 
 
 @dataclass(frozen=True)
@@ -297,20 +299,21 @@ def mean_ci(values, confidence: float) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, n
 
 
-def grid_runs(frame, grids, grid: str):
-    """The rows of `frame` whose run belongs to `grid` (grids.parquet: grid, run)."""
+def grid_runs(frame, grids, grid: str, key: str = "analysis.similarity_grid"):
+    """The rows of `frame` whose run belongs to `grid` (grids.parquet: grid, run); `key` is the config key naming it."""
     import polars as pl
 
     members = grids.filter(pl.col("grid") == grid).select("run")
     if members.height == 0:
-        raise ConfigError(f"analysis.similarity_grid: grid {grid!r} has no runs in this study")
+        raise ConfigError(f"{key}: grid {grid!r} has no runs in this study")
     return frame.join(members, on="run", how="semi")
 
 
 def similarity_space_table(runs, layer: int | str, similarity: str = "cka", kind: str = "loss"):
-    """One row per fine-tuned run (Full, Scratch) of the whole study with M_X (`similarity` at `layer`) and A_X
-    against the pre-trained model's linear probe: the Linear run of the same dataset, backbone and pool (mean over
-    its seeds). Runs with no such Linear run are left out (and listed on stdout)."""
+    """One row per fine-tuned run (every method but Linear) of the whole study with M_X (`similarity` at `layer`)
+    and A_X against the pre-trained model's linear probe: the Linear run of the same dataset, backbone and pool (mean
+    over its seeds). Runs with no such Linear run are left out (and listed on stdout). The paper's sweep and Fig. 1a
+    read the Full and Scratch rows (PAPER_METHODS); rule tradeoff the preserving methods' T_X membership."""
     import polars as pl
 
     layer = resolve_layer(runs, layer)

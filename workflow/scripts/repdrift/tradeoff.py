@@ -1,0 +1,310 @@
+"""Beyond the paper: which fine-tuning keeps the pre-trained representation, at what cost in the task, and can
+forgetting be told from the first epochs?
+
+`tradeoff_table`: per dataset, backbone, pool and method of the preserving grid (`analysis.preserving_grid`), the
+mean over seeds with its t confidence interval of the task score, the final similarity (the configured CKA estimator
+and layer), k-NN forgetting (the run's k-NN accuracy on the natural domain minus its pre-trained backbone's) and the
+natural-domain ECE (`knn_ece@k`), the change against Full (score in points, similarity in %), the share of runs
+inside T_X(eta, eps) and whether the method is on the Pareto front of mean score against mean similarity (no other
+method of its cell is at least as good on both and better on one).
+
+`verdicts`: per dataset, backbone and pool, the method with the largest relative similarity gain over Full among
+those that lose at most `max_loss` points of score, beside the companion paper's headline (Zu et al. 2025, arXiv
+2503.07399: "over 30%" higher similarity at competitive accuracy).
+
+`early_prediction`: from each run's similarity at epoch e, predict its final k-NN forgetting and natural-domain ECE
+with ordinary least squares (y = a + b x_e), fitted per backbone on every other run of the study that has a
+per-epoch trajectory (every trained run but Linear ones, whose similarity is 1 by construction), leave-one-run-out;
+the mean absolute error per epoch beside that of predicting the other runs' mean (the baseline). Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from repdrift.analysis import in_similarity_space, layer_name, mean_ci, resolve_layer
+
+COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 (abstract)
+CELL = ["dataset", "backbone", "pool"]
+QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
+
+
+def run_values(runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int, k: int) -> pl.DataFrame:
+    """One row per run: score, similarity, forgetting, knn_ece."""
+    keys = ["run", "dataset", "backbone", "method", "pool", "seed"]
+
+    def metric(name: str, alias: str, at_layer: int | None = None) -> pl.DataFrame:
+        rows = runs.filter(pl.col("metric") == name)
+        if at_layer is not None:
+            rows = rows.filter(pl.col("layer") == at_layer)
+        return rows.select(*keys, pl.col("value").alias(alias))
+
+    before = pretrained.filter(pl.col("metric") == f"knn@{k}").select("backbone", "pool", knn_pretrained="value")
+    return (
+        metric("score", "score")
+        .join(metric(similarity, "similarity", layer).select("run", "similarity"), on="run")
+        .join(metric(f"knn@{k}", "knn").select("run", "knn"), on="run")
+        .join(metric(f"knn_ece@{k}", "knn_ece").select("run", "knn_ece"), on="run")
+        .join(before, on=["backbone", "pool"])
+        .with_columns(forgetting=pl.col("knn") - pl.col("knn_pretrained"))
+        .drop("knn", "knn_pretrained")
+    )
+
+
+def pareto(score: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """Whether each point is on the Pareto front (higher is better on both): nothing else dominates it."""
+    front = np.ones(score.size, dtype=bool)
+    for i in range(score.size):
+        at_least = (score >= score[i]) & (similarity >= similarity[i])
+        better = (score > score[i]) | (similarity > similarity[i])
+        front[i] = not np.any(at_least & better)
+    return front
+
+
+def tradeoff_table(values: pl.DataFrame, space: pl.DataFrame, eta: float, eps: float, confidence: float):
+    """The table of the module docstring from `run_values` of the preserving grid's runs."""
+    inside = space.select(
+        "run", inside=pl.Series(in_similarity_space(space["similarity"], space["divergence"], eta, eps))
+    )
+    values = values.join(inside, on="run", how="left")
+    rows = []
+    for key, group in values.group_by(*CELL, "method", maintain_order=True):
+        row = dict(zip([*CELL, "method"], key), runs=group.height)
+        for name in QUANTITIES:
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"], _ = mean_ci(group[name].sort(), confidence)
+        known = group["inside"].drop_nulls()
+        row["in_tx"] = float(known.mean()) if known.len() else math.nan
+        row["in_tx_runs"] = known.len()
+        rows.append(row)
+    table = pl.DataFrame(rows)
+    full = table.filter(pl.col("method") == "full").select(*CELL, full_score="score", full_similarity="similarity")
+    table = table.join(full, on=CELL, how="left").with_columns(
+        score_change_points=100 * (pl.col("score") - pl.col("full_score")),
+        similarity_change_pct=100 * (pl.col("similarity") / pl.col("full_similarity") - 1),
+    )
+    fronts = []
+    for _, cell in table.group_by(*CELL, maintain_order=True):
+        fronts.append(
+            cell.with_columns(pareto=pl.Series(pareto(cell["score"].to_numpy(), cell["similarity"].to_numpy())))
+        )
+    return pl.concat(fronts).drop("full_score", "full_similarity").sort(*CELL, "method")
+
+
+def verdicts(table: pl.DataFrame, max_loss: float = 1.0) -> pl.DataFrame:
+    """Per cell, the best method within `max_loss` points of Full's score, its similarity gain and the verdict."""
+    rows = []
+    for key, cell in table.group_by(*CELL, maintain_order=True):
+        row = dict(zip(CELL, key), max_loss_points=max_loss, companion_gain_pct=COMPANION_GAIN)
+        if cell.filter(pl.col("method") == "full").height == 0:
+            rows.append(
+                row
+                | dict(
+                    method=None, gain_pct=math.nan, score_change_points=math.nan, verdict="no Full run to compare with"
+                )
+            )
+            continue
+        # The paper's other methods are no candidates (a Linear run's similarity is 1 by construction).
+        candidates = cell.filter(~pl.col("method").is_in(["full", "linear", "scratch"]))
+        eligible = candidates.filter(
+            pl.col("score_change_points").is_not_nan() & (pl.col("score_change_points") >= -max_loss)
+        )
+        if eligible.height == 0:
+            rows.append(
+                row
+                | dict(
+                    method=None,
+                    gain_pct=math.nan,
+                    score_change_points=math.nan,
+                    verdict=f"no method stays within {max_loss:g} point of Full's score",
+                )
+            )
+            continue
+        best = eligible.sort("similarity_change_pct", descending=True).row(0, named=True)
+        reaches = best["similarity_change_pct"] >= COMPANION_GAIN
+        rows.append(
+            row
+            | dict(
+                method=best["method"],
+                gain_pct=best["similarity_change_pct"],
+                score_change_points=best["score_change_points"],
+                verdict="reaches the companion paper's +30 %"
+                if reaches
+                else "falls short of the companion paper's +30 %",
+            )
+        )
+    return pl.DataFrame(rows)
+
+
+def verdict_line(row: dict) -> str:
+    """One sentence per cell for the findings page and the captions."""
+    where = f"{row['dataset']}, {row['backbone']} ({row['pool']})"
+    if row["method"] is None:
+        return f"{where}: {row['verdict']}."
+    return (
+        f"{where}: best within {row['max_loss_points']:g} point of Full's score is {row['method']}, "
+        f"{row['gain_pct']:+.1f} % similarity at {row['score_change_points']:+.1f} points, against the companion "
+        f"paper's +{COMPANION_GAIN:.0f} %: {row['verdict']}."
+    )
+
+
+# --- early prediction of forgetting ---------------------------------------------------------------------------------
+def _loo_ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out predictions of y from x by OLS with intercept, and of the other runs' mean."""
+    n = x.size
+    fit, mean = np.empty(n), np.empty(n)
+    for i in range(n):
+        keep = np.arange(n) != i
+        xs, ys = x[keep], y[keep]
+        mean[i] = ys.mean()
+        spread = xs - xs.mean()
+        denom = float(spread @ spread)
+        slope = float(spread @ (ys - ys.mean())) / denom if denom > 0 else 0.0
+        fit[i] = ys.mean() + slope * (x[i] - xs.mean())
+    return fit, mean
+
+
+def early_prediction(trajectories: pl.DataFrame, values: pl.DataFrame, similarity: str, layer: int) -> pl.DataFrame:
+    """Per backbone, target and epoch: leave-one-run-out MAE of OLS on the epoch's similarity and of the mean."""
+    curves = trajectories.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer))
+    epochs = curves.group_by("run").agg(pl.col("epoch").n_unique().alias("n"))
+    full_length = epochs["n"].max()
+    runs = epochs.filter(pl.col("n") == full_length).select("run")  # WiSE-FT's two points are no trajectory
+    curves = curves.join(runs, on="run").filter(pl.col("method") != "linear")
+    rows = []
+    for backbone in sorted(curves["backbone"].unique()):
+        wide = (
+            curves.filter(pl.col("backbone") == backbone)
+            .pivot(on="epoch", index="run", values="value", sort_columns=True)
+            .join(values.select("run", "forgetting", "knn_ece"), on="run")
+            .sort("run")
+        )
+        if wide.height < 3:
+            continue  # leave-one-out needs two runs to fit a line
+        for target in ("forgetting", "knn_ece"):
+            y = wide[target].to_numpy()
+            for epoch in sorted(int(c) for c in wide.columns if c.isdigit()):
+                fit, mean = _loo_ols(wide[str(epoch)].to_numpy(), y)
+                rows.append(
+                    dict(
+                        backbone=backbone,
+                        target=target,
+                        epoch=epoch,
+                        runs=wide.height,
+                        mae_similarity=float(np.abs(fit - y).mean()),
+                        mae_mean=float(np.abs(mean - y).mean()),
+                    )
+                )
+    schema = {
+        "backbone": pl.Utf8,
+        "target": pl.Utf8,
+        "epoch": pl.Int64,
+        "runs": pl.Int64,
+        "mae_similarity": pl.Float64,
+        "mae_mean": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema).with_columns(ratio=pl.col("mae_similarity") / pl.col("mae_mean"))
+
+
+# --- figures and captions -------------------------------------------------------------------------------------------
+def tradeoff_chart(table: pl.DataFrame, axis: str):
+    """Mean score against mean similarity per method (t intervals as whiskers), the Pareto front joined."""
+    data = table.with_columns(
+        front=pl.when(pl.col("pareto")).then(pl.lit("on the front")).otherwise(pl.lit("dominated"))
+    )
+    base = alt.Chart().encode(
+        x=alt.X("similarity:Q", title=axis, scale=alt.Scale(zero=False)),
+        y=alt.Y("score:Q", title="test score", scale=alt.Scale(zero=False)),
+        color=alt.Color("method:N", scale=alt.Scale(scheme="tableau10")),
+    )
+    points = base.mark_point(size=90, filled=True).encode(
+        shape=alt.Shape("front:N", title="Pareto"),
+        tooltip=[
+            "dataset",
+            "backbone",
+            "method",
+            "runs",
+            alt.Tooltip("score:Q", format=".3f"),
+            alt.Tooltip("similarity:Q", format=".3f"),
+            alt.Tooltip("forgetting:Q", format=".3f"),
+            alt.Tooltip("in_tx:Q", format=".2f", title="share in T_X"),
+        ],
+    )
+    x_bars = base.mark_rule(opacity=0.5).encode(x="similarity_lo:Q", x2="similarity_hi:Q")
+    y_bars = base.mark_rule(opacity=0.5).encode(y="score_lo:Q", y2="score_hi:Q")
+    front = (
+        alt.Chart()
+        .mark_line(color="black", strokeDash=[4, 3])
+        .encode(x="similarity:Q", y="score:Q", order="similarity:Q")
+        .transform_filter(alt.datum.pareto)
+    )
+    layered = alt.layer(x_bars, y_bars, points, front, data=data).properties(width=220, height=200)
+    return layered.facet(column=alt.Column("backbone:N"), row=alt.Row("dataset:N"))
+
+
+def early_chart(errors: pl.DataFrame):
+    long = errors.unpivot(
+        index=["backbone", "target", "epoch", "runs"],
+        on=["mae_similarity", "mae_mean"],
+        variable_name="predictor",
+        value_name="mae",
+    ).with_columns(
+        predictor=pl.col("predictor").replace({"mae_similarity": "OLS on similarity", "mae_mean": "mean (baseline)"})
+    )
+    line = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:O", title="similarity known up to epoch"),
+            y=alt.Y("mae:Q", title="leave-one-run-out MAE"),
+            color=alt.Color("predictor:N"),
+            tooltip=["backbone", "target", "epoch", "predictor", alt.Tooltip("mae:Q", format=".4f"), "runs"],
+        )
+    )
+    return line.properties(width=180, height=150).facet(column=alt.Column("backbone:N"), row=alt.Row("target:N"))
+
+
+def _signed(value, digits: int, unit: str) -> str:
+    return "no Full to compare" if value is None or math.isnan(value) else f"{value:+.{digits}f} {unit}"
+
+
+def tradeoff_caption(table: pl.DataFrame, lines: list[str], facts: dict) -> str:
+    means = "; ".join(
+        f"{r['backbone']} {r['method']}: score {r['score']:.3f} ({_signed(r['score_change_points'], 1, 'pt')}), "
+        f"similarity {r['similarity']:.3f} ({_signed(r['similarity_change_pct'], 1, '%')}), forgetting "
+        f"{r['forgetting']:+.3f}, {r['runs']} runs"
+        for r in table.iter_rows(named=True)
+    )
+    return (
+        f"Similarity-preserving fine-tuning beside Full on the grid `{facts['grid']}`: mean test score against mean "
+        f"final similarity ({facts['axis']}, n = {facts['n']} test images) over seeds, with {facts['confidence']:.0%} "
+        f"t intervals; the dashed line joins the Pareto front (filled shapes on it). Changes are against Full of the "
+        f"same cell. {means}. Verdicts: {' '.join(lines)}"
+    )
+
+
+def early_caption(errors: pl.DataFrame, facts: dict) -> str:
+    last = errors["epoch"].max()
+    parts = []
+    for row in (
+        errors.filter(pl.col("epoch").is_in([1, last])).sort("backbone", "target", "epoch").iter_rows(named=True)
+    ):
+        parts.append(
+            f"{row['backbone']} {row['target']} after epoch {row['epoch']}: {row['mae_similarity']:.4f} vs "
+            f"{row['mae_mean']:.4f} for the mean ({row['runs']} runs)"
+        )
+    return (
+        "Early prediction of forgetting: each run's final k-NN forgetting (k-NN accuracy on the natural domain minus "
+        "the pre-trained model's) and natural-domain ECE predicted from its similarity after epoch e by least squares "
+        f"on the other runs of its backbone (leave-one-run-out; {facts['axis']}), against predicting their mean. "
+        f"Mean absolute error: {'; '.join(parts)}."
+    )
+
+
+def facts_for(runs: pl.DataFrame, similarity: str, layer: int | str) -> tuple[int, str]:
+    resolved, last = resolve_layer(runs, layer), resolve_layer(runs, "final")
+    estimator = "biased" if similarity == "cka" else "debiased"
+    return resolved, f"CKA ({estimator}), {layer_name(resolved, last)}"
