@@ -14,7 +14,8 @@ those that lose at most `max_loss` points of score, beside the companion paper's
 
 `early_prediction`: from each run's similarity at epoch e, predict its final k-NN forgetting and natural-domain ECE
 with ordinary least squares (y = a + b x_e), fitted per backbone on every other run of the study that has a
-per-epoch trajectory (every trained run but Linear ones, whose similarity is 1 by construction), leave-one-run-out;
+per-epoch trajectory that starts from the pre-trained model (every trained run but Linear ones, whose similarity is 1
+by construction, and Scratch ones, which start elsewhere), leave-one-run-out;
 the mean absolute error per epoch beside that of predicting the other runs' mean (the baseline). Torch-free.
 """
 
@@ -173,7 +174,9 @@ def early_prediction(trajectories: pl.DataFrame, values: pl.DataFrame, similarit
     epochs = curves.group_by("run").agg(pl.col("epoch").n_unique().alias("n"))
     full_length = epochs["n"].max()
     runs = epochs.filter(pl.col("n") == full_length).select("run")  # WiSE-FT's two points are no trajectory
-    curves = curves.join(runs, on="run").filter(pl.col("method") != "linear")
+    # Runs that start from the pre-trained model: a Linear run's similarity is 1 throughout, and a Scratch run's
+    # distance to a model it never started from is no forgetting (its epoch 0 alone would tell it apart).
+    curves = curves.join(runs, on="run").filter(~pl.col("method").is_in(["linear", "scratch"]))
     rows = []
     for backbone in sorted(curves["backbone"].unique()):
         wide = (
@@ -215,9 +218,17 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
     data = table.with_columns(
         front=pl.when(pl.col("pareto")).then(pl.lit("on the front")).otherwise(pl.lit("dominated"))
     )
+    # Three seeds give wide t intervals: the axes keep to the points' range and the whiskers are clipped to it.
+    lo_x = max(0.0, math.floor(10 * float(data["similarity"].min()) - 1) / 10)
+    lo_y, hi_y = float(data["score"].min()), float(data["score"].max())
+    span = max(hi_y - lo_y, 0.05)
+    y_domain = [max(0.0, lo_y - span / 2), min(1.0, hi_y + span / 2)]
+    x_scale, y_scale = alt.Scale(domain=[lo_x, 1.0], clamp=True), alt.Scale(domain=y_domain, clamp=True)
+    x = alt.X("similarity:Q", title=axis, scale=x_scale)
+    y = alt.Y("score:Q", title="test score", scale=y_scale)
     base = alt.Chart().encode(
-        x=alt.X("similarity:Q", title=axis, scale=alt.Scale(zero=False)),
-        y=alt.Y("score:Q", title="test score", scale=alt.Scale(zero=False)),
+        x=x,
+        y=y,
         color=alt.Color("method:N", scale=alt.Scale(scheme="tableau10")),
     )
     points = base.mark_point(size=90, filled=True).encode(
@@ -233,12 +244,16 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
             alt.Tooltip("in_tx:Q", format=".2f", title="share in T_X"),
         ],
     )
-    x_bars = base.mark_rule(opacity=0.5).encode(x="similarity_lo:Q", x2="similarity_hi:Q")
-    y_bars = base.mark_rule(opacity=0.5).encode(y="score_lo:Q", y2="score_hi:Q")
+    x_bars = base.mark_rule(opacity=0.5, clip=True).encode(
+        x=alt.X("similarity_lo:Q", title=axis, scale=x_scale), x2="similarity_hi:Q"
+    )
+    y_bars = base.mark_rule(opacity=0.5, clip=True).encode(
+        y=alt.Y("score_lo:Q", title="test score", scale=y_scale), y2="score_hi:Q"
+    )
     front = (
         alt.Chart()
         .mark_line(color="black", strokeDash=[4, 3])
-        .encode(x="similarity:Q", y="score:Q", order="similarity:Q")
+        .encode(x=x, y=y, order="similarity:Q")
         .transform_filter(alt.datum.pareto)
     )
     layered = alt.layer(x_bars, y_bars, points, front, data=data).properties(width=220, height=200)
