@@ -36,7 +36,8 @@ def study(tmp_path_factory) -> Path:
 
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
-    assert runs["run"].n_unique() == 12 + 4 + 1  # table1, tasks, the similarity study's extra seed
+    # table1, tasks, the similarity study's extra seed, the preserving grid's 4 trained methods and 2 WiSE-FT a x 2 seeds
+    assert runs["run"].n_unique() == 12 + 4 + 1 + 12
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
@@ -91,6 +92,8 @@ FIGURES = (
     "similarity_space",
     "correlation",
     "knn_forgetting",
+    "tradeoff",
+    "early_prediction",
 )
 
 
@@ -116,6 +119,16 @@ def test_figures_tables_and_report(study):
     sweep = pl.read_csv(study / "results/analysis/similarity_sweep.csv")
     assert sweep["share"].is_between(0, 1).all()
     assert "the paper says" in (study / "results/findings.html").read_text()
+    tradeoff = pl.read_csv(study / "results/analysis/tradeoff.csv")
+    methods = {"full", "l2sp", "lpft", "rift", "feature_cka", "wiseft0.5", "wiseft1"}
+    assert set(tradeoff["method"]) == methods and set(tradeoff["runs"]) == {2}
+    # WiSE-FT at a = 1 is the Full run: the same score and similarity.
+    by_method = {row["method"]: row for row in tradeoff.iter_rows(named=True)}
+    assert by_method["wiseft1"]["score"] == pytest.approx(by_method["full"]["score"])
+    assert by_method["wiseft1"]["similarity"] == pytest.approx(by_method["full"]["similarity"], abs=1e-6)
+    assert "Beyond the paper" in (study / "results/findings.html").read_text()
+    early = pl.read_csv(study / "results/analysis/early_prediction.csv")
+    assert set(early["epoch"]) == {0, 1, 2} and set(early["target"]) == {"forgetting", "knn_ece"}
     assert set(pl.read_csv(study / "results/analysis/findings.csv")["claim"]) == {"a", "b", "c", "d"}
     snakemake(study, "--report", "results/report.html")
     report = (study / "results/report.html").read_text()
@@ -134,7 +147,7 @@ def rules_rerun_after(study: Path, edit) -> set[str]:
     return {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
 
 
-ANALYSES = {"all", "similarity_space", "correlation", "findings"}
+ANALYSES = {"all", "similarity_space", "correlation", "findings", "tradeoff"}
 
 
 def test_changing_an_analysis_parameter_reruns_only_analysis(study):
@@ -218,7 +231,9 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     assert result.returncode == 1
     line = next(line for line in result.stderr.splitlines() if line.startswith("repdrift: rule finetune"))
     assert re.search(rf"{run}: fine-tuning diverged: .* at epoch 1, step \d+ of \d+; .*train\.lr", line), line
-    assert "1 run(s) failed and are recorded as failed" in result.stderr
+    # With the WiSE-FT runs interpolating it (the preserving grid): they cannot be made either.
+    derived = [f"isic/vit/wiseft{a}-cls/seed1" for a in ("0.5", "1")]
+    assert f"3 run(s) failed and are recorded as failed ({run}, {', '.join(derived)})" in result.stderr
     assert sorted(p.name for p in run_dir.iterdir() if p.is_file()) == [FILE_NAME]
     # The same failure under the study's own config (the divergence above ran with another lr): the study finishes
     # without the run, and names it.
@@ -227,10 +242,11 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     result = snakemake(study, "--keep-going")
     assert "rule finetune:" not in result.stdout + result.stderr
     grids = pl.read_parquet(study / "results/tables/grids.parquet")
-    assert grids.filter(pl.col("run") == run)["failure"].to_list() == [message]
+    assert set(grids.filter(pl.col("run") == run)["failure"]) == {message}  # in the similarity and preserving grids
+    assert grids.filter(pl.col("run") == derived[0])["failure"].to_list() == [f"derived from {run}, which failed"]
     assert run not in pl.read_parquet(study / "results/tables/runs.parquet")["run"].to_list()
     page = (study / "results/findings.html").read_text()
-    assert "1 run of the study is missing" in page and run in page
+    assert "3 runs of the study are missing" in page and run in page
     assert "Nothing to be done" in snakemake(study, "-n").stdout
     # Deleting the record tries the run again.
     (run_dir / FILE_NAME).unlink()
