@@ -36,7 +36,7 @@ def study(tmp_path_factory) -> Path:
 
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
-    # table1, tasks, the similarity study's extra seed, the preserving grid's 4 trained methods and 2 WiSE-FT a x 2 seeds
+    # table1, tasks, the similarity study's extra seed, the preserving grid's (4 trained + 2 WiSE-FT a) x 2 seeds
     assert runs["run"].n_unique() == 12 + 4 + 1 + 12
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
