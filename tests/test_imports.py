@@ -67,3 +67,52 @@ def test_importing_the_job_modules_sets_nothing_and_loads_no_hub_client():
     )
     loaded = loaded_after(code)
     assert not loaded["huggingface_hub"] and not loaded["timm"], loaded
+
+
+def _module_imports(path: Path, name: str) -> set[str]:
+    """The modules `path` imports at module level (not inside functions), absolute names."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_documented_torch_modules_are_the_ones_that_import_torch():
+    """docs/architecture.md ("Import cost") lists the package modules that import torch at module level: the list is
+    checked against the code, following the package's own imports."""
+    import re
+
+    modules = {}
+    for path in (SCRIPTS / "repdrift").rglob("*.py"):
+        parts = path.relative_to(SCRIPTS).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = _module_imports(path, name)
+    heavy = ("torch", "torchvision", "timm", "open_clip", "safetensors.torch")
+
+    def imports_torch(name, seen=()):
+        direct = any(imp == h or imp.startswith(h + ".") for imp in modules[name] for h in heavy)
+        return direct or any(
+            imports_torch(dep, (*seen, name)) for dep in modules[name] if dep in modules and dep not in seen
+        )
+
+    torch_modules = {name for name in modules if imports_torch(name)}
+    doc = (SCRIPTS.parents[1] / "docs/architecture.md").read_text()
+    sentence = re.search(r"Only\s+(.*?)\s+may\s+import\s+torch\s+at\s+module\s+level", doc, re.S).group(1)
+    documented = set(re.findall(r"`(repdrift[\w.]*)`", sentence))
+    # A package counts by its own modules: `repdrift.models` stands for repdrift.models.*.
+    covered = {name for name in torch_modules if not any(name == d or name.startswith(d + ".") for d in documented)}
+    assert covered == set(), f"import torch but are not in docs/architecture.md: {sorted(covered)}"
+    unused = {d for d in documented if not any(n == d or n.startswith(d + ".") for n in torch_modules)}
+    assert unused == set(), f"listed in docs/architecture.md but torch-free: {sorted(unused)}"
