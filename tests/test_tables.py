@@ -320,3 +320,14 @@ def test_numbers_do_not_depend_on_the_row_order():
     for seed in range(5):
         shuffled = runs.sample(fraction=1.0, shuffle=True, seed=seed)
         assert table1(shuffled, info, ["vit"])[1].equals(reference)
+
+
+def test_aggregate_says_when_every_run_failed(tmp_path):
+    from repdrift.errors import RepdriftError
+    from repdrift.tables import aggregate
+
+    failed = {"isic/vit/full-cls/seed0": "diverged", "isic/vit/linear-cls/seed0": "diverged"}
+    outs = {f"{name}_out": tmp_path / f"{name}.parquet" for name in ("runs", "trajectories", "pretrained", "grids")}
+    with pytest.raises(RepdriftError, match="no run of the study finished: 2 failed"):
+        aggregate([], [], [], [], [], [], [], {run: ["table1"] for run in failed}, failed, **outs)
+    assert not any(path.exists() for path in outs.values())
