@@ -10,6 +10,7 @@ conventions and their source:
 - :mod:`.knn`: weighted k-NN of the DINO protocol (Caron et al. 2021), and its vote's top-label confidence.
 - :mod:`.calibration`: top-label ECE with (lo, hi] bins (Guo et al. 2017) and reliability diagrams.
 - :mod:`.ranking`: per-class average precision and ROC AUC as scikit-learn defines them, macro means.
+- :mod:`.similarity`: similarity measures beside CKA: orthogonal Procrustes, SVCCA and PWCCA, RSA, mutual k-NN.
 """
 
 from .calibration import binned_ece, expected_calibration_error, reliability_diagram
@@ -23,6 +24,7 @@ from .ranking import (
     roc_auc,
     roc_auc_per_class,
 )
+from .similarity import mutual_knn, procrustes, pwcca, rsa, svcca
 
 __all__ = [
     "CenteredLayers",
@@ -39,8 +41,13 @@ __all__ = [
     "linear_cka",
     "mean_average_precision",
     "minibatch_cka",
+    "mutual_knn",
+    "procrustes",
+    "pwcca",
     "rbf_cka",
     "reliability_diagram",
     "roc_auc",
     "roc_auc_per_class",
+    "rsa",
+    "svcca",
 ]

@@ -1,0 +1,168 @@
+"""Representation-similarity measures beside CKA (numpy, torch-free): rows are samples, columns features; X and Y
+must hold the same samples in the same order and may differ in width. Every measure is 1 for identical inputs.
+
+- `procrustes`: orthogonal Procrustes similarity ||X^T Y||_* of column-centred, Frobenius-normalised X and Y, in
+  [0, 1]; the Procrustes distance is 2 - 2 x this (Ding, Denain and Steinhardt 2021, "Grounding representation
+  similarity with statistical testing"; Williams et al. 2021, "Generalized shape metrics on neural
+  representations"). Invariant to rotations and isotropic scaling of either side.
+- `svcca` / `pwcca`: each side is centred and reduced by SVD to the fewest directions that explain `threshold`
+  (99 %) of its variance (SVCCA, Raghu et al. 2017); canonical correlations rho_i of the reduced sides follow.
+  `svcca` is their mean; `pwcca` their mean weighted by how much of one side each canonical variate h_i accounts
+  for, alpha_i = sum_j |<h_i, x_j>| over that side's centred features x_j, normalised to sum 1 (projection-weighted
+  CCA, Morcos, Raghu and Bengio 2018). As in their published code (google/svcca, `compute_pwcca`), the side is the
+  one with fewer kept directions (X on a tie). That code projects onto u^T (X - mean) + mean, directions not
+  whitened by Sigma_xx^-1/2; here h_i are the canonical variates of the paper. On the fixed inputs of
+  tests/test_metrics_similarity.py its pipeline gives 0.7398 as published and 0.7347 with canonical variates,
+  which is this function's value to 1e-12; SVCCA agrees with its `get_cca_similarity` to 1e-9. CCA needs more
+  samples than directions: with n <= k_x + k_y the canonical correlations are
+  1 whatever the data (the reduced sides span a common subspace), so both measures then return NaN rather than a
+  meaningless 1; keep n well above the kept directions (the demo: n = 80 test images, d = 64).
+- `rsa`: Spearman correlation of the two representational dissimilarity matrices, RDM = 1 - Pearson correlation
+  between samples, over the upper triangle (Kriegeskorte, Mur and Bandettini 2008).
+- `mutual_knn`: mean over samples of |N_k^X(i) & N_k^Y(i)| / k, N_k the k nearest other samples by cosine
+  similarity (mutual nearest-neighbour alignment, Huh et al. 2024, "The platonic representation hypothesis").
+
+Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+from ._arrays import float_array
+
+
+def _pair(x, y, min_samples: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    x = float_array(x, "x", 2)
+    y = float_array(y, "y", 2)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must hold the same samples (rows): got n = {x.shape[0]} and n = {y.shape[0]}")
+    if x.shape[0] < min_samples:
+        raise ValueError(f"x: expected at least {min_samples} samples (rows), got {x.shape[0]}")
+    dtype = np.result_type(x.dtype, y.dtype)
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+def _centred(a: np.ndarray) -> np.ndarray:
+    return a - a.mean(axis=0, keepdims=True)
+
+
+def procrustes(x, y) -> float:
+    """Orthogonal Procrustes similarity in [0, 1]; NaN when a side has no variance."""
+    x, y = _pair(x, y)
+    x, y = _centred(x), _centred(y)
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return float("nan")
+    # The nuclear norm as the sum of sqrt(eigenvalues of M^T M), in float64 on the small side: a symmetric eigen
+    # solve is several times cheaper than the SVD of M (the d x d solve outweighed the n x d product at d = 768).
+    cross = (x.T @ y).astype(np.float64) / (float(nx) * float(ny))
+    small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(small), 0.0, None)).sum())
+
+
+def _reduce(a: np.ndarray, threshold: float) -> np.ndarray:
+    """The centred data on the fewest principal directions explaining `threshold` of its variance (n x k)."""
+    u, s, _ = np.linalg.svd(_centred(a), full_matrices=False)
+    energy = np.cumsum(s**2)
+    if energy[-1] == 0:
+        return u[:, :0]
+    keep = int(np.searchsorted(energy, threshold * energy[-1] * (1 - 1e-12)) + 1)
+    return u[:, :keep] * s[:keep]
+
+
+def _cca(x: np.ndarray, y: np.ndarray):
+    """Canonical correlations (descending) of centred x and y, and x's canonical variates (n x k, unit norm)."""
+    qx, _ = np.linalg.qr(x)
+    qy, _ = np.linalg.qr(y)
+    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    return np.clip(rho, 0.0, 1.0), qx @ u
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold: expected a share of variance in (0, 1], got {threshold}")
+
+
+def svcca(x, y, threshold: float = 0.99) -> float:
+    """Mean canonical correlation after reducing each side to `threshold` of its variance; NaN if n <= k_x + k_y."""
+    _check_threshold(threshold)
+    x, y = _pair(x, y)
+    rx, ry = _reduce(x, threshold), _reduce(y, threshold)
+    if min(rx.shape[1], ry.shape[1]) == 0 or x.shape[0] <= rx.shape[1] + ry.shape[1]:
+        return float("nan")
+    rho, _ = _cca(rx, ry)
+    return float(rho.mean())
+
+
+def pwcca(x, y, threshold: float = 0.99) -> float:
+    """Projection-weighted mean canonical correlation after the SVCCA reduction (weights from the side with fewer
+    kept directions); NaN if n <= k_x + k_y."""
+    _check_threshold(threshold)
+    x, y = _pair(x, y)
+    rx, ry = _reduce(x, threshold), _reduce(y, threshold)
+    if min(rx.shape[1], ry.shape[1]) == 0 or x.shape[0] <= rx.shape[1] + ry.shape[1]:
+        return float("nan")
+    if ry.shape[1] < rx.shape[1]:  # weight by the side with fewer directions, as google/svcca does
+        x, y, rx, ry = y, x, ry, rx
+    rho, variates = _cca(rx, ry)
+    weights = np.abs(variates[:, : rho.size].T @ _centred(x)).sum(axis=1)
+    return float(weights @ rho / weights.sum())
+
+
+def _upper(square: np.ndarray) -> np.ndarray:
+    return square[np.triu_indices(square.shape[0], k=1)]
+
+
+def _rdm(a: np.ndarray, name: str) -> np.ndarray:
+    """1 - Pearson correlation between samples (rows), over the features."""
+    rows = a - a.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(rows, axis=1)
+    if np.any(norms == 0):
+        raise ValueError(
+            f"{name}: sample {int(np.argmin(norms))} has the same value in every feature; its "
+            "correlation with other samples is undefined"
+        )
+    rows = rows / norms[:, None]
+    return 1.0 - rows @ rows.T
+
+
+def rsa(x, y) -> float:
+    """Spearman correlation of the upper triangles of the two RDMs; needs at least 3 samples."""
+    x, y = _pair(x, y, min_samples=3)
+    rx, ry = rankdata(_upper(_rdm(x, "x"))), rankdata(_upper(_rdm(y, "y")))
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = np.sqrt((rx @ rx) * (ry @ ry))
+    return float("nan") if denom == 0 else float(rx @ ry / denom)
+
+
+_BLOCK_ROWS = 2048  # similarities of this many samples at a time: 2048 x n floats, not n x n
+
+
+def _neighbours(a: np.ndarray, k: int, name: str) -> np.ndarray:
+    """Indices (n x k) of each sample's k most cosine-similar other samples, computed block by block."""
+    norms = np.linalg.norm(a, axis=1)
+    if np.any(norms == 0):
+        raise ValueError(f"{name}: sample {int(np.argmin(norms))} is all zeros; its cosine similarity is undefined")
+    unit = a / norms[:, None]
+    n = unit.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, n)
+        sim = unit[start:stop] @ unit.T
+        sim[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
+        out[start:stop] = np.argpartition(sim, n - k, axis=1)[:, n - k :]
+    return out
+
+
+def mutual_knn(x, y, k: int = 10) -> float:
+    """Mean share of each sample's k nearest neighbours (cosine) that X and Y have in common."""
+    x, y = _pair(x, y)
+    n = x.shape[0]
+    if not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+        raise ValueError(f"k: expected an integer in 1..n - 1 = {n - 1} (the other samples), got {k!r}")
+    nx, ny = _neighbours(x, k, "x"), _neighbours(y, k, "y")
+    shared = (nx[:, :, None] == ny[:, None, :]).sum()  # each index at most once per row: pairs = the intersection
+    return float(shared / (n * k))
