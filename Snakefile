@@ -36,6 +36,7 @@ include: "rules/aggregate.smk"
 include: "rules/analysis.smk"
 include: "rules/figures.smk"
 include: "rules/preserving.smk"
+include: "rules/rulers.smk"
 
 
 rule all:
@@ -53,6 +54,7 @@ localrules:
     paper_tables,
     findings,
     tradeoff,
+    rulers,
     figures,
 
 

@@ -307,11 +307,13 @@ def all_outputs():
         "results/findings.html",
         *FIGURES,
         *expand("results/figures/attention/{backbone}.png", backbone=BACKBONES_USED),
-        *(
-            TRADEOFF_OUTPUTS
-            if config["analysis"]["preserving_grid"] in config["grids"]
-            else []
-        ),
+        *(TRADEOFF_OUTPUTS if PRESERVING_GRID else []),
+        "results/analysis/rulers.csv",
+        *[
+            f"results/figures/{n}.{e}"
+            for n in ("agreement", "rulers")
+            for e in ("html", "svg")
+        ],
     ]
 
 

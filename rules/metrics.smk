@@ -26,6 +26,8 @@ rule measure:
         ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
         temperature=config["knn"]["temperature"],
         n_bins=config["calibration"]["n_bins"],
+        measures=config["similarity"]["measures"],
+        mutual_k=config["similarity"]["mutual_knn_k"],
     script:
         "../workflow/scripts/measure.py"
 

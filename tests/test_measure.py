@@ -62,6 +62,27 @@ def test_each_epoch_and_layer_against_an_independent_cka(cka_files):
     assert (later["cka_debiased"] < later["cka"]).all()
 
 
+def test_the_other_measures_on_the_same_aligned_features(cka_files):
+    from repdrift.metrics import mutual_knn, procrustes, pwcca, rbf_cka, rsa
+
+    pretrained, trajectory, before, epochs = cka_files
+    measures = ["procrustes", "pwcca", "rsa", "mutual_knn", "rbf_cka"]
+    table = cka_table(str(pretrained), str(trajectory), measures, k=3)
+    assert {"procrustes", "pwcca", "rsa", "mutual_knn@3", "rbf_cka"} <= set(table.columns)
+    rows = table.filter(pl.col("epoch") == 2).sort("layer")
+    for layer in range(LAYERS + 1):
+        x, y = before[layer], epochs[2][layer]
+        assert rows["procrustes"][layer] == pytest.approx(procrustes(x, y), rel=1e-6)
+        assert rows["rsa"][layer] == pytest.approx(rsa(x, y), rel=1e-6)
+        assert rows["mutual_knn@3"][layer] == pytest.approx(mutual_knn(x, y, k=3))
+        assert rows["rbf_cka"][layer] == pytest.approx(rbf_cka(x, y), rel=1e-6)
+        # 10 images, 8 features a side: more kept directions than samples allow, so PWCCA is NaN, not 1.
+        assert np.isnan(rows["pwcca"][layer]) and np.isnan(pwcca(x, y))
+    epoch0 = table.filter(pl.col("epoch") == 0)
+    for column in ("procrustes", "rsa", "mutual_knn@3"):
+        np.testing.assert_allclose(epoch0[column].to_numpy(), 1.0, atol=1e-6)
+
+
 def test_a_trajectory_with_other_layers_is_refused(cka_files, tmp_path):
     pretrained, _, before, _ = cka_files
     short = tmp_path / "short.h5"

@@ -45,6 +45,14 @@ def test_tables_cover_every_run(study):
     for estimator in ("cka", "cka_debiased"):
         linear = runs.filter((pl.col("method") == "linear") & (pl.col("metric") == estimator))["value"]
         np.testing.assert_allclose(linear.to_numpy(), 1.0, atol=1e-5)  # a frozen backbone does not move
+    # Every measure beside CKA, at every layer of every run (a Linear run's features are the pre-trained ones).
+    for metric in ("procrustes", "pwcca", "rsa", "mutual_knn@10", "rbf_cka"):
+        rows = runs.filter(pl.col("metric") == metric)
+        assert rows.height == runs["run"].n_unique() * 3, metric
+        finite = rows["value"].drop_nans()
+        assert ((finite >= -1e-6) & (finite <= 1 + 1e-6)).all() or metric == "rsa", metric
+    trajectories = pl.read_parquet(study / "results/tables/trajectories.parquet")
+    assert {"procrustes", "pwcca", "rsa", "mutual_knn@10", "rbf_cka"} <= set(trajectories["metric"])
     # Blocks 1-2, then 3 = the final representation; CKA on the same 12 test images in every run.
     assert set(runs.filter(pl.col("metric") == "cka")["layer"]) == {1, 2, 3}
     assert set(runs.filter(pl.col("metric") == "cka_samples")["value"]) == {12.0}
@@ -94,6 +102,8 @@ FIGURES = (
     "knn_forgetting",
     "tradeoff",
     "early_prediction",
+    "agreement",
+    "rulers",
 )
 
 
@@ -127,6 +137,9 @@ def test_figures_tables_and_report(study):
     assert by_method["wiseft1"]["score"] == pytest.approx(by_method["full"]["score"])
     assert by_method["wiseft1"]["similarity"] == pytest.approx(by_method["full"]["similarity"], abs=1e-6)
     assert "Beyond the paper" in (study / "results/findings.html").read_text()
+    assert "Under other rulers" in (study / "results/findings.html").read_text()
+    rulers = pl.read_csv(study / "results/analysis/rulers.csv")
+    assert set(rulers["function"]) == {"forgetting", "knn_ece", "score"} and "procrustes" in set(rulers["measure"])
     early = pl.read_csv(study / "results/analysis/early_prediction.csv")
     assert set(early["epoch"]) == {0, 1, 2} and set(early["target"]) == {"forgetting", "knn_ece"}
     assert set(pl.read_csv(study / "results/analysis/findings.csv")["claim"]) == {"a", "b", "c", "d"}
@@ -147,7 +160,7 @@ def rules_rerun_after(study: Path, edit) -> set[str]:
     return {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
 
 
-ANALYSES = {"all", "similarity_space", "correlation", "findings", "tradeoff"}
+ANALYSES = {"all", "similarity_space", "correlation", "findings", "tradeoff", "rulers"}
 
 
 def test_changing_an_analysis_parameter_reruns_only_analysis(study):

@@ -5,7 +5,7 @@ from repdrift.rule import run
 from repdrift.tradeoff import verdict_line
 
 
-def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, out, table_out, **options):
+def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, rulers, out, table_out, **options):
     claims, facts = findings(
         pl.read_parquet(runs),
         pl.read_parquet(trajectories),
@@ -16,7 +16,8 @@ def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, out, 
         **options,
     )
     beyond = [verdict_line(row) for path in tradeoff for row in pl.read_csv(path).iter_rows(named=True)]
-    write_findings_page(claims, facts, out, beyond)
+    per_measure = pl.read_csv(rulers).to_dicts()
+    write_findings_page(claims, facts, out, beyond, per_measure)
     findings_table(claims).write_csv(table_out)
     for claim in claims:
         print(f"({claim.key}) {claim.title} -> {claim.verdict}")
@@ -35,6 +36,7 @@ run(
     fits=i.fits,
     bootstrap=i.bootstrap,
     tradeoff=list(i.tradeoff),
+    rulers=i.rulers,
     out=snakemake.output.page,
     table_out=snakemake.output.table,
     grid=p.grid,

@@ -13,5 +13,7 @@ run(
     ks=list(p.ks),
     temperature=p.temperature,
     n_bins=p.n_bins,
+    measures=list(p.measures),
+    mutual_k=p.mutual_k,
     out={name: o[name] for name in ("cka", "knn", "calibration", "reliability", "classification")},
 )

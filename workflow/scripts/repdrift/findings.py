@@ -469,8 +469,11 @@ table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:6px;vertical-
 td ul{margin:0;padding-left:1.1em}small{color:#555}"""
 
 
-def write_findings_page(claims: list[Claim], facts: dict, path: str | Path, beyond: list[str] = ()) -> None:
-    """The page; `beyond` holds the verdict lines of the similarity-preserving methods (repdrift.tradeoff)."""
+def write_findings_page(
+    claims: list[Claim], facts: dict, path: str | Path, beyond: list[str] = (), rulers: list[dict] = ()
+) -> None:
+    """The page; `beyond` holds the verdict lines of the similarity-preserving methods (repdrift.tradeoff), `rulers`
+    the paper's correlation conclusion under each similarity measure (repdrift.rulers, rulers_conclusion.csv)."""
     e = html.escape
     runs = ", ".join(f"{b} {n}" for b, n in facts["runs_per_backbone"].items())
     head = (
@@ -517,6 +520,19 @@ def write_findings_page(claims: list[Claim], facts: dict, path: str | Path, beyo
         + "".join(f"<li>{e(line)}</li>" for line in NOT_JUDGED)
         + "</ul>"
     )
+    if rulers:
+        items = "".join(
+            f"<li class='{r['verdict']}'><b>{e(r['measure'])}</b>: |r| {e(str(r.get('supervised')))} minus "
+            f"{e(str(r.get('self_supervised')))} = {r['difference']:+.2f} ({_ci(r['lo'], r['hi'], 2)}) &rarr; "
+            f"<i>{r['verdict']}</i></li>"
+            for r in rulers
+        )
+        rule += (
+            "<h3>Under other rulers</h3><p>Claim (d) with each similarity measure in place of CKA: does forgetting "
+            "track similarity more for the supervised ViT than for DINOv2? The bootstrap CI of the difference of "
+            "|Spearman r| with k-NN forgetting over the similarity grid's runs (results/analysis/rulers.csv); "
+            f"agrees above 0, disagrees below.</p><ul>{items}</ul>"
+        )
     if beyond:
         rule += (
             "<h3>Beyond the paper: similarity-preserving fine-tuning</h3><p>The paper's open question is a model with "

@@ -18,8 +18,13 @@ from repdrift.metrics import (
     knn_top_label,
     layerwise_cka,
     mean_average_precision,
+    mutual_knn,
+    procrustes,
+    pwcca,
+    rbf_cka,
     reliability_diagram,
     roc_auc,
+    rsa,
 )
 from repdrift.predictions import read_predictions
 
@@ -36,6 +41,30 @@ def _align(reference_ids: np.ndarray, ids: np.ndarray, path: str) -> np.ndarray:
     return np.array([position[sid] for sid in ids])
 
 
+# The measures beside CKA (config `similarity.measures`), each computed on the same features as CKA.
+MEASURES = ("procrustes", "pwcca", "rsa", "mutual_knn", "rbf_cka")
+
+
+def measure_column(name: str, k: int) -> str:
+    """The column (and runs.parquet metric) of a measure: mutual_knn carries its k."""
+    return f"mutual_knn@{k}" if name == "mutual_knn" else name
+
+
+def _other_measures(reference: np.ndarray, other: np.ndarray, measures: list[str], k: int) -> list[dict]:
+    """Per layer, every configured measure of the layer's features against the pre-trained ones."""
+    functions = {
+        "procrustes": procrustes,
+        "pwcca": pwcca,
+        "rsa": rsa,
+        "mutual_knn": lambda x, y: mutual_knn(x, y, k=min(k, x.shape[0] - 1)),
+        "rbf_cka": rbf_cka,
+    }
+    return [
+        {measure_column(name, k): functions[name](ref, cur) for name in measures}
+        for ref, cur in zip(reference, other, strict=True)
+    ]
+
+
 def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:
     biased = layerwise_cka(reference, other, pairwise=False, debiased=False)
     debiased = layerwise_cka(reference, other, pairwise=False, debiased=True)
@@ -45,13 +74,14 @@ def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:
     ]
 
 
-def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
+def cka_table(pretrained_path: str, trajectory_path: str, measures: list[str] = (), k: int = 10) -> pl.DataFrame:
     """Linear CKA to the pre-trained model, both estimators (biased, as the paper's Eq. 1, and the debiased
     U-statistic), at every layer (blocks 1..L, then L + 1 = the final representation the head and the k-NN see)
     and every epoch of the trajectory (epoch 0 = before fine-tuning), all on the run's CKA sample of test images.
 
     The final model is the trajectory's last epoch, so its rows (`epoch` null) repeat that epoch's values: the
-    final CKA and the last trajectory point are one measurement on the same images.
+    final CKA and the last trajectory point are one measurement on the same images. `measures` (of MEASURES) are
+    added as columns, each on the same features (repdrift.metrics.similarity; mutual k-NN with `k` neighbours).
     """
     trajectory = Trajectory(trajectory_path)
     pool = str(trajectory.attrs["pool"])
@@ -66,9 +96,13 @@ def cka_table(pretrained_path: str, trajectory_path: str) -> pl.DataFrame:
     centred = center_layers(reference_layers)
     rows = []
     for index, epoch in enumerate(trajectory.epochs):
-        rows += _cka_rows(centred, trajectory[index], epoch)
+        features = trajectory[index]
+        cka_rows = _cka_rows(centred, features, epoch)
+        others = _other_measures(reference_layers, features, list(measures), k)
+        rows += [dict(row, **extra) for row, extra in zip(cka_rows, others, strict=True)]
     rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1] :]]
     schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
+    schema |= {measure_column(name, k): pl.Float64 for name in measures}
     return pl.DataFrame(rows, schema=schema).with_columns(pool=pl.lit(pool), samples=pl.lit(len(trajectory.sample_id)))
 
 
@@ -127,10 +161,12 @@ def measure_run(
     temperature: float,
     n_bins: int,
     out: dict[str, str],
+    measures: list[str] = (),
+    mutual_k: int = 10,
 ) -> None:
     """Every measurement of one run, each into its own table: `out` maps cka, knn, calibration, reliability and
     classification to their paths."""
-    cka_table(reference, trajectory).write_parquet(out["cka"])
+    cka_table(reference, trajectory, measures, mutual_k).write_parquet(out["cka"])
     knn_table(natural, pool, ks, temperature, n_bins).write_parquet(out["knn"])
     ece, bins = calibration_tables(predictions, n_bins)
     ece.write_parquet(out["calibration"])

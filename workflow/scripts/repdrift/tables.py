@@ -3,9 +3,11 @@
 runs.parquet          one row per run x metric (x layer for CKA): accuracy, balanced_accuracy, map, auc, ece
                       (target domain), score (the dataset's headline: accuracy, or mAP if multi-label), test_loss
                       (last epoch), knn@k and knn_ece@k (natural domain), cka and cka_debiased (final model, per
-                      layer: blocks 1..L, L + 1 = the final representation), cka_samples (the n of the CKA)
-trajectories.parquet  one row per run x epoch x metric (x layer for CKA): cka, cka_debiased, train_loss, test_loss,
-                      score
+                      layer: blocks 1..L, L + 1 = the final representation) and the configured measures beside
+                      them (`similarity.measures`: procrustes, pwcca, rsa, mutual_knn@k, rbf_cka), cka_samples (the n
+                      of the CKA)
+trajectories.parquet  one row per run x epoch x metric (x layer for the similarities): cka, cka_debiased, the other
+                      measures, train_loss, test_loss, score
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's knn@k and knn_ece@k
 grids.parquet         one row per grid x run of the study: failure, the message of a run recorded as failed
                       (repdrift.failures; it has no rows in the other tables), else null
@@ -34,6 +36,11 @@ def _long(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(**{c: pl.col(c).cast(t) for c, t in LONG_SCHEMA.items()})
 
 
+def similarity_columns(cka: pl.DataFrame) -> list[str]:
+    """The similarity measures of a run's cka.parquet: both CKA estimators and the configured others."""
+    return [c for c in cka.columns if c not in ("epoch", "layer", "pool", "samples")]
+
+
 def run_rows(run: dict, classification: str, calibration: str, knn: str, cka: str, history: str) -> pl.DataFrame:
     """All final measurements of one run as long rows."""
     scores = pl.read_parquet(classification)
@@ -46,8 +53,7 @@ def run_rows(run: dict, classification: str, calibration: str, knn: str, cka: st
         pl.read_parquet(calibration).with_columns(layer=None),
         knn_frame.select(metric=pl.format("knn@{}", "k"), layer=None, value="accuracy"),
         knn_frame.select(metric=pl.format("knn_ece@{}", "k"), layer=None, value="ece"),
-        cka_final.select(metric=pl.lit("cka"), layer="layer", value="cka"),
-        cka_final.select(metric=pl.lit("cka_debiased"), layer="layer", value="cka_debiased"),
+        *(cka_final.select(metric=pl.lit(name), layer="layer", value=name) for name in similarity_columns(cka_final)),
         cka_final.head(1).select(metric=pl.lit("cka_samples"), layer=None, value="samples"),
         pl.read_parquet(history).tail(1).select(metric=pl.lit("test_loss"), layer=None, value="test_loss"),
     ]
@@ -59,7 +65,8 @@ def trajectory_rows(run: dict, history: str, cka: str) -> pl.DataFrame:
     hist = pl.read_parquet(history)
     cka_epochs = pl.read_parquet(cka).filter(pl.col("epoch").is_not_null())
     parts = [
-        cka_epochs.select("epoch", metric=pl.lit(name), layer="layer", value=name) for name in ("cka", "cka_debiased")
+        cka_epochs.select("epoch", metric=pl.lit(name), layer="layer", value=name)
+        for name in similarity_columns(cka_epochs)
     ]
     for column, name in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("test_value", "score")):
         parts.append(hist.select("epoch", metric=pl.lit(name), layer=pl.lit(None, pl.Int64), value=column))

@@ -28,7 +28,6 @@ Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raise
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ._arrays import float_array
 
@@ -130,6 +129,8 @@ def _rdm(a: np.ndarray, name: str) -> np.ndarray:
 
 def rsa(x, y) -> float:
     """Spearman correlation of the upper triangles of the two RDMs; needs at least 3 samples."""
+    from scipy.stats import rankdata  # here: scipy.stats takes 0.5 s to import, more than a demo job's measures
+
     x, y = _pair(x, y, min_samples=3)
     rx, ry = rankdata(_upper(_rdm(x, "x"))), rankdata(_upper(_rdm(y, "y")))
     rx -= rx.mean()
