@@ -90,6 +90,14 @@ def _check_config():
             f"{round(fraction * epochs)} epochs to probe and {epochs - round(fraction * epochs)} to fine-tune; "
             "each needs at least 1"
         )
+    if (
+        "mutual_knn" in config["similarity"]["measures"]
+        and config["similarity"]["mutual_knn_k"] >= config["cka"]["samples"]
+    ):
+        problems.append(
+            f"similarity.mutual_knn_k: {config['similarity']['mutual_knn_k']} neighbours need more than that many "
+            f"images in the CKA sample (cka.samples = {config['cka']['samples']})"
+        )
     grid = config["analysis"]["similarity_grid"]
     if grid not in config["grids"]:
         problems.append(

@@ -64,6 +64,7 @@ def config():
         # WiSE-FT without the Full runs it interpolates.
         (lambda c: c["grids"]["tasks"].update(methods=["full", "l2-sp"]), "'l2-sp' is not one of"),
         (lambda c: c.update(similarity={"measures": ["procrustes", "cca"]}), "'cca' is not one of"),
+        (lambda c: c.update(similarity={"mutual_knn_k": 12}), "similarity.mutual_knn_k: 12 neighbours need more"),
         (lambda c: c.update(preserving={"rift": {"strength": -1}}), "On instance['preserving']['rift']['strength']"),
         (lambda c: c.update(preserving={"wiseft": {"alphas": [0.5, 1.5]}}), "1.5 is greater than the maximum of 1"),
         (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),

@@ -75,9 +75,11 @@ def test_svcca_and_pwcca_basic_properties(xy):
     # Invariant to invertible linear maps of either side (CCA), up to the variance threshold.
     mixed = x @ np.random.default_rng(5).standard_normal((12, 12))
     assert svcca(mixed, y, threshold=1.0) == pytest.approx(svcca(x, y, threshold=1.0), rel=1e-8)
-    # Too few samples for the kept directions: NaN, not a meaningless 1.
+    # Few samples for many directions: each side keeps (n - 1) // 2 = 9, so unrelated data is not a perfect match.
     rng = np.random.default_rng(6)
-    assert np.isnan(pwcca(rng.standard_normal((20, 15)), rng.standard_normal((20, 15))))
+    a, b = rng.standard_normal((20, 15)), rng.standard_normal((20, 15))
+    assert 0 < pwcca(a, b) < 0.9 and 0 < svcca(a, b) < 0.9
+    assert pwcca(a, a) == pytest.approx(1.0)
 
 
 def reference_inputs():
@@ -107,9 +109,24 @@ def test_svcca_and_pwcca_against_the_published_implementation():
         (lambda: rsa(np.ones((5, 2)), np.ones((4, 2))), "same samples"),
         (lambda: mutual_knn(np.eye(4), np.eye(4), k=4), "k: expected an integer in 1..n - 1 = 3"),
         (lambda: pwcca(np.eye(4), np.eye(4), threshold=0), "threshold"),
-        (lambda: rsa(np.ones((4, 3)), np.eye(4)[:, :3] + 1), "x: sample 0 has the same value in every feature"),
+        (lambda: mutual_knn(np.eye(4), np.eye(4), k=True), "k: expected an integer"),
+        (lambda: pwcca(np.ones((4, 2)), np.full((4, 2), np.inf)), "y: expected finite values"),
+        (lambda: svcca(np.ones((2, 2)), np.ones((2, 2))), "x: expected at least 3 samples"),
+        (lambda: mutual_knn(np.ones((3, 2)), np.ones((4, 2))), "same samples"),
     ],
 )
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_degenerate_input_is_nan_not_an_error():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 3))
+    constant_sample = x.copy()
+    constant_sample[2] = 5.0  # the same value in every feature: no correlation with other samples
+    assert np.isnan(rsa(constant_sample, x))
+    zero_sample = x.copy()
+    zero_sample[0] = 0.0  # no cosine similarity
+    assert np.isnan(mutual_knn(zero_sample, x, k=2))
+    assert np.isnan(procrustes(np.ones((6, 3)), x)) and np.isnan(pwcca(np.ones((6, 3)), x))

@@ -58,3 +58,17 @@ def test_agreement_ruler_and_the_papers_conclusion_per_measure():
     assert knn_ece["spearman"].is_nan().all()  # a constant function: undefined, not 0
     conclusion = paper_conclusion(replicates, measures, {"vit": "supervised", "dino": "self_supervised"}, 0.95)
     assert set(conclusion["verdict"]) == {"agrees"}  # |r| 1 for vit, noise for dino, under every measure
+
+
+def test_a_nan_measure_gets_no_rank_and_leaves_its_run_out_of_the_agreement():
+    runs, pretrained = study()
+    nan_rsa = pl.col("metric") == "rsa"
+    runs = runs.with_columns(
+        value=pl.when(nan_rsa & (pl.col("run") == "isic/vit/full-cls/seed0")).then(float("nan")).otherwise("value")
+    )
+    wide = wide_values(runs, pretrained, ["cka", "rsa"], 3, 20)
+    agreement = agreement_table(wide, ["cka", "rsa"], 200, 0.95).filter(pl.col("backbone") == "vit")
+    assert agreement["runs"][0] == 11 and agreement["spearman"][0] == pytest.approx(-1.0)
+    table, _ = ruler_table(wide, ["cka", "rsa"], 3, "none", 50, 0.95)
+    undefined = table.filter(pl.col("function") == "knn_ece")
+    assert undefined["rank"].is_null().all()  # a constant function: no correlation, no rank

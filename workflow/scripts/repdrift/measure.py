@@ -56,7 +56,7 @@ def _other_measures(reference: np.ndarray, other: np.ndarray, measures: list[str
         "procrustes": procrustes,
         "pwcca": pwcca,
         "rsa": rsa,
-        "mutual_knn": lambda x, y: mutual_knn(x, y, k=min(k, x.shape[0] - 1)),
+        "mutual_knn": lambda x, y: mutual_knn(x, y, k=k),
         "rbf_cka": rbf_cka,
     }
     return [

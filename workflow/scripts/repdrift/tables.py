@@ -61,7 +61,7 @@ def run_rows(run: dict, classification: str, calibration: str, knn: str, cka: st
 
 
 def trajectory_rows(run: dict, history: str, cka: str) -> pl.DataFrame:
-    """Per-epoch CKA (every layer) and the training history of one run as long rows."""
+    """Per-epoch similarities (every measure, every layer) and the training history of one run as long rows."""
     hist = pl.read_parquet(history)
     cka_epochs = pl.read_parquet(cka).filter(pl.col("epoch").is_not_null())
     parts = [

@@ -14,15 +14,17 @@ must hold the same samples in the same order and may differ in width. Every meas
   whitened by Sigma_xx^-1/2; here h_i are the canonical variates of the paper. On the fixed inputs of
   tests/test_metrics_similarity.py its pipeline gives 0.7398 as published and 0.7347 with canonical variates,
   which is this function's value to 1e-12; SVCCA agrees with its `get_cca_similarity` to 1e-9. CCA needs more
-  samples than directions: with n <= k_x + k_y the canonical correlations are
-  1 whatever the data (the reduced sides span a common subspace), so both measures then return NaN rather than a
-  meaningless 1; keep n well above the kept directions (the demo: n = 80 test images, d = 64).
+  samples than directions: with k_x + k_y > n - 1, at least k_x + k_y - (n - 1) canonical correlations are 1
+  whatever the data. Each side therefore keeps at most (n - 1) // 2 directions, its leading ones, even when 99 %
+  of the variance needs more (ViT-B features on the paper's 512 images can): the measure is then SVCCA / PWCCA of
+  the leading (n - 1) // 2 directions.
 - `rsa`: Spearman correlation of the two representational dissimilarity matrices, RDM = 1 - Pearson correlation
   between samples, over the upper triangle (Kriegeskorte, Mur and Bandettini 2008).
 - `mutual_knn`: mean over samples of |N_k^X(i) & N_k^Y(i)| / k, N_k the k nearest other samples by cosine
   similarity (mutual nearest-neighbour alignment, Huh et al. 2024, "The platonic representation hypothesis").
 
-Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument.
+Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument;
+a degenerate but valid input (a side with no variance, a constant or all-zero sample) gives NaN.
 """
 
 from __future__ import annotations
@@ -62,12 +64,14 @@ def procrustes(x, y) -> float:
 
 
 def _reduce(a: np.ndarray, threshold: float) -> np.ndarray:
-    """The centred data on the fewest principal directions explaining `threshold` of its variance (n x k)."""
+    """The centred data on the fewest principal directions explaining `threshold` of its variance, at most
+    (n - 1) // 2 of them (n x k)."""
     u, s, _ = np.linalg.svd(_centred(a), full_matrices=False)
     energy = np.cumsum(s**2)
     if energy[-1] == 0:
         return u[:, :0]
     keep = int(np.searchsorted(energy, threshold * energy[-1] * (1 - 1e-12)) + 1)
+    keep = min(keep, (a.shape[0] - 1) // 2)
     return u[:, :keep] * s[:keep]
 
 
@@ -84,12 +88,16 @@ def _check_threshold(threshold: float) -> None:
         raise ValueError(f"threshold: expected a share of variance in (0, 1], got {threshold}")
 
 
-def svcca(x, y, threshold: float = 0.99) -> float:
-    """Mean canonical correlation after reducing each side to `threshold` of its variance; NaN if n <= k_x + k_y."""
+def _reduced_pair(x, y, threshold: float):
     _check_threshold(threshold)
-    x, y = _pair(x, y)
-    rx, ry = _reduce(x, threshold), _reduce(y, threshold)
-    if min(rx.shape[1], ry.shape[1]) == 0 or x.shape[0] <= rx.shape[1] + ry.shape[1]:
+    x, y = _pair(x, y, min_samples=3)  # (n - 1) // 2 >= 1 direction a side
+    return x, y, _reduce(x, threshold), _reduce(y, threshold)
+
+
+def svcca(x, y, threshold: float = 0.99) -> float:
+    """Mean canonical correlation after the SVCCA reduction of each side; NaN for a side without variance."""
+    _, _, rx, ry = _reduced_pair(x, y, threshold)
+    if min(rx.shape[1], ry.shape[1]) == 0:
         return float("nan")
     rho, _ = _cca(rx, ry)
     return float(rho.mean())
@@ -97,11 +105,9 @@ def svcca(x, y, threshold: float = 0.99) -> float:
 
 def pwcca(x, y, threshold: float = 0.99) -> float:
     """Projection-weighted mean canonical correlation after the SVCCA reduction (weights from the side with fewer
-    kept directions); NaN if n <= k_x + k_y."""
-    _check_threshold(threshold)
-    x, y = _pair(x, y)
-    rx, ry = _reduce(x, threshold), _reduce(y, threshold)
-    if min(rx.shape[1], ry.shape[1]) == 0 or x.shape[0] <= rx.shape[1] + ry.shape[1]:
+    kept directions); NaN for a side without variance."""
+    x, y, rx, ry = _reduced_pair(x, y, threshold)
+    if min(rx.shape[1], ry.shape[1]) == 0:
         return float("nan")
     if ry.shape[1] < rx.shape[1]:  # weight by the side with fewer directions, as google/svcca does
         x, y, rx, ry = y, x, ry, rx
@@ -114,25 +120,26 @@ def _upper(square: np.ndarray) -> np.ndarray:
     return square[np.triu_indices(square.shape[0], k=1)]
 
 
-def _rdm(a: np.ndarray, name: str) -> np.ndarray:
-    """1 - Pearson correlation between samples (rows), over the features."""
+def _rdm(a: np.ndarray) -> np.ndarray | None:
+    """1 - Pearson correlation between samples (rows), over the features; None if a sample is constant."""
     rows = a - a.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(rows, axis=1)
     if np.any(norms == 0):
-        raise ValueError(
-            f"{name}: sample {int(np.argmin(norms))} has the same value in every feature; its "
-            "correlation with other samples is undefined"
-        )
+        return None
     rows = rows / norms[:, None]
     return 1.0 - rows @ rows.T
 
 
 def rsa(x, y) -> float:
-    """Spearman correlation of the upper triangles of the two RDMs; needs at least 3 samples."""
+    """Spearman correlation of the upper triangles of the two RDMs (at least 3 samples); NaN if a sample is constant
+    over its features (its correlations are undefined)."""
     from scipy.stats import rankdata  # here: scipy.stats takes 0.5 s to import, more than a demo job's measures
 
     x, y = _pair(x, y, min_samples=3)
-    rx, ry = rankdata(_upper(_rdm(x, "x"))), rankdata(_upper(_rdm(y, "y")))
+    dx, dy = _rdm(x), _rdm(y)
+    if dx is None or dy is None:
+        return float("nan")
+    rx, ry = rankdata(_upper(dx)), rankdata(_upper(dy))
     rx -= rx.mean()
     ry -= ry.mean()
     denom = np.sqrt((rx @ rx) * (ry @ ry))
@@ -142,11 +149,12 @@ def rsa(x, y) -> float:
 _BLOCK_ROWS = 2048  # similarities of this many samples at a time: 2048 x n floats, not n x n
 
 
-def _neighbours(a: np.ndarray, k: int, name: str) -> np.ndarray:
-    """Indices (n x k) of each sample's k most cosine-similar other samples, computed block by block."""
+def _neighbours(a: np.ndarray, k: int) -> np.ndarray | None:
+    """Indices (n x k) of each sample's k most cosine-similar other samples, block by block; None if a sample is all
+    zeros (no cosine similarity)."""
     norms = np.linalg.norm(a, axis=1)
     if np.any(norms == 0):
-        raise ValueError(f"{name}: sample {int(np.argmin(norms))} is all zeros; its cosine similarity is undefined")
+        return None
     unit = a / norms[:, None]
     n = unit.shape[0]
     out = np.empty((n, k), dtype=np.int64)
@@ -159,11 +167,14 @@ def _neighbours(a: np.ndarray, k: int, name: str) -> np.ndarray:
 
 
 def mutual_knn(x, y, k: int = 10) -> float:
-    """Mean share of each sample's k nearest neighbours (cosine) that X and Y have in common."""
+    """Mean share of each sample's k nearest neighbours (cosine) that X and Y have in common; NaN if a sample is all
+    zeros."""
     x, y = _pair(x, y)
     n = x.shape[0]
-    if not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
         raise ValueError(f"k: expected an integer in 1..n - 1 = {n - 1} (the other samples), got {k!r}")
-    nx, ny = _neighbours(x, k, "x"), _neighbours(y, k, "y")
+    nx, ny = _neighbours(x, k), _neighbours(y, k)
+    if nx is None or ny is None:
+        return float("nan")
     shared = (nx[:, :, None] == ny[:, None, :]).sum()  # each index at most once per row: pairs = the intersection
     return float(shared / (n * k))
