@@ -116,3 +116,11 @@ def test_the_documented_torch_modules_are_the_ones_that_import_torch():
     assert covered == set(), f"import torch but are not in docs/architecture.md: {sorted(covered)}"
     unused = {d for d in documented if not any(n == d or n.startswith(d + ".") for n in torch_modules)}
     assert unused == set(), f"listed in docs/architecture.md but torch-free: {sorted(unused)}"
+
+
+def test_the_measure_job_does_not_import_scipy_stats():
+    # scipy.stats takes ~0.5 s to import: more than all of a demo run's measurements (repdrift.metrics.similarity).
+    probe = "import sys, repdrift.measure; print('scipy.stats' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=SCRIPTS, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

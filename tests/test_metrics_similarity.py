@@ -47,6 +47,17 @@ def test_rsa_is_spearman_of_the_rdms(xy):
     assert rsa(x * 2 + 1, y) == pytest.approx(rsa(x, y), rel=1e-10)  # correlation distances ignore scale
 
 
+def test_average_ranks_are_scipys():
+    from scipy.stats import rankdata
+
+    from repdrift.metrics.similarity import _average_ranks
+
+    values = np.array([0.3, 0.1, 0.3, 0.7, 0.1, 0.1, 0.9])
+    np.testing.assert_array_equal(_average_ranks(values), rankdata(values))
+    noise = np.random.default_rng(8).standard_normal(1000).round(1)  # many ties
+    np.testing.assert_array_equal(_average_ranks(noise), rankdata(noise))
+
+
 def test_mutual_knn_by_hand():
     def at(*degrees):
         angles = np.radians(degrees)
