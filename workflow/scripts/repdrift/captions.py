@@ -34,7 +34,8 @@ def cka_trajectory(n: dict) -> str:
         "Similarity between the pre-trained and the fine-tuned model after every epoch (epoch 0 = before "
         "fine-tuning), beside the test score (accuracy, or mAP for multi-label data); the paper's Fig. 4a. Lines are "
         f"means over seeds, bands one standard deviation. {_similarity(n)} Mean similarity after epoch "
-        f"{n['epoch']}: {_per_backbone(n['final_cka'], 'mean', 4)}."
+        f"{n['epoch']}: {_per_backbone(n['final_cka'], 'mean', 4)}. In the interactive chart a menu shows any other "
+        "similarity measure of the study instead (Procrustes, PWCCA, RSA, mutual k-NN, RBF CKA)."
     )
 
 

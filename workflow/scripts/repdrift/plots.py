@@ -56,15 +56,27 @@ def grid_view(runs: pl.DataFrame, grids: pl.DataFrame, grid: str, similarity: st
 
 
 def cka_trajectory_chart(trajectories: pl.DataFrame, similarity: str, layer: int, last: int, samples: str):
-    """Fig. 4a: similarity to the pre-trained model and test score per epoch, mean and spread across seeds."""
+    """Fig. 4a: similarity to the pre-trained model and test score per epoch, mean and spread across seeds. The
+    similarity panel shows `similarity` (the static SVG) or, in the interactive chart, any measure the trajectories
+    hold, picked from a menu."""
+    measures = [similarity] + sorted(
+        set(trajectories.filter(pl.col("layer").is_not_null())["metric"].unique()) - {similarity}
+    )
     data = trajectories.filter(
-        ((pl.col("metric") == similarity) & (pl.col("layer") == layer)) | (pl.col("metric") == "score")
+        ((pl.col("metric").is_in(measures)) & (pl.col("layer") == layer)) | (pl.col("metric") == "score")
     )
     summary = (
         data.group_by("backbone", "metric", "epoch")
         .agg(mean=pl.col("value").mean(), sd=pl.col("value").std().fill_null(0.0), seeds=pl.len())
-        .with_columns(lo=pl.col("mean") - pl.col("sd"), hi=pl.col("mean") + pl.col("sd"))
+        .with_columns(
+            lo=pl.col("mean") - pl.col("sd"),
+            hi=pl.col("mean") + pl.col("sd"),
+            panel=pl.when(pl.col("metric") == "score").then(pl.lit("score")).otherwise(pl.lit("similarity")),
+        )
         .sort("backbone", "metric", "epoch")
+    )
+    measure = alt.param(
+        name="measure", value=similarity, bind=alt.binding_select(options=measures, name="similarity measure: ")
     )
     base = alt.Chart(summary).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
@@ -73,21 +85,33 @@ def cka_trajectory_chart(trajectories: pl.DataFrame, similarity: str, layer: int
     band = base.mark_area(opacity=0.2).encode(y="lo:Q", y2="hi:Q")
     line = base.mark_line(point=True).encode(
         y=alt.Y("mean:Q", title=None, scale=alt.Scale(zero=False)),
-        tooltip=["backbone", "epoch", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"), "seeds"],
+        tooltip=[
+            "backbone",
+            "metric",
+            "epoch",
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("sd:Q", format=".3f"),
+            "seeds",
+        ],
     )
-    title = similarity_axis(similarity, layer, last) + f", n = {samples}"
+    where = f"{layer_name(layer, last)}, n = {samples}"
     chart = (
         (band + line)
+        .transform_filter("datum.panel == 'score' || datum.metric == measure")
         .properties(width=300, height=220)
         .facet(
             column=alt.Column(
-                "metric:N",
+                "panel:N",
                 title=None,
-                sort=[similarity, "score"],
-                header=alt.Header(labelExpr=f"datum.value == 'score' ? 'test score' : '{title}'"),
+                sort=["similarity", "score"],
+                header=alt.Header(
+                    labelExpr="datum.value == 'score' ? 'test score' : (measure == 'cka' ? 'CKA (biased)' : "
+                    f"measure == 'cka_debiased' ? 'CKA (debiased)' : measure) + ', {where}'"
+                ),
             ),
         )
         .resolve_scale(y="independent")
+        .add_params(measure)
     )
     final_epoch = summary["epoch"].max()
     final = summary.filter((pl.col("metric") == similarity) & (pl.col("epoch") == final_epoch))
