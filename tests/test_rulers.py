@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from repdrift.rulers import agreement_table, measure_names, paper_conclusion, ruler_table, spearman_ci, wide_values
+from repdrift.analysis import per_run_values
+from repdrift.rulers import agreement_table, measure_names, paper_conclusion, ruler_table, spearman_ci
 
 
 def test_spearman_ci_is_scipys_rho_with_a_bracketing_interval():
@@ -45,7 +46,7 @@ def test_agreement_ruler_and_the_papers_conclusion_per_measure():
     runs, pretrained = study()
     measures = measure_names(runs)
     assert measures == ["cka", "cka_debiased", "rsa"]
-    wide = wide_values(runs, pretrained, measures, 3, 20)
+    wide = per_run_values(runs, pretrained, measures, 3, 20)
     assert wide.height == 24 and "forgetting" in wide.columns
     agreement = agreement_table(wide, measures, 200, 0.95)
     pair = agreement.filter((pl.col("backbone") == "vit") & (pl.col("a") == "cka") & (pl.col("b") == "rsa"))
@@ -66,7 +67,7 @@ def test_a_nan_measure_gets_no_rank_and_leaves_its_run_out_of_the_agreement():
     runs = runs.with_columns(
         value=pl.when(nan_rsa & (pl.col("run") == "isic/vit/full-cls/seed0")).then(float("nan")).otherwise("value")
     )
-    wide = wide_values(runs, pretrained, ["cka", "rsa"], 3, 20)
+    wide = per_run_values(runs, pretrained, ["cka", "rsa"], 3, 20)
     agreement = agreement_table(wide, ["cka", "rsa"], 200, 0.95).filter(pl.col("backbone") == "vit")
     assert agreement["runs"][0] == 11 and agreement["spearman"][0] == pytest.approx(-1.0)
     table, _ = ruler_table(wide, ["cka", "rsa"], 3, "none", 50, 0.95)

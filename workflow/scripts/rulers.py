@@ -1,7 +1,7 @@
 # Rule rulers: the similarity measures' agreement and which of them predicts forgetting, calibration and the score.
 import polars as pl
 
-from repdrift.analysis import grid_runs, layer_name, resolve_layer
+from repdrift.analysis import cka_sample_sizes, grid_runs, layer_name, per_run_values, resolve_layer
 from repdrift.plots import save_chart
 from repdrift.rule import run
 from repdrift.rulers import (
@@ -12,7 +12,6 @@ from repdrift.rulers import (
     paper_conclusion,
     ruler_chart,
     ruler_table,
-    wide_values,
 )
 
 
@@ -21,7 +20,7 @@ def analyse(i, p, o):
     selected = grid_runs(runs, pl.read_parquet(i.grids), p.grid)
     layer, last = resolve_layer(runs, p.layer), resolve_layer(runs, "final")
     measures = measure_names(selected)
-    wide = wide_values(selected, pl.read_parquet(i.pretrained), measures, layer, p.k)
+    wide = per_run_values(selected, pl.read_parquet(i.pretrained), measures, layer, p.k)
     agreement = agreement_table(wide, measures, p.n_bootstrap, p.confidence)
     agreement.write_csv(o.agreement)
     table, replicates = ruler_table(wide, measures, p.n_intervals, p.outliers, p.n_bootstrap, p.confidence)
@@ -30,7 +29,7 @@ def analyse(i, p, o):
     conclusion.write_csv(o.conclusion)
     print(table)
     print(conclusion)
-    n = sorted({int(v) for v in selected.filter(pl.col("metric") == "cka_samples")["value"]})
+    n = cka_sample_sizes(selected)
     facts = dict(grid=p.grid, layer=layer_name(layer, last), n=", ".join(map(str, n)), confidence=p.confidence)
     first, second = captions(agreement, table, conclusion, facts)
     for chart, html, svg, caption_path, text in (

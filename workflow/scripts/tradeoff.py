@@ -1,7 +1,7 @@
 # Rule tradeoff: the preserving grid's trade-off table, verdicts and figure, and the early prediction of forgetting.
 import polars as pl
 
-from repdrift.analysis import grid_runs
+from repdrift.analysis import cka_sample_sizes, grid_runs
 from repdrift.plots import save_chart
 from repdrift.rule import run
 from repdrift.tradeoff import (
@@ -29,7 +29,7 @@ def analyse(i, p, o):
     judged.write_csv(o.verdicts)
     lines = [verdict_line(row) for row in judged.iter_rows(named=True)]
     print("\n".join(lines))
-    n = sorted({int(v) for v in runs.filter(pl.col("metric") == "cka_samples")["value"]})
+    n = cka_sample_sizes(runs)
     facts = dict(grid=p.grid, axis=axis, n=", ".join(map(str, n)), confidence=p.confidence)
     save_chart(tradeoff_chart(table, axis), o.tradeoff_html, o.tradeoff_svg)
     with open(o.tradeoff_caption, "w") as caption:

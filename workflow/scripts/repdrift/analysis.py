@@ -258,6 +258,27 @@ def _metric(runs, name: str, layer: int | None = None):
     return rows.select(*RUN_KEYS, pl.col("value").alias(name))
 
 
+def per_run_values(runs, pretrained, measures: list[str], layer: int, k: int):
+    """One row per run (its keys): each of `measures` at `layer`, the task score, k-NN accuracy (`knn`) and its ECE
+    (`knn_ece`) on the natural domain, and k-NN forgetting: `knn` minus the pre-trained backbone's (`knn_pretrained`).
+    """
+    import polars as pl
+
+    frame = runs.filter(pl.col("metric").is_in(measures) & (pl.col("layer") == layer)).pivot(
+        on="metric", index=RUN_KEYS, values="value"
+    )
+    function_rows = {"score": "score", f"knn@{k}": "knn", f"knn_ece@{k}": "knn_ece"}
+    functions = runs.filter(pl.col("metric").is_in(list(function_rows))).pivot(on="metric", index="run", values="value")
+    functions = functions.rename({old: new for old, new in function_rows.items() if old in functions.columns})
+    before = pretrained.filter(pl.col("metric") == f"knn@{k}").select("backbone", "pool", knn_pretrained="value")
+    return (
+        frame.join(functions, on="run")
+        .join(before, on=["backbone", "pool"])
+        .with_columns(forgetting=pl.col("knn") - pl.col("knn_pretrained"))
+        .sort("run")
+    )
+
+
 def final_layer(runs) -> int:
     """The layer index of the final representation: blocks are 1..L, the final representation L + 1."""
     import polars as pl

@@ -63,24 +63,6 @@ def measure_names(runs: pl.DataFrame) -> list[str]:
     return [m for m in CKA_MEASURES if m in layered] + others
 
 
-def wide_values(runs: pl.DataFrame, pretrained: pl.DataFrame, measures: list[str], layer: int, k: int):
-    """One row per run: every measure at `layer` and the three functions."""
-    keys = ["run", "backbone", "pool"]
-    frame = runs.filter(pl.col("metric").is_in(measures) & (pl.col("layer") == layer)).pivot(
-        on="metric", index=keys, values="value"
-    )
-    function_rows = {"score": "score", f"knn@{k}": "knn", f"knn_ece@{k}": "knn_ece"}
-    functions = runs.filter(pl.col("metric").is_in(list(function_rows))).pivot(on="metric", index="run", values="value")
-    functions = functions.rename({old: new for old, new in function_rows.items() if old in functions.columns})
-    before = pretrained.filter(pl.col("metric") == f"knn@{k}").select("backbone", "pool", knn_pretrained="value")
-    return (
-        frame.join(functions, on="run")
-        .join(before, on=["backbone", "pool"])
-        .with_columns(forgetting=pl.col("knn") - pl.col("knn_pretrained"))
-        .sort("run")
-    )
-
-
 def agreement_table(wide: pl.DataFrame, measures: list[str], n_bootstrap: int, confidence: float) -> pl.DataFrame:
     rows = []
     for backbone in sorted(wide["backbone"].unique()):

@@ -27,7 +27,8 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from repdrift.analysis import in_similarity_space, layer_name, mean_ci, resolve_layer
+from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer
+from repdrift.plots import similarity_axis
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 (abstract)
 CELL = ["dataset", "backbone", "pool"]
@@ -35,25 +36,9 @@ QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
 
 
 def run_values(runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int, k: int) -> pl.DataFrame:
-    """One row per run: score, similarity, forgetting, knn_ece."""
-    keys = ["run", "dataset", "backbone", "method", "pool", "seed"]
-
-    def metric(name: str, alias: str, at_layer: int | None = None) -> pl.DataFrame:
-        rows = runs.filter(pl.col("metric") == name)
-        if at_layer is not None:
-            rows = rows.filter(pl.col("layer") == at_layer)
-        return rows.select(*keys, pl.col("value").alias(alias))
-
-    before = pretrained.filter(pl.col("metric") == f"knn@{k}").select("backbone", "pool", knn_pretrained="value")
-    return (
-        metric("score", "score")
-        .join(metric(similarity, "similarity", layer).select("run", "similarity"), on="run")
-        .join(metric(f"knn@{k}", "knn").select("run", "knn"), on="run")
-        .join(metric(f"knn_ece@{k}", "knn_ece").select("run", "knn_ece"), on="run")
-        .join(before, on=["backbone", "pool"])
-        .with_columns(forgetting=pl.col("knn") - pl.col("knn_pretrained"))
-        .drop("knn", "knn_pretrained")
-    )
+    """One row per run: score, similarity, forgetting, knn_ece (repdrift.analysis.per_run_values)."""
+    values = per_run_values(runs, pretrained, [similarity], layer, k)
+    return values.rename({similarity: "similarity"}).drop("knn", "knn_pretrained")
 
 
 def pareto(score: np.ndarray, similarity: np.ndarray) -> np.ndarray:
@@ -320,6 +305,6 @@ def early_caption(errors: pl.DataFrame, facts: dict) -> str:
 
 
 def facts_for(runs: pl.DataFrame, similarity: str, layer: int | str) -> tuple[int, str]:
-    resolved, last = resolve_layer(runs, layer), resolve_layer(runs, "final")
-    estimator = "biased" if similarity == "cka" else "debiased"
-    return resolved, f"CKA ({estimator}), {layer_name(resolved, last)}"
+    """The resolved layer and the similarity axis title (plots.similarity_axis)."""
+    resolved = resolve_layer(runs, layer)
+    return resolved, similarity_axis(similarity, resolved, resolve_layer(runs, "final"))
