@@ -27,29 +27,30 @@ def paper():
     return config
 
 
+def paper_dry_run(folder, roots, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake -n` of the paper's config with the fixture roots, in `folder`/work."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(folder / "work"),
+        "--configfile",
+        str(PAPER),
+        str(roots),
+        "-n",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paper")
     roots = paper_overrides(folder)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(folder / "work"),
-            "--configfile",
-            str(PAPER),
-            str(roots),
-            "-n",
-            "--quiet",
-            "rules",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = paper_dry_run(folder, roots, "--quiet", "rules")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.MULTILINE))
     return {rule: int(n) for rule, n in counts.items()}, folder, roots
@@ -120,24 +121,7 @@ def test_gpu_jobs_read_the_fetched_copies(dry_run):
         "dinov2_b14": "model.safetensors",
     }
     targets = [f"results/runs/isic2018/{backbone}/full-cls/seed0/model.safetensors" for backbone in hub]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(folder / "work"),
-            "--configfile",
-            str(PAPER),
-            str(roots),
-            "-n",
-            *targets,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = paper_dry_run(folder, roots, *targets)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     jobs = re.findall(r"^rule (\w+):\n    input: (.*)$", result.stdout, re.MULTILINE)
     finetune_inputs = [inputs for rule, inputs in jobs if rule == "finetune"]
