@@ -50,12 +50,16 @@ def test_rsa_is_spearman_of_the_rdms(xy):
 def test_average_ranks_are_scipys():
     from scipy.stats import rankdata
 
-    from repdrift.metrics.similarity import _average_ranks
+    from repdrift.metrics._arrays import average_ranks
 
     values = np.array([0.3, 0.1, 0.3, 0.7, 0.1, 0.1, 0.9])
-    np.testing.assert_array_equal(_average_ranks(values), rankdata(values))
+    np.testing.assert_array_equal(average_ranks(values), rankdata(values))
     noise = np.random.default_rng(8).standard_normal(1000).round(1)  # many ties
-    np.testing.assert_array_equal(_average_ranks(noise), rankdata(noise))
+    np.testing.assert_array_equal(average_ranks(noise), rankdata(noise))
+    rows = np.random.default_rng(9).integers(0, 4, size=(50, 7)).astype(float)  # rows of ties, ranked row by row
+    np.testing.assert_array_equal(average_ranks(rows), rankdata(rows, axis=1))
+    np.testing.assert_array_equal(average_ranks(np.full((2, 3), 5.0)), np.full((2, 3), 2.0))
+    assert average_ranks(np.array([4.0])).tolist() == [1.0]
 
 
 def test_mutual_knn_by_hand():

@@ -23,9 +23,9 @@ import zlib
 import altair as alt
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from repdrift.analysis import interval_correlation
+from repdrift.metrics._arrays import average_ranks
 
 FUNCTIONS = ("forgetting", "knn_ece", "score")
 CKA_MEASURES = ("cka", "cka_debiased")
@@ -33,8 +33,7 @@ CKA_MEASURES = ("cka", "cka_debiased")
 
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row pair (replicates x runs), nan where a row is constant."""
-    rx = np.apply_along_axis(rankdata, 1, x)
-    ry = np.apply_along_axis(rankdata, 1, y)
+    rx, ry = average_ranks(x), average_ranks(y)
     rx -= rx.mean(axis=1, keepdims=True)
     ry -= ry.mean(axis=1, keepdims=True)
     denom = np.sqrt((rx**2).sum(1) * (ry**2).sum(1))

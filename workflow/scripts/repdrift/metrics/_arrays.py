@@ -71,3 +71,22 @@ def binary_array(x, name: str) -> np.ndarray:
     if arr.size and not np.isin(arr, (0, 1)).all():
         raise ValueError(f"{name}: expected 0/1 targets, found values {np.unique(arr)[:5].tolist()}")
     return arr.astype(np.int8)
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n along the last axis, ties sharing their average rank: scipy.stats.rankdata(values, axis=-1)
+    for finite input, in numpy. Vectorised over rows (a bootstrap ranks thousands of replicates at once) and
+    without scipy.stats, whose import costs a demo measure job more time than all its measures."""
+    values = np.asarray(values, dtype=float)
+    rows = values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
+    n = rows.shape[1]
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    starts = np.ones(ordered.shape, dtype=bool)  # where a run of equal values begins; every row starts one
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = np.cumsum(starts) - 1  # the run of each sorted position, numbered across the rows
+    first = np.flatnonzero(starts.ravel()) % n + 1  # each run's first rank
+    mean_rank = first + (np.bincount(group) - 1) / 2.0
+    ranks = np.empty_like(rows)
+    np.put_along_axis(ranks, order, mean_rank[group].reshape(rows.shape), axis=1)
+    return ranks.reshape(values.shape)

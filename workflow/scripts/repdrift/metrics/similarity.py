@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import float_array
+from ._arrays import average_ranks, float_array
 
 
 def _pair(x, y, min_samples: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -116,14 +116,6 @@ def pwcca(x, y, threshold: float = 0.99) -> float:
     return float(weights @ rho / weights.sum())
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's default), in numpy: importing
-    scipy.stats costs a demo measure job more time than all its measures."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)
-    return (last - (counts - 1) / 2.0)[inverse]
-
-
 def _upper(square: np.ndarray) -> np.ndarray:
     return square[np.triu_indices(square.shape[0], k=1)]
 
@@ -145,7 +137,7 @@ def rsa(x, y) -> float:
     dx, dy = _rdm(x), _rdm(y)
     if dx is None or dy is None:
         return float("nan")
-    rx, ry = _average_ranks(_upper(dx)), _average_ranks(_upper(dy))
+    rx, ry = average_ranks(_upper(dx)), average_ranks(_upper(dy))
     rx -= rx.mean()
     ry -= ry.mean()
     denom = np.sqrt((rx @ rx) * (ry @ ry))
