@@ -32,8 +32,10 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                if im.format == "PNG":
-                    im.verify()  # leaves im unusable: decode from a fresh handle below
+                if im.format != "PNG":
+                    im.load()
+                    return im.convert("RGB")
+                im.verify()  # leaves im unusable: decode from a fresh handle below
             with Image.open(path) as im:
                 im.load()
                 return im.convert("RGB")
