@@ -11,7 +11,7 @@ import torch
 
 from repdrift.data import build_dataset, read_dataset, write_dataset
 from repdrift.data.images import load_image
-from repdrift.extract import extract_features, feature_rows
+from repdrift.extract import extract_features, feature_rows, feature_source
 from repdrift.features import cka_sample, read_features, read_layers
 from repdrift.models import build_backbone
 
@@ -82,6 +82,20 @@ def test_a_knn_file_holds_final_representations_only(natural, backbone, tmp_path
     manifest = read_dataset(natural).manifest.sort("split", "sample_id")
     assert list(features.sample_id) == manifest.filter(manifest["split"] != "val")["sample_id"].to_list()
     np.testing.assert_array_equal(features.targets, manifest.filter(manifest["split"] != "val")["label"].to_numpy())
+
+
+def test_a_shared_source_decodes_once_and_writes_the_same_file(natural, backbone, tmp_path, monkeypatch):
+    options = dict(final_splits=["train", "test"], cka_samples=0, pools=["cls"], batch_size=4, dtype="float32")
+    extract_features(backbone, natural, tmp_path / "alone.h5", weights_path=None, **options)
+    source = feature_source(backbone, natural, ["train", "test"], 0, keep=True)
+    decoded = []
+    monkeypatch.setattr("repdrift.data.loader.load_image", lambda path: decoded.append(path) or load_image(path))
+    for name in ("first.h5", "second.h5"):  # e.g. two WiSE-FT a of one job
+        extract_features(backbone, natural, tmp_path / name, weights_path=None, source=source, **options)
+    assert len(decoded) == len(set(decoded)) == len(source.rows)  # each image decoded once for both files
+    alone = read_features(tmp_path / "alone.h5", "cls").final
+    for name in ("first.h5", "second.h5"):
+        np.testing.assert_array_equal(read_features(tmp_path / name, "cls").final, alone)
 
 
 def test_a_target_file_holds_every_layer_of_the_cka_sample(natural, backbone, tmp_path):

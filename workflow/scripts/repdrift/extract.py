@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -10,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from repdrift.data import read_dataset
+from repdrift.data import Dataset, read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import label_column
 from repdrift.features import FeatureWriter, cka_sample, file_sha256
@@ -33,6 +34,24 @@ def feature_rows(manifest: pl.DataFrame, final_splits: list[str], cka_samples: i
     )
 
 
+class FeatureSource(NamedTuple):
+    dataset: Dataset
+    rows: pl.DataFrame  # feature_rows
+    images: ManifestImages
+
+
+def feature_source(
+    backbone, dataset_dir: str | Path, final_splits: list[str], cka_samples: int, keep: bool = False
+) -> FeatureSource:
+    """The images `extract_features` runs; with `keep` (and no loader workers), transformed once and held in
+    memory for every model the job extracts (WiSE-FT's several a)."""
+    dataset = read_dataset(dataset_dir)
+    rows = feature_rows(dataset.manifest, final_splits, cka_samples)
+    held = "transformed" if keep and loader_workers() == 0 else None
+    images = ManifestImages(rows, backbone.transform(False), dataset.task, len(dataset.classes), keep=held)
+    return FeatureSource(dataset, rows, images)
+
+
 @torch.no_grad()
 def extract_features(
     backbone,
@@ -45,12 +64,15 @@ def extract_features(
     batch_size: int,
     dtype: str,
     weights_path: str | Path | None,
+    source: FeatureSource | None = None,
 ) -> None:
     """Write `backbone`'s feature file on the dataset in `dataset_dir`: the final representation of every image of
     `final_splits` and every layer of the CKA sample, in `pools`. One forward pass per batch; memory does not grow
-    with the number of images."""
-    dataset = read_dataset(dataset_dir)
-    rows = feature_rows(dataset.manifest, final_splits, cka_samples)
+    with the number of images. `source` (`feature_source`, same dataset and arguments) lets several models of one
+    job share the decoded images."""
+    if source is None:
+        source = feature_source(backbone, dataset_dir, final_splits, cka_samples)
+    dataset, rows, images = source
     final_at, layers_at = rows["final_at"].to_numpy(), rows["layers_at"].to_numpy()
     n_final, n_layers = int((final_at >= 0).sum()), int((layers_at >= 0).sum())
     depth, dim = backbone.num_layers + 1, backbone.embed_dim
@@ -68,7 +90,6 @@ def extract_features(
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     backbone.to(device).eval()
-    images = ManifestImages(rows, backbone.transform(False), dataset.task, len(dataset.classes))
     loader = DataLoader(images, batch_size=batch_size, num_workers=loader_workers(), pin_memory=cuda)
     with FeatureWriter(out_path, attrs, dtype) as out:
         for pool in pools:

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from repdrift.atomic import atomic_path
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
-from repdrift.extract import extract_features
+from repdrift.extract import extract_features, feature_source
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.models import build_backbone
 from repdrift.predictions import Predictions, write_predictions
@@ -68,6 +68,7 @@ def wise_ft(
     probe = cka_sample(len(test_set), cka_samples)
     model.backbone.load_state_dict(interpolate(pretrained, finetuned, 0.0))
     before = sample_features(model, torch.stack([test_set[int(i)][0] for i in probe]), loop).astype(feature_dtype)
+    natural = feature_source(model.backbone, knn["dataset_dir"], list(knn["splits"]), 0, keep=True)
     for alpha, method, out in zip(alphas, methods, outputs, strict=True):
         started = time.perf_counter()
         model.backbone.load_state_dict(interpolate(pretrained, finetuned, alpha))
@@ -117,4 +118,5 @@ def wise_ft(
             batch_size=knn["batch_size"],
             dtype=feature_dtype,
             weights_path=out["model"],
+            source=natural,
         )
