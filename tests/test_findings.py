@@ -151,6 +151,23 @@ def test_a_verdict_flips_when_the_data_flips(flip, claim):
     assert all(c.verdict == AGREES for key, c in claims.items() if key != claim)
 
 
+def test_a_line_that_could_not_be_fitted_leaves_its_comparisons_inconclusive():
+    # Too few distinct similarity levels for a backbone: correlation.csv has its row without r, and no replicates.
+    runs, traj, pretrained, grid, fits, boot = make_study()
+    unfitted = (pl.col("backbone") == "dino") & (pl.col("metric") == "knn@20")
+    fits = fits.with_columns(
+        [pl.when(unfitted).then(None).otherwise(pl.col(c)).alias(c) for c in ("r", "r_lo", "r_hi")]
+    ).with_columns(note=pl.when(unfitted).then(pl.lit("only 2 non-empty intervals")).otherwise(pl.col("note")))
+    claims, _ = findings(
+        runs, traj, pretrained, grid, fits, boot.filter(~unfitted), grid="similarity", layer="final",
+        similarity="cka", k=20, paradigms=PARADIGMS,
+    )  # fmt: skip
+    dino_knn = [p for p in claims[3].parts if "(DINOv2) with knn@20" in p.label]
+    assert len(dino_knn) == 2 and all(p.verdict == INCONCLUSIVE for p in dino_knn)
+    assert all("not fitted (only 2 non-empty intervals)" in p.measured for p in dino_knn)
+    assert all(p.verdict == AGREES for p in claims[3].parts if p not in dino_knn)
+
+
 def test_page_has_one_row_per_claim_and_a_part_table(tmp_path):
     # ViT's |r| 0.5 is not told apart from OpenCLIP's 0.45 with ECE: inconclusive, not disagreeing.
     claims, facts = findings(

@@ -321,7 +321,12 @@ def forgetting_claim(
 
 # --- (d) Fig. 5 --------------------------------------------------------------------------------------------------
 def _stronger(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Median and percentile CI of |r_a| - |r_b| over bootstrap replicates (pairs where both are defined)."""
+    """Median and percentile CI of |r_a| - |r_b| over bootstrap replicates (pairs where both are defined); NaN
+    when a side has no replicates (its line could not be fitted: too few distinct similarity levels)."""
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan, math.nan
+    if a.size != b.size:
+        raise ValueError(f"bootstrap replicates differ in number: {a.size} and {b.size}")
     both = np.isfinite(a) & np.isfinite(b)
     if both.sum() < 10:
         return math.nan, math.nan, math.nan
