@@ -1,6 +1,7 @@
 # The run grid, paths and input functions shared by every stage.
 import itertools
 import os
+import re
 from pathlib import Path
 
 RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
@@ -11,8 +12,12 @@ PRETRAIN_DATASET = config["pretrain"]["dataset"]
 SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
     config["cka"]["estimator"]
 ]
-# The fine-tuning recipe; how often it checkpoints does not change the result, so it is passed on its own.
-RECIPE = {k: v for k, v in config["train"].items() if k != "checkpoint_minutes"}
+# The fine-tuning recipe; how often it checkpoints and how runs share jobs do not change the result.
+RECIPE = {
+    k: v
+    for k, v in config["train"].items()
+    if k not in ("checkpoint_minutes", "seeds_per_job")
+}
 # Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
 # domain's calibration as an extra panel.
 CORRELATION_METRICS = [
@@ -215,6 +220,34 @@ def recorded_failures():
 FAILED = recorded_failures()
 # The runs the study's tables are built from.
 DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
+
+
+def finetune_batches():
+    """The fine-tunes trained train.seeds_per_job to a job: runs of one (dataset, backbone, method, pool) in seed
+    order, in chunks of that size; a chunk of one run is left to rule finetune. -> [(rule name, wildcards, seeds)].
+    """
+    size = config["train"]["seeds_per_job"]
+    groups = {}
+    for info in DONE_RUNS.values():
+        wc = info["wildcards"]
+        if wc["method"] in TRAINED_METHODS:
+            key = tuple(wc[k] for k in ("dataset", "backbone", "method", "pool"))
+            groups.setdefault(key, []).append(int(wc["seed"]))
+    batches = []
+    for (dataset, backbone, method, pool), seeds in sorted(groups.items()):
+        seeds = sorted(seeds)
+        for chunk in (seeds[i : i + size] for i in range(0, len(seeds), size)):
+            if len(chunk) > 1:
+                group = f"{dataset}_{backbone}_{method}_{pool}"
+                name = f"finetune_batch_{group}_seed{chunk[0]}_{chunk[-1]}"
+                wildcards = dict(
+                    dataset=dataset, backbone=backbone, method=method, pool=pool
+                )
+                batches.append((re.sub(r"\W", "_", name), wildcards, chunk))
+    return batches
+
+
+FINETUNE_BATCHES = finetune_batches()
 
 
 def weights_file(backbone):

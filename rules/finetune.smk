@@ -6,6 +6,14 @@
 # A job checkpoints in {run}/checkpoint/ (not an output; train.checkpoint_minutes) and resumes from there when
 # killed and re-run.
 
+FINETUNE_OUTPUTS = {
+    "model": "model.safetensors",
+    "history": "history.parquet",
+    "predictions": "predictions.h5",
+    "trajectory": "trajectory.h5",
+    "natural": f"features/{KNN_DATASET}.h5",
+}
+
 
 rule finetune:
     input:
@@ -13,11 +21,7 @@ rule finetune:
         manifest=manifest("{dataset}"),
         natural=manifest(KNN_DATASET),
     output:
-        model=f"{RUN_DIR}/model.safetensors",
-        history=f"{RUN_DIR}/history.parquet",
-        predictions=f"{RUN_DIR}/predictions.h5",
-        trajectory=f"{RUN_DIR}/trajectory.h5",
-        natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
+        **{kind: f"{RUN_DIR}/{file}" for kind, file in FINETUNE_OUTPUTS.items()},
     log:
         f"results/logs/finetune/{RUN}.log",
     benchmark:
@@ -41,6 +45,53 @@ rule finetune:
         method_options=lambda wc: config["preserving"].get(wc.method, {}),
     script:
         "../workflow/scripts/finetune.py"
+
+
+# train.seeds_per_job > 1: the seeds of one run definition trained in one process, a rule per group of runs
+# (common.smk FINETUNE_BATCHES). Same script, outputs and per-run logs as rule finetune; with no wildcards, these
+# rules take their runs over from it (Snakemake prefers a rule without wildcards).
+for batch_name, batch, seeds in FINETUNE_BATCHES:
+    batch_runs = {seed: RUN.format(**batch, seed=seed) for seed in seeds}
+
+    rule:
+        name:
+            batch_name
+        input:
+            weights=weights_file(batch["backbone"]),
+            manifest=manifest(batch["dataset"]),
+            natural=manifest(KNN_DATASET),
+        output:
+            **{
+                f"{kind}_{seed}": f"results/runs/{run}/{file}"
+                for seed, run in batch_runs.items()
+                for kind, file in FINETUNE_OUTPUTS.items()
+            },
+        log:
+            **{
+                f"seed{seed}": f"results/logs/finetune/{run}.log"
+                for seed, run in batch_runs.items()
+            },
+        benchmark:
+            f"results/benchmarks/finetune/{batch_name}.tsv"
+        conda:
+            "../envs/torch.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+        params:
+            seeds=seeds,
+            method=batch["method"],
+            pool=batch["pool"],
+            backbone=backbone_cfg(batch["backbone"]),
+            recipe=RECIPE,
+            checkpoint_minutes=config["train"]["checkpoint_minutes"],
+            cka_samples=config["cka"]["samples"],
+            feature_dtype=config["features"]["dtype"],
+            knn_splits=knn_splits(KNN_DATASET),
+            feature_batch_size=config["features"]["batch_size"],
+            method_options=config["preserving"].get(batch["method"], {}),
+        script:
+            "../workflow/scripts/finetune.py"
 
 
 rule linear_probe:

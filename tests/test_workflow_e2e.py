@@ -265,3 +265,25 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     (run_dir / FILE_NAME).unlink()
     dry = snakemake(study, "-n").stdout
     assert f"results/runs/{run}/model.safetensors" in dry
+
+
+def test_seeds_sharing_a_job_give_the_runs_they_give_alone(study_copy, assert_same_run_outputs):
+    study, runs = study_copy, [f"isic/vit/full-cls/seed{seed}" for seed in (0, 1)]
+    for run in runs:  # as the study's one-run jobs wrote them
+        shutil.copytree(study / "results/runs" / run, study / "alone" / run)
+    config = (study / "config/config.yaml").read_text()
+    (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  seeds_per_job: 2\n"))
+    targets = [f"results/runs/{run}/model.safetensors" for run in runs]
+    batch = "finetune_batch_isic_vit_full_cls_seed0_1"
+    dry = snakemake(study, "-n", *targets).stdout
+    assert f"rule {batch}:" in dry and "rule finetune:" not in dry  # one job for both runs
+    snakemake(study, *targets)
+    for run in runs:
+        assert_same_run_outputs(study / "alone" / run, study / "results/runs" / run)
+        natural = [study / where / run / "features/natural.h5" for where in ("alone", "results/runs")]
+        with h5py.File(natural[0]) as alone, h5py.File(natural[1]) as shared:
+            np.testing.assert_array_equal(alone["final/cls"][()], shared["final/cls"][()])
+        log = (study / f"results/logs/finetune/{run}.log").read_text()  # one log per run
+        assert "epoch 2:" in log and log.count("epoch 1:") == 1
+        assert not (study / "results/runs" / run / "checkpoint").exists()
+    assert (study / f"results/benchmarks/finetune/{batch}.tsv").exists()

@@ -233,6 +233,7 @@ def finetune(
     feature_dtype: str = "float32",
     knn: dict | None = None,
     method_options: dict | None = None,
+    keep_checkpoint: bool = False,
 ) -> pl.DataFrame:
     """Fine-tune one run and write its four outputs; returns the training history.
 
@@ -240,7 +241,9 @@ def finetune(
     (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state is saved there after the last epoch
     and whenever `checkpoint_minutes` have passed since the last save, and a re-run after a kill continues from it.
     `knn` = dict(dataset_dir, out_path, splits, batch_size): the final model's feature file of the k-NN dataset
-    (`repdrift.extract.extract_features`, the run's pool).
+    (`repdrift.extract.extract_features`, the run's pool). `keep_checkpoint` leaves the last epoch's checkpoint for
+    the caller to remove: a job of several runs keeps them until all are written, as a failure deletes all their
+    outputs and the re-run then only redoes the last evaluation of the finished ones.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -416,7 +419,7 @@ def finetune(
             dtype=feature_dtype,
             weights_path=model_out,
         )
-    if checkpoint is not None:
+    if checkpoint is not None and not keep_checkpoint:
         remove_checkpoint(checkpoint)
     clear_failure(Path(model_out).parent)
     return history
