@@ -16,7 +16,7 @@ SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
 RECIPE = {
     k: v
     for k, v in config["train"].items()
-    if k not in ("checkpoint_minutes", "seeds_per_job")
+    if k not in ("checkpoint_minutes", "runs_per_job")
 }
 # Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
 # domain's calibration as an extra panel.
@@ -222,32 +222,56 @@ FAILED = recorded_failures()
 DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 
 
-def finetune_batches():
-    """The fine-tunes trained train.seeds_per_job to a job: runs of one (dataset, backbone, method, pool) in seed
-    order, in chunks of that size; a chunk of one run is left to rule finetune. -> [(rule name, wildcards, seeds)].
-    """
-    size = config["train"]["seeds_per_job"]
+def training_batches():
+    """The runs trained train.runs_per_job to a job: runs of one (backbone, method, pool), in (dataset, seed)
+    order, in chunks of that size; a chunk of one run is left to rule finetune or linear_probe.
+    -> [(rule name, dict(backbone, method, pool), [dict(dataset, seed, run)])]."""
+    size = config["train"]["runs_per_job"]
     groups = {}
-    for info in DONE_RUNS.values():
+    for run, info in DONE_RUNS.items():
         wc = info["wildcards"]
-        if wc["method"] in TRAINED_METHODS:
-            key = tuple(wc[k] for k in ("dataset", "backbone", "method", "pool"))
-            groups.setdefault(key, []).append(int(wc["seed"]))
+        if wc["method"] in TRAINED_METHODS + ["linear"]:
+            key = (wc["backbone"], wc["method"], wc["pool"])
+            groups.setdefault(key, []).append((wc["dataset"], int(wc["seed"]), run))
     batches = []
-    for (dataset, backbone, method, pool), seeds in sorted(groups.items()):
-        seeds = sorted(seeds)
-        for chunk in (seeds[i : i + size] for i in range(0, len(seeds), size)):
+    for (backbone, method, pool), runs in sorted(groups.items()):
+        runs = [dict(dataset=d, seed=s, run=r) for d, s, r in sorted(runs)]
+        chunks = [runs[i : i + size] for i in range(0, len(runs), size)]
+        for number, chunk in enumerate(chunks, start=1):
             if len(chunk) > 1:
-                group = f"{dataset}_{backbone}_{method}_{pool}"
-                name = f"finetune_batch_{group}_seed{chunk[0]}_{chunk[-1]}"
-                wildcards = dict(
-                    dataset=dataset, backbone=backbone, method=method, pool=pool
-                )
-                batches.append((re.sub(r"\W", "_", name), wildcards, chunk))
+                single = "linear_probe" if method == "linear" else "finetune"
+                name = f"{single}_batch_{backbone}_{method}_{pool}_{number}"
+                group = dict(backbone=backbone, method=method, pool=pool, rule=single)
+                batches.append((re.sub(r"\W", "_", name), group, chunk))
     return batches
 
 
-FINETUNE_BATCHES = finetune_batches()
+TRAINING_BATCHES = training_batches()
+
+
+def wiseft_batches():
+    """The Full runs whose WiSE-FT runs are derived train.runs_per_job to a job, grouped by (backbone, pool) in
+    (dataset, seed) order; a chunk of one is left to rule wiseft. -> [(rule name, dict(backbone, pool), [dict(dataset,
+    seed)])]."""
+    size = config["train"]["runs_per_job"]
+    groups = {}
+    for info in DONE_RUNS.values():
+        wc = info["wildcards"]
+        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]:  # one per Full run
+            key = (wc["backbone"], wc["pool"])
+            groups.setdefault(key, []).append((wc["dataset"], int(wc["seed"])))
+    batches = []
+    for (backbone, pool), fulls in sorted(groups.items()):
+        fulls = [dict(dataset=d, seed=s) for d, s in sorted(fulls)]
+        chunks = [fulls[i : i + size] for i in range(0, len(fulls), size)]
+        for number, chunk in enumerate(chunks, start=1):
+            if len(chunk) > 1:
+                name = re.sub(r"\W", "_", f"wiseft_batch_{backbone}_{pool}_{number}")
+                batches.append((name, dict(backbone=backbone, pool=pool), chunk))
+    return batches
+
+
+WISEFT_BATCHES = wiseft_batches()
 
 
 def weights_file(backbone):

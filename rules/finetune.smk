@@ -47,39 +47,50 @@ rule finetune:
         "../workflow/scripts/finetune.py"
 
 
-# train.seeds_per_job > 1: the seeds of one run definition trained in one process, a rule per group of runs
-# (common.smk FINETUNE_BATCHES). Same script, outputs and per-run logs as rule finetune; with no wildcards, these
-# rules take their runs over from it (Snakemake prefers a rule without wildcards).
-for batch_name, batch, seeds in FINETUNE_BATCHES:
-    batch_runs = {seed: RUN.format(**batch, seed=seed) for seed in seeds}
+# train.runs_per_job > 1: the runs of one backbone, method and pool trained in one process, a rule per group of
+# runs (common.smk TRAINING_BATCHES). Same script, outputs and per-run logs as rules finetune and linear_probe;
+# with no wildcards, these rules take their runs over from them (Snakemake prefers a rule without wildcards).
+for batch_name, batch, batch_runs in TRAINING_BATCHES:
+    batch_outputs = {
+        kind: file
+        for kind, file in FINETUNE_OUTPUTS.items()
+        if kind != "natural" or batch["method"] != "linear"
+    }
 
     rule:
         name:
             batch_name
         input:
+            **{
+                f"manifest_{i}": manifest(r["dataset"])
+                for i, r in enumerate(batch_runs)
+            },
+            **{
+                "natural": manifest(KNN_DATASET)
+                for kind in batch_outputs
+                if kind == "natural"
+            },
             weights=weights_file(batch["backbone"]),
-            manifest=manifest(batch["dataset"]),
-            natural=manifest(KNN_DATASET),
         output:
             **{
-                f"{kind}_{seed}": f"results/runs/{run}/{file}"
-                for seed, run in batch_runs.items()
-                for kind, file in FINETUNE_OUTPUTS.items()
+                f"{kind}_{i}": f"results/runs/{r['run']}/{file}"
+                for i, r in enumerate(batch_runs)
+                for kind, file in batch_outputs.items()
             },
         log:
             **{
-                f"seed{seed}": f"results/logs/finetune/{run}.log"
-                for seed, run in batch_runs.items()
+                f"run_{i}": f"results/logs/finetune/{r['run']}.log"
+                for i, r in enumerate(batch_runs)
             },
         benchmark:
-            f"results/benchmarks/finetune/{batch_name}.tsv"
+            f"results/benchmarks/{batch['rule']}/{batch_name}.tsv"
         conda:
             "../envs/torch.yaml"
         threads: 1
         resources:
             gpu=1,
         params:
-            seeds=seeds,
+            seeds=[r["seed"] for r in batch_runs],
             method=batch["method"],
             pool=batch["pool"],
             backbone=backbone_cfg(batch["backbone"]),

@@ -2,6 +2,15 @@
 # trained by rule finetune) and the trade-off and early-prediction analyses (repdrift.preserving, .wiseft, .tradeoff).
 
 
+WISEFT_OUTPUTS = {
+    "models": "model.safetensors",
+    "histories": "history.parquet",
+    "predictions": "predictions.h5",
+    "trajectories": "trajectory.h5",
+    "naturals": f"features/{KNN_DATASET}.h5",
+}
+
+
 # WiSE-FT: every a of one Full run's weight-space ensemble, by one job (no training; repdrift.wiseft).
 rule wiseft:
     input:
@@ -10,11 +19,7 @@ rule wiseft:
         manifest=manifest("{dataset}"),
         natural=manifest(KNN_DATASET),
     output:
-        models=wiseft_files("model.safetensors"),
-        histories=wiseft_files("history.parquet"),
-        predictions=wiseft_files("predictions.h5"),
-        trajectories=wiseft_files("trajectory.h5"),
-        naturals=wiseft_files(f"features/{KNN_DATASET}.h5"),
+        **{kind: wiseft_files(name) for kind, name in WISEFT_OUTPUTS.items()},
     log:
         "results/logs/wiseft/{dataset}/{backbone}/{pool}/seed{seed}.log",
     benchmark:
@@ -35,6 +40,63 @@ rule wiseft:
         knn_splits=knn_splits(KNN_DATASET),
     script:
         "../workflow/scripts/wiseft.py"
+
+
+# train.runs_per_job > 1: the WiSE-FT runs of several Full runs of one backbone and pool in one process (common.smk
+# WISEFT_BATCHES); rules without wildcards, so Snakemake prefers them to rule wiseft. One log per Full run.
+for batch_name, batch, fulls in WISEFT_BATCHES:
+    # The Full run and its derived runs, per (dataset, seed) of the batch: {method: results/runs/{run}}.
+    batch_dirs = [
+        {
+            method: f"results/runs/{RUN.format(**batch, **full, method=method)}"
+            for method in ["full"] + WISEFT_METHODS
+        }
+        for full in fulls
+    ]
+
+    rule:
+        name:
+            batch_name
+        input:
+            **{
+                f"full_{i}": f"{dirs['full']}/model.safetensors"
+                for i, dirs in enumerate(batch_dirs)
+            },
+            **{f"manifest_{i}": manifest(f["dataset"]) for i, f in enumerate(fulls)},
+            weights=weights_file(batch["backbone"]),
+            natural=manifest(KNN_DATASET),
+        output:
+            **{
+                f"{kind}_{i}": [f"{dirs[m]}/{name}" for m in WISEFT_METHODS]
+                for i, dirs in enumerate(batch_dirs)
+                for kind, name in WISEFT_OUTPUTS.items()
+            },
+        log:
+            **{
+                f"run_{i}": "results/logs/wiseft/{dataset}/{backbone}/{pool}/seed{seed}.log".format(
+                    **batch, **f
+                )
+                for i, f in enumerate(fulls)
+            },
+        benchmark:
+            f"results/benchmarks/wiseft/{batch_name}.tsv"
+        conda:
+            "../envs/torch.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+        params:
+            seeds=[f["seed"] for f in fulls],
+            backbone=backbone_cfg(batch["backbone"]),
+            alphas=config["preserving"]["wiseft"]["alphas"],
+            methods=WISEFT_METHODS,
+            epochs=config["train"]["epochs"],
+            batch_size=config["features"]["batch_size"],
+            cka_samples=config["cka"]["samples"],
+            feature_dtype=config["features"]["dtype"],
+            knn_splits=knn_splits(KNN_DATASET),
+        script:
+            "../workflow/scripts/wiseft.py"
 
 
 # The trade-off of each method against Full and the early prediction of forgetting, with their two figures.

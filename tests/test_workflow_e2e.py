@@ -267,23 +267,35 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     assert f"results/runs/{run}/model.safetensors" in dry
 
 
-def test_seeds_sharing_a_job_give_the_runs_they_give_alone(study_copy, assert_same_run_outputs):
-    study, runs = study_copy, [f"isic/vit/full-cls/seed{seed}" for seed in (0, 1)]
+def test_runs_sharing_a_job_are_the_runs_of_one_job_each(study_copy, assert_same_run_outputs):
+    study = study_copy
+    # Two to a job, in (dataset, seed) order per (backbone, method, pool): ISIC seeds 0 and 1 of (vit, full, cls);
+    # chest and colon (two datasets) of (vit, full, mean).
+    jobs = {
+        "finetune_batch_vit_full_cls_1": [f"isic/vit/full-cls/seed{seed}" for seed in (0, 1)],
+        "finetune_batch_vit_full_mean_1": [f"{dataset}/vit/full-mean/seed0" for dataset in ("chest", "colon")],
+        # Derived from the first job's runs: every a of both Full runs.
+        "wiseft_batch_vit_cls_1": [f"isic/vit/wiseft{a}-cls/seed{seed}" for seed in (0, 1) for a in ("0.5", "1")],
+    }
+    runs = [run for group in jobs.values() for run in group]
     for run in runs:  # as the study's one-run jobs wrote them
         shutil.copytree(study / "results/runs" / run, study / "alone" / run)
     config = (study / "config/config.yaml").read_text()
-    (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  seeds_per_job: 2\n"))
+    (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  runs_per_job: 2\n"))
     targets = [f"results/runs/{run}/model.safetensors" for run in runs]
-    batch = "finetune_batch_isic_vit_full_cls_seed0_1"
     dry = snakemake(study, "-n", *targets).stdout
-    assert f"rule {batch}:" in dry and "rule finetune:" not in dry  # one job for both runs
+    assert all(f"rule {job}:" in dry for job in jobs) and not re.search(r"rule (finetune|wiseft):", dry)
     snakemake(study, *targets)
     for run in runs:
         assert_same_run_outputs(study / "alone" / run, study / "results/runs" / run)
+        pool = run.split("-")[-1].split("/")[0]
         natural = [study / where / run / "features/natural.h5" for where in ("alone", "results/runs")]
         with h5py.File(natural[0]) as alone, h5py.File(natural[1]) as shared:
-            np.testing.assert_array_equal(alone["final/cls"][()], shared["final/cls"][()])
-        log = (study / f"results/logs/finetune/{run}.log").read_text()  # one log per run
-        assert "epoch 2:" in log and log.count("epoch 1:") == 1
-        assert not (study / "results/runs" / run / "checkpoint").exists()
-    assert (study / f"results/benchmarks/finetune/{batch}.tsv").exists()
+            np.testing.assert_array_equal(alone[f"final/{pool}"][()], shared[f"final/{pool}"][()])
+        if "wiseft" not in run:
+            log = (study / f"results/logs/finetune/{run}.log").read_text()  # one log per run
+            assert "epoch 2:" in log and log.count("epoch 1:") == 1
+            assert not (study / "results/runs" / run / "checkpoint").exists()
+    for seed in (0, 1):
+        assert "a = 0.5:" in (study / f"results/logs/wiseft/isic/vit/cls/seed{seed}.log").read_text()
+    assert all((study / f"results/benchmarks/{job.split('_batch')[0]}/{job}.tsv").exists() for job in jobs)

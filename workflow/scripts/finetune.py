@@ -1,5 +1,6 @@
-# Used by rules finetune (one run; every trained method but Linear: also the k-NN features), finetune_batch_* (the
-# seeds of one run definition in one process, train.seeds_per_job) and linear_probe.
+# Used by rules finetune (one run; every trained method but Linear: also the k-NN features), linear_probe, and
+# finetune_batch_* / linear_probe_batch_* (several runs of one backbone, method and pool in one process,
+# train.runs_per_job).
 from pathlib import Path
 
 from repdrift.checkpoint import checkpoint_path, remove_checkpoint
@@ -11,7 +12,7 @@ batch = "seeds" in p.keys()
 where = p if batch else wc  # a batch rule has no wildcards: its run definition comes as params
 
 
-def train(seed: int, outputs: dict, log: str | None) -> None:
+def train(manifest: str, seed: int, outputs: dict, log: str | None) -> None:
     knn = None
     if "natural" in outputs:
         knn = dict(
@@ -26,7 +27,7 @@ def train(seed: int, outputs: dict, log: str | None) -> None:
         log=log,
         backbone_cfg=dict(p.backbone),
         weights=i.weights,
-        dataset_dir=Path(i.manifest).parent,
+        dataset_dir=Path(manifest).parent,
         method=where.method,
         pool=where.pool,
         seed=seed,
@@ -46,19 +47,19 @@ def train(seed: int, outputs: dict, log: str | None) -> None:
 
 
 if not batch:
-    train(int(wc.seed), dict(out.items()), None)
+    train(i.manifest, int(wc.seed), dict(out.items()), None)
 else:
-    # Every run is tried, each logging to its own file, so one diverged seed leaves a failure record and the others'
-    # checkpoints; the job fails if any run did. Checkpoints go once every run of the job is written.
+    # Every run is tried, each logging to its own file, so one diverged run leaves its failure record and the
+    # others their checkpoints; the job fails if any run did. Checkpoints go once every run of the job is written.
     failed = []
-    for seed in p.seeds:
-        suffix = f"_{seed}"
+    for index, seed in enumerate(p.seeds):
+        suffix = f"_{index}"
         outputs = {name.removesuffix(suffix): path for name, path in out.items() if name.endswith(suffix)}
         try:
-            train(seed, outputs, snakemake.log[f"seed{seed}"])
+            train(i[f"manifest_{index}"], seed, outputs, snakemake.log[f"run_{index}"])
         except SystemExit:
-            failed.append(seed)
+            failed.append(index)
     if failed:
         raise SystemExit(1)
-    for seed in p.seeds:
-        remove_checkpoint(checkpoint_path(Path(out[f"model_{seed}"]).parent))
+    for index in range(len(p.seeds)):
+        remove_checkpoint(checkpoint_path(Path(out[f"model_{index}"]).parent))

@@ -1,4 +1,5 @@
-# Used by rule wiseft: every a of one Full run's weight-space ensemble (repdrift.wiseft).
+# Used by rule wiseft (every a of one Full run's weight-space ensemble, repdrift.wiseft) and wiseft_batch_* (those
+# of several Full runs of one backbone and pool in one process, train.runs_per_job).
 from pathlib import Path
 
 from repdrift.rule import run
@@ -7,21 +8,38 @@ from repdrift.wiseft import wise_ft
 i, p, o, wc = snakemake.input, snakemake.params, snakemake.output, snakemake.wildcards
 names = ("models", "histories", "predictions", "trajectories", "naturals")
 keys = ("model", "history", "predictions", "trajectory", "natural")
-outputs = [dict(zip(keys, files)) for files in zip(*(o[name] for name in names), strict=True)]
-run(
-    snakemake,
-    wise_ft,
-    backbone_cfg=dict(p.backbone),
-    weights=i.weights,
-    full_model=i.full,
-    dataset_dir=Path(i.manifest).parent,
-    alphas=list(p.alphas),
-    methods=list(p.methods),
-    outputs=outputs,
-    epochs=p.epochs,
-    seed=int(wc.seed),
-    batch_size=p.batch_size,
-    cka_samples=p.cka_samples,
-    feature_dtype=p.feature_dtype,
-    knn=dict(dataset_dir=Path(i.natural).parent, splits=list(p.knn_splits), batch_size=p.batch_size),
-)
+
+
+def derive(full: str, manifest: str, seed: int, suffix: str, log: str | None) -> None:
+    outputs = [dict(zip(keys, files)) for files in zip(*(o[name + suffix] for name in names), strict=True)]
+    run(
+        snakemake,
+        wise_ft,
+        log=log,
+        backbone_cfg=dict(p.backbone),
+        weights=i.weights,
+        full_model=full,
+        dataset_dir=Path(manifest).parent,
+        alphas=list(p.alphas),
+        methods=list(p.methods),
+        outputs=outputs,
+        epochs=p.epochs,
+        seed=seed,
+        batch_size=p.batch_size,
+        cka_samples=p.cka_samples,
+        feature_dtype=p.feature_dtype,
+        knn=dict(dataset_dir=Path(i.natural).parent, splits=list(p.knn_splits), batch_size=p.batch_size),
+    )
+
+
+if "seeds" not in p.keys():
+    derive(i.full, i.manifest, int(wc.seed), "", None)
+else:
+    failed = []
+    for index, seed in enumerate(p.seeds):
+        try:
+            derive(i[f"full_{index}"], i[f"manifest_{index}"], seed, f"_{index}", snakemake.log[f"run_{index}"])
+        except SystemExit:
+            failed.append(index)
+    if failed:
+        raise SystemExit(1)
