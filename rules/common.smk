@@ -222,56 +222,50 @@ FAILED = recorded_failures()
 DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 
 
-def training_batches():
-    """The runs trained train.runs_per_job to a job: runs of one (backbone, method, pool), in (dataset, seed)
-    order, in chunks of that size; a chunk of one run is left to rule finetune or linear_probe.
-    -> [(rule name, dict(backbone, method, pool), [dict(dataset, seed, run)])]."""
+def batches(prefix, runs, key):
+    """train.runs_per_job > 1: `runs` (wildcard dicts) grouped by the wildcards named in `key`, each group in
+    (dataset, seed) order and cut into chunks of that size. A job per chunk of two or more, by a generated rule
+    without wildcards, which Snakemake prefers to the one-run rule that would otherwise take the run. Returns
+    [(name "<prefix>_batch_<key values>_<n>", the key's wildcards, [each run's wildcards and its id as "run"])].
+    """
     size = config["train"]["runs_per_job"]
     groups = {}
-    for run, info in DONE_RUNS.items():
-        wc = info["wildcards"]
-        if wc["method"] in TRAINED_METHODS + ["linear"]:
-            key = (wc["backbone"], wc["method"], wc["pool"])
-            groups.setdefault(key, []).append((wc["dataset"], int(wc["seed"]), run))
-    batches = []
-    for (backbone, method, pool), runs in sorted(groups.items()):
-        runs = [dict(dataset=d, seed=s, run=r) for d, s, r in sorted(runs)]
-        chunks = [runs[i : i + size] for i in range(0, len(runs), size)]
+    for wc in runs:
+        groups.setdefault(tuple(wc[k] for k in key), []).append(wc)
+    found = []
+    for values, group in sorted(groups.items()):
+        group = sorted(group, key=lambda wc: (wc["dataset"], int(wc["seed"])))
+        chunks = [group[i : i + size] for i in range(0, len(group), size)]
         for number, chunk in enumerate(chunks, start=1):
             if len(chunk) > 1:
-                single = "linear_probe" if method == "linear" else "finetune"
-                name = f"{single}_batch_{backbone}_{method}_{pool}_{number}"
-                group = dict(backbone=backbone, method=method, pool=pool, rule=single)
-                batches.append((re.sub(r"\W", "_", name), group, chunk))
-    return batches
+                name = re.sub(
+                    r"\W", "_", "_".join([prefix, "batch", *values, str(number)])
+                )
+                members = [{**wc, "run": RUN.format(**wc)} for wc in chunk]
+                found.append((name, dict(zip(key, values)), members))
+    return found
 
 
-TRAINING_BATCHES = training_batches()
-
-
-def wiseft_batches():
-    """The Full runs whose WiSE-FT runs are derived train.runs_per_job to a job, grouped by (backbone, pool) in
-    (dataset, seed) order; a chunk of one is left to rule wiseft. -> [(rule name, dict(backbone, pool), [dict(dataset,
-    seed)])]."""
-    size = config["train"]["runs_per_job"]
-    groups = {}
-    for info in DONE_RUNS.values():
-        wc = info["wildcards"]
-        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]:  # one per Full run
-            key = (wc["backbone"], wc["pool"])
-            groups.setdefault(key, []).append((wc["dataset"], int(wc["seed"])))
-    batches = []
-    for (backbone, pool), fulls in sorted(groups.items()):
-        fulls = [dict(dataset=d, seed=s) for d, s in sorted(fulls)]
-        chunks = [fulls[i : i + size] for i in range(0, len(fulls), size)]
-        for number, chunk in enumerate(chunks, start=1):
-            if len(chunk) > 1:
-                name = re.sub(r"\W", "_", f"wiseft_batch_{backbone}_{pool}_{number}")
-                batches.append((name, dict(backbone=backbone, pool=pool), chunk))
-    return batches
-
-
-WISEFT_BATCHES = wiseft_batches()
+DONE_WILDCARDS = [info["wildcards"] for info in DONE_RUNS.values()]
+GROUP = ("backbone", "method", "pool")
+# The runs rules finetune and linear_probe train, a job per chunk (finetune.smk).
+TRAINING_BATCHES = batches(
+    "finetune", [wc for wc in DONE_WILDCARDS if wc["method"] in TRAINED_METHODS], GROUP
+) + batches(
+    "linear_probe", [wc for wc in DONE_WILDCARDS if wc["method"] == "linear"], GROUP
+)
+# The Full runs rule wiseft derives from, a job per chunk (preserving.smk); their wildcards are the Full run's.
+WISEFT_BATCHES = batches(
+    "wiseft",
+    [
+        {**wc, "method": "full"}
+        for wc in DONE_WILDCARDS
+        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]  # one per Full run
+    ],
+    ("backbone", "pool"),
+)
+# Every run's measurements, a job per chunk (metrics.smk).
+MEASURE_BATCHES = batches("measure", DONE_WILDCARDS, GROUP)
 
 
 def weights_file(backbone):
@@ -292,10 +286,11 @@ def cka_reference(backbone, dataset):
 
 def run_features(wildcards, dataset):
     """A fine-tuned model's features on `dataset`; a linear probe leaves the backbone as it was, so its features
-    are the pre-trained model's."""
-    if wildcards.method == "linear":
-        return pretrained_features(wildcards.backbone, dataset)
-    return f"{RUN_DIR}/features/{dataset}.h5".format(**wildcards)
+    are the pre-trained model's. `wildcards`: a job's, or a dict of them."""
+    wc = dict(wildcards.items())
+    if wc["method"] == "linear":
+        return pretrained_features(wc["backbone"], dataset)
+    return f"{RUN_DIR}/features/{dataset}.h5".format(**wc)
 
 
 def demo_input(wildcards):

@@ -51,6 +51,7 @@ rule finetune:
 # runs (common.smk TRAINING_BATCHES). Same script, outputs and per-run logs as rules finetune and linear_probe;
 # with no wildcards, these rules take their runs over from them (Snakemake prefers a rule without wildcards).
 for batch_name, batch, batch_runs in TRAINING_BATCHES:
+    single = "linear_probe" if batch["method"] == "linear" else "finetune"
     batch_outputs = {
         kind: file
         for kind, file in FINETUNE_OUTPUTS.items()
@@ -83,14 +84,14 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
                 for i, r in enumerate(batch_runs)
             },
         benchmark:
-            f"results/benchmarks/{batch['rule']}/{batch_name}.tsv"
+            f"results/benchmarks/{single}/{batch_name}.tsv"
         conda:
             "../envs/torch.yaml"
         threads: 1
         resources:
             gpu=1,
         params:
-            seeds=[r["seed"] for r in batch_runs],
+            seeds=[int(r["seed"]) for r in batch_runs],
             method=batch["method"],
             pool=batch["pool"],
             backbone=backbone_cfg(batch["backbone"]),

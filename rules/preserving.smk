@@ -48,7 +48,7 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
     # The Full run and its derived runs, per (dataset, seed) of the batch: {method: results/runs/{run}}.
     batch_dirs = [
         {
-            method: f"results/runs/{RUN.format(**batch, **full, method=method)}"
+            method: f"results/runs/{RUN.format(**{**full, 'method': method})}"
             for method in ["full"] + WISEFT_METHODS
         }
         for full in fulls
@@ -74,7 +74,7 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
         log:
             **{
                 f"run_{i}": "results/logs/wiseft/{dataset}/{backbone}/{pool}/seed{seed}.log".format(
-                    **batch, **f
+                    **f
                 )
                 for i, f in enumerate(fulls)
             },
@@ -86,7 +86,7 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
         resources:
             gpu=1,
         params:
-            seeds=[f["seed"] for f in fulls],
+            seeds=[int(f["seed"]) for f in fulls],
             backbone=backbone_cfg(batch["backbone"]),
             alphas=config["preserving"]["wiseft"]["alphas"],
             methods=WISEFT_METHODS,

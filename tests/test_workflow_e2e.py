@@ -13,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+MEASURES = ("cka", "knn", "calibration", "reliability", "classification")  # a run's measurement files
 pytestmark = pytest.mark.e2e
 
 
@@ -282,10 +283,18 @@ def test_runs_sharing_a_job_are_the_runs_of_one_job_each(study_copy, assert_same
         shutil.copytree(study / "results/runs" / run, study / "alone" / run)
     config = (study / "config/config.yaml").read_text()
     (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  runs_per_job: 2\n"))
+    measured = jobs["finetune_batch_vit_full_cls_1"]  # and their measurements, by one job
     targets = [f"results/runs/{run}/model.safetensors" for run in runs]
+    targets += [f"results/runs/{run}/{name}.parquet" for run in measured for name in MEASURES]
     dry = snakemake(study, "-n", *targets).stdout
-    assert all(f"rule {job}:" in dry for job in jobs) and not re.search(r"rule (finetune|wiseft):", dry)
+    assert all(f"rule {job}:" in dry for job in [*jobs, "measure_batch_vit_full_cls_1"])
+    assert not re.search(r"rule (finetune|wiseft|measure):", dry)
     snakemake(study, *targets)
+    for run in measured:
+        for name in MEASURES:
+            file = f"{run}/{name}.parquet"
+            assert pl.read_parquet(study / "alone" / file).equals(pl.read_parquet(study / "results/runs" / file))
+        assert "repdrift" not in (study / f"results/logs/measure/{run}.log").read_text()  # no error line
     for run in runs:
         assert_same_run_outputs(study / "alone" / run, study / "results/runs" / run)
         pool = run.split("-")[-1].split("/")[0]

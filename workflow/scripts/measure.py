@@ -1,19 +1,39 @@
+# Used by rule measure (one run) and measure_batch_* (several runs of one backbone, method and pool in one process,
+# train.runs_per_job).
 from repdrift.measure import measure_run
 from repdrift.rule import run
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output
-run(
-    snakemake,
-    measure_run,
-    trajectory=i.trajectory,
-    reference=i.reference,
-    natural=i.natural,
-    predictions=i.predictions,
-    pool=p.pool,
-    ks=list(p.ks),
-    temperature=p.temperature,
-    n_bins=p.n_bins,
-    measures=list(p.measures),
-    mutual_k=p.mutual_k,
-    out={name: o[name] for name in ("cka", "knn", "calibration", "reliability", "classification")},
-)
+OUTPUTS = ("cka", "knn", "calibration", "reliability", "classification")
+
+
+def measure(suffix: str, log: str | None) -> None:
+    run(
+        snakemake,
+        measure_run,
+        log=log,
+        trajectory=i["trajectory" + suffix],
+        reference=i["reference" + suffix],
+        natural=i["natural" + suffix],
+        predictions=i["predictions" + suffix],
+        pool=p.pool,
+        ks=list(p.ks),
+        temperature=p.temperature,
+        n_bins=p.n_bins,
+        measures=list(p.measures),
+        mutual_k=p.mutual_k,
+        out={name: o[name + suffix] for name in OUTPUTS},
+    )
+
+
+if "runs" not in p.keys():
+    measure("", None)
+else:
+    failed = []
+    for index in range(p.runs):
+        try:
+            measure(f"_{index}", snakemake.log[f"run_{index}"])
+        except SystemExit:
+            failed.append(index)
+    if failed:
+        raise SystemExit(1)
