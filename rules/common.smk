@@ -225,47 +225,51 @@ DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 def batches(prefix, runs, key):
     """train.runs_per_job > 1: `runs` (wildcard dicts) grouped by the wildcards named in `key`, each group in
     (dataset, seed) order and cut into chunks of that size. A job per chunk of two or more, by a generated rule
-    without wildcards, which Snakemake prefers to the one-run rule that would otherwise take the run. Returns
-    [(name "<prefix>_batch_<key values>_<n>", the key's wildcards, [each run's wildcards and its id as "run"])].
+    without wildcards, which Snakemake prefers to the one-run rule that would otherwise take the run. Chunks are cut
+    from every run of the study and the failed ones (FAILED) dropped after: a failure changes its own chunk only.
+    Returns [(name "<prefix>_batch_<key values>_<n>", the key's wildcards, [each run's wildcards, its id as "run"])].
     """
     size = config["train"]["runs_per_job"]
     groups = {}
     for wc in runs:
         groups.setdefault(tuple(wc[k] for k in key), []).append(wc)
-    found = []
+    found, names = [], set()
     for values, group in sorted(groups.items()):
         group = sorted(group, key=lambda wc: (wc["dataset"], int(wc["seed"])))
         chunks = [group[i : i + size] for i in range(0, len(group), size)]
         for number, chunk in enumerate(chunks, start=1):
-            if len(chunk) > 1:
-                name = re.sub(
-                    r"\W", "_", "_".join([prefix, "batch", *values, str(number)])
-                )
-                members = [{**wc, "run": RUN.format(**wc)} for wc in chunk]
+            members = [{**wc, "run": RUN.format(**wc)} for wc in chunk]
+            members = [m for m in members if m["run"] not in FAILED]
+            if len(members) > 1:
+                name = "_".join([prefix, "batch", *values, str(number)])
+                name = re.sub(r"\W", "_", name)  # vit-b and vit_b would meet here
+                while name in names:
+                    name += "_"
+                names.add(name)
                 found.append((name, dict(zip(key, values)), members))
     return found
 
 
-DONE_WILDCARDS = [info["wildcards"] for info in DONE_RUNS.values()]
+STUDY_WILDCARDS = [info["wildcards"] for info in RUNS.values()]
 GROUP = ("backbone", "method", "pool")
 # The runs rules finetune and linear_probe train, a job per chunk (finetune.smk).
 TRAINING_BATCHES = batches(
-    "finetune", [wc for wc in DONE_WILDCARDS if wc["method"] in TRAINED_METHODS], GROUP
+    "finetune", [wc for wc in STUDY_WILDCARDS if wc["method"] in TRAINED_METHODS], GROUP
 ) + batches(
-    "linear_probe", [wc for wc in DONE_WILDCARDS if wc["method"] == "linear"], GROUP
+    "linear_probe", [wc for wc in STUDY_WILDCARDS if wc["method"] == "linear"], GROUP
 )
 # The Full runs rule wiseft derives from, a job per chunk (preserving.smk); their wildcards are the Full run's.
 WISEFT_BATCHES = batches(
     "wiseft",
     [
         {**wc, "method": "full"}
-        for wc in DONE_WILDCARDS
+        for wc in STUDY_WILDCARDS
         if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]  # one per Full run
     ],
     ("backbone", "pool"),
 )
 # Every run's measurements, a job per chunk (metrics.smk).
-MEASURE_BATCHES = batches("measure", DONE_WILDCARDS, GROUP)
+MEASURE_BATCHES = batches("measure", STUDY_WILDCARDS, GROUP)
 
 
 def weights_file(backbone):

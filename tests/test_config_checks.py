@@ -129,3 +129,15 @@ def test_every_schema_description_is_one_string():
     descriptions = [value for key, value in items(schema) if key == "description"]
     assert len(descriptions) > 50 and all(isinstance(text, str) for text in descriptions)
     assert [key for key, value in items(schema) if value is None and key != "default"] == []
+
+
+def test_several_runs_to_a_job_stop_on_a_cluster_executor(tmp_path, config):
+    # Checked when the run starts (the executor is not known while the Snakefile is read): before any job is sent.
+    config["train"]["runs_per_job"] = 2
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+    result = subprocess.run([*command, "--executor", "slurm", "--jobs", "1"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "train.runs_per_job: several runs to a job is for local runs" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()  # no job ran, not even a local one

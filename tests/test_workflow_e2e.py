@@ -270,41 +270,55 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
 
 def test_runs_sharing_a_job_are_the_runs_of_one_job_each(study_copy, assert_same_run_outputs):
     study = study_copy
-    # Two to a job, in (dataset, seed) order per (backbone, method, pool): ISIC seeds 0 and 1 of (vit, full, cls);
-    # chest and colon (two datasets) of (vit, full, mean).
+    # Linear probes of two datasets beside the study's: one-run jobs first, as every other run here was made.
+    tasks = "methods: [full, scratch]\n    pools: [mean]"
+    config = (study / "config/config.yaml").read_text()
+    assert tasks in config
+    config = config.replace(tasks, "methods: [full, scratch, linear]\n    pools: [mean]")
+    (study / "config/config.yaml").write_text(config)
+    probes = [f"{dataset}/vit/linear-mean/seed0" for dataset in ("chest", "colon")]
+    snakemake(study, *[f"results/runs/{run}/{name}.parquet" for run in probes for name in MEASURES])
+    # Two to a job, in (dataset, seed) order per (backbone, method, pool).
     jobs = {
         "finetune_batch_vit_full_cls_1": [f"isic/vit/full-cls/seed{seed}" for seed in (0, 1)],
         "finetune_batch_vit_full_mean_1": [f"{dataset}/vit/full-mean/seed0" for dataset in ("chest", "colon")],
+        "linear_probe_batch_vit_linear_mean_1": probes,  # (isic's is the chunk of one after them)
         # Derived from the first job's runs: every a of both Full runs.
         "wiseft_batch_vit_cls_1": [f"isic/vit/wiseft{a}-cls/seed{seed}" for seed in (0, 1) for a in ("0.5", "1")],
     }
+    measured = {
+        "measure_batch_vit_full_cls_1": jobs["finetune_batch_vit_full_cls_1"],
+        "measure_batch_vit_linear_mean_1": probes,
+    }
     runs = [run for group in jobs.values() for run in group]
-    for run in runs:  # as the study's one-run jobs wrote them
+    for run in runs:
         shutil.copytree(study / "results/runs" / run, study / "alone" / run)
-    config = (study / "config/config.yaml").read_text()
     (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  runs_per_job: 2\n"))
-    measured = jobs["finetune_batch_vit_full_cls_1"]  # and their measurements, by one job
     targets = [f"results/runs/{run}/model.safetensors" for run in runs]
-    targets += [f"results/runs/{run}/{name}.parquet" for run in measured for name in MEASURES]
+    targets += [
+        f"results/runs/{run}/{name}.parquet" for group in measured.values() for run in group for name in MEASURES
+    ]
     dry = snakemake(study, "-n", *targets).stdout
-    assert all(f"rule {job}:" in dry for job in [*jobs, "measure_batch_vit_full_cls_1"])
-    assert not re.search(r"rule (finetune|wiseft|measure):", dry)
+    assert all(f"rule {job}:" in dry for job in [*jobs, *measured])
+    assert not re.search(r"rule (finetune|linear_probe|wiseft|measure):", dry)
     snakemake(study, *targets)
-    for run in measured:
+    for run in [run for group in measured.values() for run in group]:
         for name in MEASURES:
             file = f"{run}/{name}.parquet"
             assert pl.read_parquet(study / "alone" / file).equals(pl.read_parquet(study / "results/runs" / file))
         assert "repdrift" not in (study / f"results/logs/measure/{run}.log").read_text()  # no error line
     for run in runs:
         assert_same_run_outputs(study / "alone" / run, study / "results/runs" / run)
-        pool = run.split("-")[-1].split("/")[0]
-        natural = [study / where / run / "features/natural.h5" for where in ("alone", "results/runs")]
-        with h5py.File(natural[0]) as alone, h5py.File(natural[1]) as shared:
-            np.testing.assert_array_equal(alone[f"final/{pool}"][()], shared[f"final/{pool}"][()])
+        if "linear" not in run:  # a probe's k-NN features are the pre-trained model's
+            pool = run.split("-")[-1].split("/")[0]
+            natural = [study / where / run / "features/natural.h5" for where in ("alone", "results/runs")]
+            with h5py.File(natural[0]) as alone, h5py.File(natural[1]) as shared:
+                np.testing.assert_array_equal(alone[f"final/{pool}"][()], shared[f"final/{pool}"][()])
         if "wiseft" not in run:
             log = (study / f"results/logs/finetune/{run}.log").read_text()  # one log per run
             assert "epoch 2:" in log and log.count("epoch 1:") == 1
             assert not (study / "results/runs" / run / "checkpoint").exists()
     for seed in (0, 1):
         assert "a = 0.5:" in (study / f"results/logs/wiseft/isic/vit/cls/seed{seed}.log").read_text()
-    assert all((study / f"results/benchmarks/{job.split('_batch')[0]}/{job}.tsv").exists() for job in jobs)
+    for job in [*jobs, *measured]:
+        assert (study / f"results/benchmarks/{job.split('_batch')[0]}/{job}.tsv").exists()
