@@ -227,7 +227,7 @@ def study_definition(workdir: Path, backbone: str) -> dict:
 
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    recipe = {k: v for k, v in config["train"].items() if k != "checkpoint_minutes"}
+    recipe = {k: v for k, v in config["train"].items() if k not in ("checkpoint_minutes", "runs_per_job")}  # RECIPE
     return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options={})
 
 
