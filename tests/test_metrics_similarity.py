@@ -119,7 +119,10 @@ def test_svcca_and_pwcca_against_the_published_implementation():
 @pytest.mark.parametrize(
     "call, argument",
     [
-        (lambda: procrustes(np.full((4, 2), np.nan), np.ones((4, 2))), "x"),
+        (lambda: procrustes(np.full((4, 2), np.nan), np.ones((4, 2))), "x: expected finite values"),
+        # procrustes checks finiteness through the column means: one inf, and +inf beside -inf (a NaN mean)
+        (lambda: procrustes(np.eye(4), np.where(np.eye(4) > 0, np.inf, 0.0)), "y: expected finite values"),
+        (lambda: procrustes(np.array([[np.inf], [-np.inf], [0.0]]), np.ones((3, 1))), "x: expected finite values"),
         (lambda: procrustes(np.ones((1, 2)), np.ones((1, 2))), "x: expected at least 2 samples"),
         (lambda: rsa(np.ones((5, 2)), np.ones((4, 2))), "same samples"),
         (lambda: mutual_knn(np.eye(4), np.eye(4), k=4), "k: expected an integer in 1..n - 1 = 3"),

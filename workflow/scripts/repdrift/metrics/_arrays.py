@@ -24,10 +24,11 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}: expected finite values, found {bad} NaN/inf entries")
 
 
-def float_array(x, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
+def float_array(x, name: str, ndim: int | tuple[int, ...], finite: bool = True) -> np.ndarray:
     """A finite floating array with the given number of dimensions; integer/bool input becomes float64.
 
     float16 is widened to float32, the narrowest type BLAS multiplies; long double is narrowed to float64.
+    `finite=False` leaves the finiteness check to the caller (one that reduces the array anyway can check that).
     """
     arr = to_numpy(x, name)
     ndims = (ndim,) if isinstance(ndim, int) else ndim
@@ -40,7 +41,8 @@ def float_array(x, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
         arr = arr.astype(np.float32)
     elif arr.dtype.itemsize > 8:  # long double: no BLAS for it
         arr = arr.astype(np.float64)
-    check_finite(arr, name)
+    if finite:
+        check_finite(arr, name)
     return arr
 
 

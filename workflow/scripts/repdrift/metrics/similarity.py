@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import average_ranks, float_array
+from ._arrays import average_ranks, check_finite, float_array
 
 
-def _pair(x, y, min_samples: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    x = float_array(x, "x", 2)
-    y = float_array(y, "y", 2)
+def _pair(x, y, min_samples: int = 2, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    x = float_array(x, "x", 2, finite)
+    y = float_array(y, "y", 2, finite)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same samples (rows): got n = {x.shape[0]} and n = {y.shape[0]}")
     if x.shape[0] < min_samples:
@@ -51,16 +51,32 @@ def _centred(a: np.ndarray) -> np.ndarray:
 
 def procrustes(x, y) -> float:
     """Orthogonal Procrustes similarity in [0, 1]; NaN when a side has no variance."""
-    x, y = _pair(x, y)
-    x, y = _centred(x), _centred(y)
-    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    x, y = _pair(x, y, finite=False)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: told below, by name
+        mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
+    if not (np.isfinite(mean_x).all() and np.isfinite(mean_y).all()):  # NaN or inf make a column mean so
+        check_finite(x, "x")
+        check_finite(y, "y")
+    # One centred side is enough, (X - 1 mx)^T (Y - 1 my) = (X - 1 mx)^T Y as centred columns sum to 0: one n x d
+    # copy instead of two (the other side's norm is taken block by block).
+    x = x - mean_x
+    nx, ny = float(np.linalg.norm(x)), _centred_norm(y, mean_y)
     if nx == 0 or ny == 0:
         return float("nan")
     # The nuclear norm as the sum of sqrt(eigenvalues of M^T M), in float64 on the small side: a symmetric eigen
     # solve is several times cheaper than the SVD of M (the d x d solve outweighed the n x d product at d = 768).
-    cross = (x.T @ y).astype(np.float64) / (float(nx) * float(ny))
+    cross = (x.T @ y).astype(np.float64) / (nx * ny)
     small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
     return float(np.sqrt(np.clip(np.linalg.eigvalsh(small), 0.0, None)).sum())
+
+
+def _centred_norm(a: np.ndarray, mean: np.ndarray, rows: int = 2048) -> float:
+    """||a - 1 mean||_F without an n x d copy: block by block."""
+    total = 0.0
+    for start in range(0, a.shape[0], rows):
+        block = (a[start : start + rows] - mean).ravel()
+        total += float(np.dot(block, block))
+    return float(np.sqrt(total))
 
 
 def _reduce(a: np.ndarray, threshold: float) -> np.ndarray:
