@@ -181,15 +181,25 @@ def agreement_chart(agreement: pl.DataFrame):
 
 
 def ruler_chart(table: pl.DataFrame):
-    base = alt.Chart(table).encode(
-        y=alt.Y("measure:N", title=None, sort="-x"),
-        color=alt.Color("measure:N", legend=None),
+    """Per measure: the bar and whisker are Spearman's r and its CI; the black diamond and thin black line below
+    them, the paper's interval-fit r and its CI (absent where no line could be fitted)."""
+    present = set(table["measure"])
+    order = [m for m in CKA_MEASURES if m in present] + sorted(present - set(CKA_MEASURES))  # as measure_names
+    base = alt.Chart(table).encode(y=alt.Y("measure:N", title=None, sort=order))
+    colour = alt.Color("measure:N", legend=None)
+    scale = alt.Scale(domain=[-1, 1])
+    bars = base.mark_bar(height={"band": 0.5}, yOffset=-3).encode(
+        x=alt.X("spearman:Q", title="r (bars Spearman, \u25c6 fit)", scale=scale), color=colour
     )
-    bars = base.mark_bar().encode(x=alt.X("spearman:Q", title="Spearman r", scale=alt.Scale(domain=[-1, 1])))
-    whiskers = base.mark_rule().encode(x="spearman_lo:Q", x2="spearman_hi:Q")
+    whiskers = base.mark_rule(yOffset=-3).encode(x="spearman_lo:Q", x2="spearman_hi:Q", color=colour)
+    fitted = base.transform_filter("isValid(datum.interval_r)")
+    diamonds = fitted.mark_point(shape="diamond", filled=True, color="black", size=30, yOffset=5).encode(
+        x="interval_r:Q", tooltip=["measure", "interval_r", "interval_lo", "interval_hi", "runs"]
+    )
+    fit_ci = fitted.mark_rule(color="black", strokeWidth=0.8, yOffset=5).encode(x="interval_lo:Q", x2="interval_hi:Q")
     return (
-        (bars + whiskers)
-        .properties(width=160, height=120)
+        (bars + whiskers + fit_ci + diamonds)
+        .properties(width=160, height=140)
         .facet(column=alt.Column("function:N"), row=alt.Row("backbone:N"))
     )
 
@@ -212,8 +222,9 @@ def captions(agreement: pl.DataFrame, table: pl.DataFrame, conclusion: pl.DataFr
     verdicts = "; ".join(f"{r['measure']}: {r['verdict']}" for r in conclusion.iter_rows(named=True))
     second = (
         "Which ruler predicts function: Spearman r of each measure with k-NN forgetting, natural-domain ECE and the "
-        f"task score across the similarity grid's runs, per backbone ({facts['confidence']:.0%} bootstrap intervals; "
-        f"the paper's interval fit is in results/analysis/rulers.csv). Strongest per backbone and function: {best}. "
+        "task score across the similarity grid's runs, per backbone (bars), and the paper's interval-fit r (black "
+        f"diamonds; none where no line could be fitted), each with its {facts['confidence']:.0%} bootstrap interval "
+        f"(results/analysis/rulers.csv holds both). Strongest Spearman per backbone and function: {best}. "
         f"The paper's conclusion (forgetting tracks similarity more for the supervised ViT than for DINOv2) per "
         f"measure: {verdicts}."
     )
