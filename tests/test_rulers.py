@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from repdrift.analysis import per_run_values
-from repdrift.rulers import agreement_table, measure_names, paper_conclusion, ruler_table, spearman_ci
+from repdrift.rulers import agreement_table, measure_names, paper_conclusion, ruler_chart, ruler_table, spearman_ci
 
 
 def test_spearman_ci_is_scipys_rho_with_a_bracketing_interval():
@@ -59,6 +59,10 @@ def test_agreement_ruler_and_the_papers_conclusion_per_measure():
     assert knn_ece["spearman"].is_nan().all()  # a constant function: undefined, not 0
     conclusion = paper_conclusion(replicates, measures, {"vit": "supervised", "dino": "self_supervised"}, 0.95)
     assert set(conclusion["verdict"]) == {"agrees"}  # |r| 1 for vit, noise for dino, under every measure
+    # The figure draws both correlations: Spearman's bars and the interval fit's diamonds, each with its CI.
+    layers = ruler_chart(table).to_dict()["spec"]["layer"]
+    drawn = {(layer["mark"]["type"], layer["encoding"]["x"]["field"]) for layer in layers}
+    assert drawn == {("bar", "spearman"), ("rule", "spearman_lo"), ("rule", "interval_lo"), ("point", "interval_r")}
 
 
 def test_a_nan_measure_gets_no_rank_and_leaves_its_run_out_of_the_agreement():
