@@ -28,6 +28,12 @@ def test_procrustes_is_the_value_of_scipys_optimal_rotation(xy):
     assert procrustes(x, y) == pytest.approx(1 - distance / 2, rel=1e-10)
 
 
+def test_procrustes_is_1_for_identical_float32_features_with_large_means():
+    # Centring only one side would add an error of order eps x mean^2 / spread^2: 0.99997 here.
+    x = (np.random.default_rng(5).standard_normal((12, 8)) * 0.1 + np.linspace(-3, 3, 8)).astype(np.float32)
+    assert procrustes(x, x) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_procrustes_invariances(xy):
     x, y = xy
     value = procrustes(x, y)
