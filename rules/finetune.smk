@@ -58,6 +58,7 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
         if kind != "natural" or batch["method"] != "linear"
     }
 
+    # Longest first: a large chunk started last would finish alone while the other core idles.
     rule:
         name:
             batch_name
@@ -85,6 +86,7 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
             },
         benchmark:
             f"results/benchmarks/{single}/{batch_name}.tsv"
+        priority: len(batch_runs)
         conda:
             "../envs/torch.yaml"
         threads: 1

@@ -1,6 +1,7 @@
 # Backbone weights: the demo pre-trains its own tiny backbones on the natural stand-in.
 
 
+# Every job of a backbone waits for its weights: start them first (Snakemake runs higher priorities first).
 rule pretrain_demo:
     input:
         manifest=manifest(PRETRAIN_DATASET),
@@ -11,6 +12,7 @@ rule pretrain_demo:
         "results/logs/pretrain_demo/{backbone}.log",
     benchmark:
         "results/benchmarks/pretrain_demo/{backbone}.tsv"
+    priority: 100
     conda:
         "../envs/torch.yaml"
     threads: 1
