@@ -13,6 +13,15 @@ FINETUNE_OUTPUTS = {
     "trajectory": "trajectory.h5",
     "natural": f"features/{KNN_DATASET}.h5",
 }
+# What rule finetune and its batch rules pass besides the runs' definition (one dict: they cannot drift apart).
+FINETUNE_PARAMS = dict(
+    recipe=RECIPE,
+    checkpoint_minutes=config["train"]["checkpoint_minutes"],
+    cka_samples=config["cka"]["samples"],
+    feature_dtype=config["features"]["dtype"],
+    knn_splits=knn_splits(KNN_DATASET),
+    feature_batch_size=config["features"]["batch_size"],
+)
 
 
 rule finetune:
@@ -34,14 +43,9 @@ rule finetune:
     resources:
         gpu=1,
     params:
-        backbone=lambda wc: backbone_cfg(wc.backbone),
-        recipe=RECIPE,
-        checkpoint_minutes=config["train"]["checkpoint_minutes"],
-        cka_samples=config["cka"]["samples"],
-        feature_dtype=config["features"]["dtype"],
-        knn_splits=knn_splits(KNN_DATASET),
-        feature_batch_size=config["features"]["batch_size"],
+        **FINETUNE_PARAMS,
         # Only the run's own method's strengths: changing one method's re-runs only its runs.
+        backbone=lambda wc: backbone_cfg(wc.backbone),
         method_options=lambda wc: config["preserving"].get(wc.method, {}),
     script:
         "../workflow/scripts/finetune.py"
@@ -93,16 +97,11 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
         resources:
             gpu=1,
         params:
+            **FINETUNE_PARAMS,
             seeds=[int(r["seed"]) for r in batch_runs],
             method=batch["method"],
             pool=batch["pool"],
             backbone=backbone_cfg(batch["backbone"]),
-            recipe=RECIPE,
-            checkpoint_minutes=config["train"]["checkpoint_minutes"],
-            cka_samples=config["cka"]["samples"],
-            feature_dtype=config["features"]["dtype"],
-            knn_splits=knn_splits(KNN_DATASET),
-            feature_batch_size=config["features"]["batch_size"],
             method_options=config["preserving"].get(batch["method"], {}),
         script:
             "../workflow/scripts/finetune.py"

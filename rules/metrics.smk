@@ -3,6 +3,14 @@
 # target-domain calibration, task performance. And the pre-trained backbones' k-NN, the forgetting baseline.
 
 MEASURE_OUTPUTS = ("cka", "knn", "calibration", "reliability", "classification")
+# What rule measure and its batch rules pass besides the pool.
+MEASURE_PARAMS = dict(
+    ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
+    temperature=config["knn"]["temperature"],
+    n_bins=config["calibration"]["n_bins"],
+    measures=config["similarity"]["measures"],
+    mutual_k=config["similarity"]["mutual_knn_k"],
+)
 
 
 rule measure:
@@ -20,12 +28,8 @@ rule measure:
     conda:
         "../envs/cpu.yaml"
     params:
+        **MEASURE_PARAMS,
         pool="{pool}",
-        ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
-        temperature=config["knn"]["temperature"],
-        n_bins=config["calibration"]["n_bins"],
-        measures=config["similarity"]["measures"],
-        mutual_k=config["similarity"]["mutual_knn_k"],
     script:
         "../workflow/scripts/measure.py"
 
@@ -64,13 +68,9 @@ for batch_name, batch, batch_runs in MEASURE_BATCHES:
         conda:
             "../envs/cpu.yaml"
         params:
+            **MEASURE_PARAMS,
             runs=len(batch_runs),
             pool=batch["pool"],
-            ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
-            temperature=config["knn"]["temperature"],
-            n_bins=config["calibration"]["n_bins"],
-            measures=config["similarity"]["measures"],
-            mutual_k=config["similarity"]["mutual_knn_k"],
         script:
             "../workflow/scripts/measure.py"
 

@@ -10,6 +10,17 @@ WISEFT_OUTPUTS = {
     "naturals": f"features/{KNN_DATASET}.h5",
 }
 
+# What rule wiseft and its batch rules pass besides the Full runs' backbone and seeds.
+WISEFT_PARAMS = dict(
+    alphas=config["preserving"]["wiseft"]["alphas"],
+    methods=WISEFT_METHODS,
+    epochs=config["train"]["epochs"],
+    batch_size=config["features"]["batch_size"],
+    cka_samples=config["cka"]["samples"],
+    feature_dtype=config["features"]["dtype"],
+    knn_splits=knn_splits(KNN_DATASET),
+)
+
 
 # WiSE-FT: every a of one Full run's weight-space ensemble, by one job (no training; repdrift.wiseft).
 rule wiseft:
@@ -30,14 +41,8 @@ rule wiseft:
     resources:
         gpu=1,
     params:
+        **WISEFT_PARAMS,
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        alphas=config["preserving"]["wiseft"]["alphas"],
-        methods=WISEFT_METHODS,
-        epochs=config["train"]["epochs"],
-        batch_size=config["features"]["batch_size"],
-        cka_samples=config["cka"]["samples"],
-        feature_dtype=config["features"]["dtype"],
-        knn_splits=knn_splits(KNN_DATASET),
     script:
         "../workflow/scripts/wiseft.py"
 
@@ -86,15 +91,9 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
         resources:
             gpu=1,
         params:
+            **WISEFT_PARAMS,
             seeds=[int(f["seed"]) for f in fulls],
             backbone=backbone_cfg(batch["backbone"]),
-            alphas=config["preserving"]["wiseft"]["alphas"],
-            methods=WISEFT_METHODS,
-            epochs=config["train"]["epochs"],
-            batch_size=config["features"]["batch_size"],
-            cka_samples=config["cka"]["samples"],
-            feature_dtype=config["features"]["dtype"],
-            knn_splits=knn_splits(KNN_DATASET),
         script:
             "../workflow/scripts/wiseft.py"
 

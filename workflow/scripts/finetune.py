@@ -4,7 +4,7 @@
 from pathlib import Path
 
 from repdrift.checkpoint import checkpoint_path, remove_checkpoint
-from repdrift.rule import run
+from repdrift.rule import run, run_each
 from repdrift.training import finetune
 
 i, p, wc, out = snakemake.input, snakemake.params, snakemake.wildcards, snakemake.output
@@ -49,17 +49,13 @@ def train(manifest: str, seed: int, outputs: dict, log: str | None) -> None:
 if not batch:
     train(i.manifest, int(wc.seed), dict(out.items()), None)
 else:
-    # Every run is tried, each logging to its own file, so one diverged run leaves its failure record and the
-    # others their checkpoints; the job fails if any run did. Checkpoints go once every run of the job is written.
-    failed = []
-    for index, seed in enumerate(p.seeds):
+    # One diverged run leaves its failure record and the others their checkpoints, which go once every run of the
+    # job is written.
+    def train_one(index: int) -> None:
         suffix = f"_{index}"
         outputs = {name.removesuffix(suffix): path for name, path in out.items() if name.endswith(suffix)}
-        try:
-            train(i[f"manifest_{index}"], seed, outputs, snakemake.log[f"run_{index}"])
-        except SystemExit:
-            failed.append(index)
-    if failed:
-        raise SystemExit(1)
+        train(i[f"manifest_{index}"], p.seeds[index], outputs, snakemake.log[f"run_{index}"])
+
+    run_each(len(p.seeds), train_one)
     for index in range(len(p.seeds)):
         remove_checkpoint(checkpoint_path(Path(out[f"model_{index}"]).parent))

@@ -1,7 +1,7 @@
 # Used by rule measure (one run) and measure_batch_* (several runs of one backbone, method and pool in one process,
 # train.runs_per_job).
 from repdrift.measure import measure_run
-from repdrift.rule import run
+from repdrift.rule import run, run_each
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output
 OUTPUTS = ("cka", "knn", "calibration", "reliability", "classification")
@@ -29,11 +29,4 @@ def measure(suffix: str, log: str | None) -> None:
 if "runs" not in p.keys():
     measure("", None)
 else:
-    failed = []
-    for index in range(p.runs):
-        try:
-            measure(f"_{index}", snakemake.log[f"run_{index}"])
-        except SystemExit:
-            failed.append(index)
-    if failed:
-        raise SystemExit(1)
+    run_each(p.runs, lambda index: measure(f"_{index}", snakemake.log[f"run_{index}"]))

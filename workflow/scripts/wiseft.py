@@ -2,7 +2,7 @@
 # of several Full runs of one backbone and pool in one process, train.runs_per_job).
 from pathlib import Path
 
-from repdrift.rule import run
+from repdrift.rule import run, run_each
 from repdrift.wiseft import wise_ft
 
 i, p, o, wc = snakemake.input, snakemake.params, snakemake.output, snakemake.wildcards
@@ -35,11 +35,9 @@ def derive(full: str, manifest: str, seed: int, suffix: str, log: str | None) ->
 if "seeds" not in p.keys():
     derive(i.full, i.manifest, int(wc.seed), "", None)
 else:
-    failed = []
-    for index, seed in enumerate(p.seeds):
-        try:
-            derive(i[f"full_{index}"], i[f"manifest_{index}"], seed, f"_{index}", snakemake.log[f"run_{index}"])
-        except SystemExit:
-            failed.append(index)
-    if failed:
-        raise SystemExit(1)
+    run_each(
+        len(p.seeds),
+        lambda index: derive(
+            i[f"full_{index}"], i[f"manifest_{index}"], p.seeds[index], f"_{index}", snakemake.log[f"run_{index}"]
+        ),
+    )

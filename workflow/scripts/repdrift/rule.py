@@ -81,3 +81,17 @@ def run(smk: Any, function: Callable[..., Any], log: str | None = None, **kwargs
                 file=terminal,
             )
             raise SystemExit(1) from None
+
+
+def run_each(count: int, run_one: Callable[[int], Any]) -> None:
+    """`run_one(i)` for i in 0..count-1, each a `run(...)` of one run of a job doing several (train.runs_per_job):
+    every one is tried even when another fails (each failure is already one line in its log and on the terminal),
+    and the job exits 1 after if any did."""
+    failed = 0
+    for index in range(count):
+        try:
+            run_one(index)
+        except SystemExit:
+            failed += 1
+    if failed:
+        raise SystemExit(1)
