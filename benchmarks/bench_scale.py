@@ -217,16 +217,40 @@ SAFETENSORS_DTYPES = {"torch.float32": "F32", "torch.float16": "F16", "torch.int
 
 
 def study(path: Path) -> tuple[dict, list[dict]]:
-    """The config and its runs: the union of its grids, as rules/common.smk's study_runs."""
+    """The config and its runs: the union of its grids, as rules/common.smk's study_runs (WiSE-FT: a run per a)."""
     import yaml
 
     config = yaml.safe_load(path.read_text())
+    alphas = config.get("preserving", {}).get("wiseft", {}).get("alphas", [0.25, 0.5, 0.75])
     runs = {}
     for grid in config["grids"].values():
-        keys = ("datasets", "backbones", "methods", "pools", "seeds")
-        for values in itertools.product(*(grid[k] for k in keys)):
+        methods = [
+            m
+            for method in grid["methods"]
+            for m in ([f"wiseft{a}" for a in alphas] if method == "wiseft" else [method])
+        ]
+        for values in itertools.product(grid["datasets"], grid["backbones"], methods, grid["pools"], grid["seeds"]):
             runs[values] = dict(zip(("dataset", "backbone", "method", "pool", "seed"), values))
     return config, list(runs.values())
+
+
+def cka_sample_size(config: dict, dataset: str) -> int:
+    """The CKA sample of `dataset`'s runs (rules/common.smk cka_samples): its test images, at most the configured n."""
+    from repdrift.features import WHOLE_SPLIT, cka_sample
+
+    cka = config.get("cka", {})
+    n = cka.get("dataset_samples", {}).get(dataset, cka.get("samples", 512))
+    return len(cka_sample(TARGETS[dataset][0], WHOLE_SPLIT if n == "all" else n))
+
+
+def trajectory_entries(config: dict, method: str) -> int:
+    """Entries of a run's trajectory: before fine-tuning and after every epoch; WiSE-FT's pre-trained model and
+    ensemble."""
+    if method.startswith("wiseft"):
+        return 2
+    train = config["train"]
+    epochs = (train.get("linear_probe") or {}).get("epochs") if method == "linear" else None
+    return (epochs or train["epochs"]) + 1
 
 
 def meta_models(name: str, cfg: dict):
@@ -345,16 +369,16 @@ def check_safetensors(work: Path) -> str:
     return f"{actual:,} bytes written vs {safetensors_bytes(state):,} estimated (part 1's model)"
 
 
-def checkpoint_bytes(state: dict, method: str, epochs: int, layers: int, m: int, dim: int) -> tuple[int, int]:
+def checkpoint_bytes(state: dict, method: str, entries: int, layers: int, m: int, dim: int) -> tuple[int, int]:
     """A fine-tune's checkpoint at its last epoch, (float32, float16) features: trainable weights and AdamW's two
-    moments (float32), and the trajectory so far in features.dtype; pickle and zip framing add well under 1 MB."""
+    moments (float32), and the trajectory so far (`entries`) in features.dtype; pickle and zip framing add well
+    under 1 MB."""
     trainable = sum(t.numel() * 4 for k, t in state.items() if method != "linear" or k.startswith("head."))
-    return tuple(3 * trainable + (epochs + 1) * layers * m * dim * size for size in (4, 2))
+    return tuple(3 * trainable + entries * layers * m * dim * size for size in (4, 2))
 
 
 def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, tuple[int, int, list[str]]]:
     """File type -> (path pattern, [(float32, float16) bytes of each file]); the largest checkpoint; (D, L, names)."""
-    from repdrift.features import cka_sample
 
     used = [name for name in config["backbones"] if name in {r["backbone"] for r in runs}]
     models = {name: meta_models(name, config["backbones"][name]) for name in used}
@@ -362,8 +386,8 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
     assert len(dims) == 1, f"backbones differ in width or depth: {dims}"
     ((dim, depth),) = dims
     layers = depth + 1  # every block, then the final representation
-    epochs, pools = config["train"]["epochs"], len({r["pool"] for r in runs})
-    m = {d: len(cka_sample(n, config["cka"]["samples"])) for d, (n, _) in TARGETS.items()}
+    pools = len({r["pool"] for r in runs})
+    m = {d: cka_sample_size(config, d) for d in TARGETS}
     knn_rows = sum(KNN_ROWS.values())
     ids, splits = imagenet_ids()
     knn_meta = metadata_bytes(work / "m.h5", {"sample_id": ids, "split": splits}, np.zeros(knn_rows, np.int64))
@@ -389,7 +413,9 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
             "results/runs/{run}/trajectory.h5",
             [
                 per_dtype(
-                    lambda t, d=r["dataset"]: sample_meta[d] + stored_array_bytes((epochs + 1, layers, m[d], dim), t)
+                    lambda t, d=r["dataset"], e=trajectory_entries(config, r["method"]): (
+                        sample_meta[d] + stored_array_bytes((e, layers, m[d], dim), t)
+                    )
                 )
                 for r in runs
             ],
@@ -425,8 +451,16 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
     }
     biggest = max(
         (
-            checkpoint_bytes(heads[r["backbone"], r["dataset"]], r["method"], epochs, layers, m[r["dataset"]], dim)
+            checkpoint_bytes(
+                heads[r["backbone"], r["dataset"]],
+                r["method"],
+                trajectory_entries(config, r["method"]),
+                layers,
+                m[r["dataset"]],
+                dim,
+            )
             for r in runs
+            if not r["method"].startswith("wiseft")  # derived, not trained: no checkpoint
         ),
         key=lambda sizes: sizes[0],
     )

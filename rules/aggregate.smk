@@ -9,6 +9,7 @@ rule aggregate:
         knn=run_files("knn.parquet"),
         cka=run_files("cka.parquet"),
         history=run_files("history.parquet"),
+        datasets=[manifest(dataset) for dataset in TARGETS_USED],
         pretrained_knn=expand(
             "results/pretrained/{backbone}/knn_{pool}.parquet",
             backbone=BACKBONES_USED,
@@ -27,7 +28,12 @@ rule aggregate:
         "../envs/cpu.yaml"
     params:
         runs=[{"run": run, **info["wildcards"]} for run, info in DONE_RUNS.items()],
-        grids={run: info["grids"] for run, info in RUNS.items()},
+        # Every run of the study, failed ones included: what the config asked for.
+        study=[
+            {"run": run, **info["wildcards"], "grids": info["grids"]}
+            for run, info in RUNS.items()
+        ],
+        datasets=TARGETS_USED,
         failed=FAILED,
     script:
         "../workflow/scripts/aggregate.py"

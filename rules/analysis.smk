@@ -45,8 +45,7 @@ rule correlation:
         grid=config["analysis"]["similarity_grid"],
         metrics=CORRELATION_METRICS,
         similarity=SIMILARITY_METRIC,
-        n_intervals=config["analysis"]["n_intervals"],
-        outliers=config["analysis"]["outliers"],
+        fit_rule=FIT_RULE,
         confidence=config["analysis"]["confidence"],
     script:
         "../workflow/scripts/correlation.py"
@@ -118,5 +117,7 @@ rule findings:
         k=config["knn"]["k"],
         paradigms={name: b["paradigm"] for name, b in config["backbones"].items()},
         confidence=config["analysis"]["confidence"],
+        # Claim (b) measures the early drop over the warm-up and the first epoch after it.
+        warmup_epochs=config["train"]["warmup_epochs"],
     script:
         "../workflow/scripts/findings.py"

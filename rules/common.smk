@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+from repdrift.features import WHOLE_SPLIT
+
 RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
 RUN_DIR = f"results/runs/{RUN}"
 KNN_DATASET = config["knn"]["dataset"]
@@ -12,11 +14,38 @@ PRETRAIN_DATASET = config["pretrain"]["dataset"]
 SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
     config["cka"]["estimator"]
 ]
-# The fine-tuning recipe; how often it checkpoints and how runs share jobs do not change the result.
+# The fine-tuning recipe; how often it checkpoints and how runs share jobs do not change the result. The Linear
+# probes' own epochs and lr (train.linear_probe) are theirs alone: run_recipe.
 RECIPE = {
     k: v
     for k, v in config["train"].items()
-    if k not in ("checkpoint_minutes", "runs_per_job")
+    if k not in ("checkpoint_minutes", "runs_per_job", "linear_probe")
+}
+
+
+def run_recipe(method):
+    """The recipe a run of `method` trains with: RECIPE, with a Linear probe's own epochs and lr where
+    train.linear_probe sets them (null = RECIPE's). Unset, a Linear run's recipe is RECIPE itself, so its params,
+    failure record and checkpoint fingerprint stay as they were; every other method's never change with it.
+    """
+    if method != "linear":
+        return RECIPE
+    own = config["train"]["linear_probe"]
+    return {**RECIPE, **{k: v for k, v in own.items() if v is not None}}
+
+
+def cka_samples(dataset):
+    """The CKA sample size of `dataset`'s runs and reference: cka.dataset_samples, else cka.samples; `all` is
+    repdrift.features.WHOLE_SPLIT, more than any test split has (features.cka_sample then takes all of it).
+    """
+    n = config["cka"]["dataset_samples"].get(dataset, config["cka"]["samples"])
+    return WHOLE_SPLIT if n == "all" else n
+
+
+# How the correlation fit discretises (repdrift.analysis.FitRule), for the correlation, rulers and figures jobs.
+FIT_RULE = {
+    key: config["analysis"][key]
+    for key in ("n_intervals", "outliers", "min_intervals", "min_interval_runs")
 }
 # Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
 # domain's calibration as an extra panel.
@@ -95,13 +124,27 @@ def _check_config():
             f"{round(fraction * epochs)} epochs to probe and {epochs - round(fraction * epochs)} to fine-tune; "
             "each needs at least 1"
         )
-    if (
-        "mutual_knn" in config["similarity"]["measures"]
-        and config["similarity"]["mutual_knn_k"] >= config["cka"]["samples"]
-    ):
+    for name in config["cka"]["dataset_samples"]:
+        if name not in config["datasets"]:
+            problems.append(
+                f"cka.dataset_samples.{name}: '{name}' is not a key of `datasets` ({', '.join(config['datasets'])})"
+            )
+    # The smallest CKA sample the study measures on (a dataset's `all` is its whole test split: not bounded here).
+    targets = {name for grid in config["grids"].values() for name in grid["datasets"]}
+    smallest = min(
+        ((cka_samples(name), name) for name in targets & set(config["datasets"])),
+        default=(WHOLE_SPLIT, None),
+    )
+    k = config["similarity"]["mutual_knn_k"]
+    if "mutual_knn" in config["similarity"]["measures"] and k >= smallest[0]:
+        where = (
+            f"cka.dataset_samples.{smallest[1]}"
+            if smallest[1] in config["cka"]["dataset_samples"]
+            else "cka.samples"
+        )
         problems.append(
-            f"similarity.mutual_knn_k: {config['similarity']['mutual_knn_k']} neighbours need more than that many "
-            f"images in the CKA sample (cka.samples = {config['cka']['samples']})"
+            f"similarity.mutual_knn_k: {k} neighbours need more than that many images in the CKA sample "
+            f"({smallest[1]}: {where} = {smallest[0]})"
         )
     grid = config["analysis"]["similarity_grid"]
     if grid not in config["grids"]:
@@ -190,7 +233,7 @@ def run_definition(backbone, method):
     """What a fine-tune's outcome depends on beyond its wildcards: a failure recorded under it is not retried."""
     return dict(
         backbone=backbone_cfg(backbone),
-        recipe=RECIPE,
+        recipe=run_recipe(method),
         options=config["preserving"].get(method, {}),
     )
 

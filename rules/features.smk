@@ -25,7 +25,8 @@ rule pretrained_features:
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
         knn_splits=knn_splits(KNN_DATASET),
-        cka_samples=config["cka"]["samples"],
+        # Parallel to targets / references: each dataset's own CKA sample size.
+        cka_samples=[cka_samples(dataset) for dataset in TARGETS_USED],
         pools=POOLS_USED,
         batch_size=config["features"]["batch_size"],
         dtype=config["features"]["dtype"],

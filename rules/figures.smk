@@ -29,8 +29,7 @@ rule figures:
         eta=config["analysis"]["eta"],
         eps=config["analysis"]["eps"],
         metrics=CORRELATION_METRICS,
-        n_intervals=config["analysis"]["n_intervals"],
-        outliers=config["analysis"]["outliers"],
+        fit_rule=FIT_RULE,
         confidence=config["analysis"]["confidence"],
         k=config["knn"]["k"],
     script:

@@ -13,11 +13,11 @@ FINETUNE_OUTPUTS = {
     "trajectory": "trajectory.h5",
     "natural": f"features/{KNN_DATASET}.h5",
 }
-# What rule finetune and its batch rules pass besides the runs' definition (one dict: they cannot drift apart).
+# What rule finetune and its batch rules pass besides the runs' definition and their datasets' CKA sample sizes (one
+# dict: they cannot drift apart).
 FINETUNE_PARAMS = dict(
     recipe=RECIPE,
     checkpoint_minutes=config["train"]["checkpoint_minutes"],
-    cka_samples=config["cka"]["samples"],
     feature_dtype=config["features"]["dtype"],
     knn_splits=knn_splits(KNN_DATASET),
     feature_batch_size=config["features"]["batch_size"],
@@ -44,6 +44,8 @@ rule finetune:
         gpu=1,
     params:
         **FINETUNE_PARAMS,
+        # The run's own dataset's CKA sample size: changing one dataset's re-runs only its runs.
+        cka_samples=lambda wc: cka_samples(wc.dataset),
         # Only the run's own method's strengths: changing one method's re-runs only its runs.
         backbone=lambda wc: backbone_cfg(wc.backbone),
         method_options=lambda wc: config["preserving"].get(wc.method, {}),
@@ -97,8 +99,10 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
         resources:
             gpu=1,
         params:
-            **FINETUNE_PARAMS,
+            **{**FINETUNE_PARAMS, "recipe": run_recipe(batch["method"])},
             seeds=[int(r["seed"]) for r in batch_runs],
+            # Per run, as seeds: a chunk can hold runs of several datasets.
+            cka_samples=[cka_samples(r["dataset"]) for r in batch_runs],
             method=batch["method"],
             pool=batch["pool"],
             backbone=backbone_cfg(batch["backbone"]),
@@ -129,9 +133,10 @@ rule linear_probe:
         gpu=1,
     params:
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        recipe=RECIPE,
+        # train.linear_probe's epochs and lr where set: the Linear runs' own recipe.
+        recipe=run_recipe("linear"),
         checkpoint_minutes=config["train"]["checkpoint_minutes"],
-        cka_samples=config["cka"]["samples"],
+        cka_samples=lambda wc: cka_samples(wc.dataset),
         feature_dtype=config["features"]["dtype"],
     script:
         "../workflow/scripts/finetune.py"

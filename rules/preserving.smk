@@ -10,13 +10,12 @@ WISEFT_OUTPUTS = {
     "naturals": f"features/{KNN_DATASET}.h5",
 }
 
-# What rule wiseft and its batch rules pass besides the Full runs' backbone and seeds.
+# What rule wiseft and its batch rules pass besides the Full runs' backbone, seeds and datasets' CKA sample sizes.
 WISEFT_PARAMS = dict(
     alphas=config["preserving"]["wiseft"]["alphas"],
     methods=WISEFT_METHODS,
     epochs=config["train"]["epochs"],
     batch_size=config["features"]["batch_size"],
-    cka_samples=config["cka"]["samples"],
     feature_dtype=config["features"]["dtype"],
     knn_splits=knn_splits(KNN_DATASET),
 )
@@ -42,6 +41,7 @@ rule wiseft:
         gpu=1,
     params:
         **WISEFT_PARAMS,
+        cka_samples=lambda wc: cka_samples(wc.dataset),
         backbone=lambda wc: backbone_cfg(wc.backbone),
     script:
         "../workflow/scripts/wiseft.py"
@@ -93,6 +93,7 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
         params:
             **WISEFT_PARAMS,
             seeds=[int(f["seed"]) for f in fulls],
+            cka_samples=[cka_samples(f["dataset"]) for f in fulls],  # per Full run, as seeds
             backbone=backbone_cfg(batch["backbone"]),
         script:
             "../workflow/scripts/wiseft.py"

@@ -5,6 +5,10 @@ import polars as pl
 import pytest
 
 from repdrift.analysis import (
+    METRIC_OUTLIER,
+    SIMILARITY_OUTLIER,
+    SPARSE,
+    FitRule,
     correlation_table,
     interval_correlation,
     resolve_layer,
@@ -35,6 +39,45 @@ def test_each_run_keeps_its_interval_and_outlier_flag():
     np.testing.assert_allclose(fit.assigned, [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(fit.kept, [True] * 4 + [False, True, True, True, False])  # 7 and 100 removed
     assert fit.boot.shape == (50,)
+
+
+def test_a_run_far_from_the_others_is_a_similarity_outlier_and_places_no_interval():
+    # Similarity quartiles of the ten runs: 0.4625 and 1.0, upper fence 1.81: the run at 3.0 is removed before the
+    # intervals are placed, so the centres and the line are the hand example's.
+    fit = interval_correlation(SIMILARITY + [3.0], METRIC + [50.0], n_intervals=3, n_bootstrap=200)
+    np.testing.assert_allclose(fit.centres, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(fit.means, [2.0, 5.0, 8.0])
+    assert fit.excluded[-1] == SIMILARITY_OUTLIER and np.isnan(fit.assigned[-1]) and fit.removed == 3
+    assert list(fit.excluded[4:9]) == [METRIC_OUTLIER, "", "", "", METRIC_OUTLIER]
+    assert fit.r == pytest.approx(1.0) and fit.usable
+    # Without removal it stretches the range to 3.0 and forms an interval of its own.
+    loose = interval_correlation(SIMILARITY + [3.0], METRIC + [50.0], n_intervals=3, outliers="none", n_bootstrap=50)
+    np.testing.assert_allclose(loose.centres, [0.0, 1.5, 3.0])
+
+
+def test_intervals_of_too_few_runs_are_not_used_and_a_fit_needs_enough_intervals():
+    # Counts 2, 2, 3: with at least 3 runs per interval only the top interval is left, no line.
+    fit = interval_correlation(SIMILARITY, METRIC, n_intervals=3, n_bootstrap=100, min_interval_runs=3)
+    assert not fit.usable and fit.note.startswith("too few intervals: 1 with at least 3 runs, 3 needed")
+    assert np.isnan(fit.r) and np.isnan(fit.r_ci).all() and fit.centres.tolist() == [1.0]
+    assert list(fit.excluded[:4]) == [SPARSE] * 4
+    # 2 runs per interval are enough for all three (though most resamples of 9 runs do not keep them so), but not
+    # for a rule that needs 4 intervals.
+    fit = interval_correlation(SIMILARITY, METRIC, 3, min_interval_runs=2, n_bootstrap=100)
+    assert fit.r == pytest.approx(1.0) and fit.note.startswith("mostly degenerate bootstrap")
+    fit = interval_correlation(SIMILARITY, METRIC, 3, min_intervals=4, min_interval_runs=2, n_bootstrap=100)
+    assert fit.note.startswith("too few intervals: 3 with at least 2 runs, 4 needed")
+
+
+def test_a_fit_whose_replicates_are_mostly_degenerate_is_not_usable():
+    # Five runs, 2 per interval needed: most resamples repeat runs and leave fewer than three such intervals.
+    sim, metric = [0.1, 0.2, 0.5, 0.55, 0.9], [1.0, 1.5, 2.0, 2.2, 3.0]
+    fit = interval_correlation(sim, metric, n_intervals=3, outliers="none", n_bootstrap=400, min_interval_runs=1)
+    assert fit.usable and fit.valid > 200
+    fit = interval_correlation([0.1, 0.12, 0.5, 0.52, 0.9, 0.92], [1.0, 1.1, 2.0, 2.1, 3.0, 3.1], n_intervals=3,
+                               outliers="none", n_bootstrap=400, min_interval_runs=2)  # fmt: skip
+    assert np.isfinite(fit.r) and fit.valid < 200
+    assert fit.note == f"mostly degenerate bootstrap: {fit.valid} of 400 replicates valid" and not fit.usable
 
 
 def test_hand_example_without_outlier_removal():
@@ -73,26 +116,35 @@ def test_bad_input_is_one_clear_error(sim, metric, kwargs, message):
         interval_correlation(sim, metric, **kwargs)
 
 
-def _loop_reference(similarity, metric, n_intervals, outliers, n_bootstrap, seed=0):
-    """The bootstrap one replicate at a time, as interval_correlation computed it before it was vectorised."""
+def _within_fences(values):
+    q1, q3 = np.percentile(values, [25, 75])
+    spread = 1.5 * (q3 - q1)
+    return (values >= q1 - spread) & (values <= q3 + spread)
+
+
+def _loop_reference(similarity, metric, n_intervals, outliers, n_bootstrap, min_intervals=3, min_runs=1, seed=0):
+    """The module docstring's steps one run set and one replicate at a time, written plainly."""
 
     def intervals(sim, met):
-        centres = np.linspace(sim.min(), sim.max(), n_intervals)
+        inside = _within_fences(sim) if outliers == "iqr" else np.ones(sim.size, dtype=bool)
+        centres = np.linspace(sim[inside].min(), sim[inside].max(), n_intervals)
         nearest = np.abs(sim[:, None] - centres[None, :]).argmin(axis=1)
-        kept = np.ones(sim.size, dtype=bool)
-        kept_centres, means, counts = [], [], []
+        kept = inside.copy()
+        used_centres, means, counts = [], [], []
         for i, centre in enumerate(centres):
-            members = np.flatnonzero(nearest == i)
+            members = np.flatnonzero((nearest == i) & inside)
             if members.size == 0:
                 continue
             if outliers == "iqr":
-                q1, q3 = np.percentile(met[members], [25, 75])
-                spread = 1.5 * (q3 - q1)
-                kept[members] = (met[members] >= q1 - spread) & (met[members] <= q3 + spread)
-            kept_centres.append(centre)
+                kept[members] = _within_fences(met[members])
+            if kept[members].sum() < min_runs:
+                kept[members] = False  # an interval of too few runs: not used
+                continue
+            used_centres.append(centre)
             means.append(met[members[kept[members]]].mean())
             counts.append(int(kept[members].sum()))
-        return np.array(kept_centres), np.array(means), np.array(counts), centres[nearest], kept
+        assigned = np.where(inside, centres[nearest], np.nan)
+        return np.array(used_centres), np.array(means), np.array(counts), assigned, kept
 
     rng = np.random.default_rng(seed)
     boot = np.full(n_bootstrap, np.nan)
@@ -101,7 +153,7 @@ def _loop_reference(similarity, metric, n_intervals, outliers, n_bootstrap, seed
         if np.ptp(similarity[pick]) == 0:
             continue
         x, y = intervals(similarity[pick], metric[pick])[:2]
-        if x.size >= 3 and np.ptp(y) > 0:
+        if x.size >= min_intervals and np.ptp(y) > 0:
             boot[b] = np.corrcoef(x, y)[0, 1]
     valid = boot[np.isfinite(boot)]
     r_ci = tuple(np.percentile(valid, [2.5, 97.5])) if valid.size else (np.nan, np.nan)
@@ -119,15 +171,19 @@ def _bootstrap_cases():
     large = rng.uniform(0, 1, 400)  # groups of > 128 runs: numpy's pairwise summation splits them
     # Resamples without the four ordinary runs have a range whose linspace step underflows to 0.
     denormal = np.concatenate([rng.integers(0, 4, 36) * 5e-324, [0.5, 0.5, 1.0, 1.0]])
+    far = np.concatenate([rng.normal(0.5, 0.02, 19), [0.9]])  # one run far from the others: a similarity outlier
     return [
-        (sim, outlying, 10, "iqr"),
-        (sim, outlying, 10, "none"),
-        (quarters, np.round(quarters + rng.normal(0, 0.2, 40), 1), 5, "iqr"),
-        (np.array([0.1, 0.2, 0.4, 0.9]), np.array([1.0, 2.0, 2.5, 4.0]), 3, "iqr"),  # tiny n: many nan replicates
-        (rng.uniform(0, 1, 30), constant, 4, "iqr"),  # nan replicates: constant means without runs 3 and 17
-        (rng.uniform(0, 1, 30), constant, 4, "none"),
-        (large, large + rng.standard_t(2, 400), 3, "iqr"),
-        (denormal, rng.normal(size=40), 10, "iqr"),
+        (sim, outlying, 10, "iqr", 3, 1),
+        (sim, outlying, 10, "none", 3, 1),
+        (sim, outlying, 10, "iqr", 5, 2),
+        (quarters, np.round(quarters + rng.normal(0, 0.2, 40), 1), 5, "iqr", 3, 1),
+        (quarters, np.round(quarters + rng.normal(0, 0.2, 40), 1), 5, "iqr", 4, 3),
+        (np.array([0.1, 0.2, 0.4, 0.9]), np.array([1.0, 2.0, 2.5, 4.0]), 3, "none", 3, 1),  # tiny n: nan replicates
+        (rng.uniform(0, 1, 30), constant, 4, "iqr", 3, 1),  # nan replicates: constant means without runs 3 and 17
+        (rng.uniform(0, 1, 30), constant, 4, "none", 3, 1),
+        (large, large + rng.standard_t(2, 400), 3, "iqr", 3, 1),
+        (denormal, rng.normal(size=40), 10, "iqr", 3, 1),
+        (far, far + rng.normal(0, 0.05, 20), 6, "iqr", 3, 2),
     ]
 
 
@@ -141,10 +197,13 @@ def test_centres_are_linspace_row_by_row_even_where_a_step_underflows():
 
 @pytest.mark.parametrize("case", range(len(_bootstrap_cases())))
 def test_vectorised_bootstrap_matches_a_loop_over_replicates(case):
-    sim, metric, n_intervals, outliers = _bootstrap_cases()[case]
+    sim, metric, n_intervals, outliers, min_intervals, min_runs = _bootstrap_cases()[case]
+    rule = dict(min_intervals=min_intervals, min_interval_runs=min_runs)
     with np.errstate(divide="ignore", invalid="ignore"):  # the denormal case divides by zero variances
-        fit = interval_correlation(sim, metric, n_intervals=n_intervals, outliers=outliers, n_bootstrap=300)
-        (centres, means, counts, assigned, kept), boot, r_ci = _loop_reference(sim, metric, n_intervals, outliers, 300)
+        fit = interval_correlation(sim, metric, n_intervals=n_intervals, outliers=outliers, n_bootstrap=300, **rule)
+        (centres, means, counts, assigned, kept), boot, r_ci = _loop_reference(
+            sim, metric, n_intervals, outliers, 300, min_intervals, min_runs
+        )
     for ours, reference in [
         (fit.centres, centres),
         (fit.means, means),
@@ -153,7 +212,7 @@ def test_vectorised_bootstrap_matches_a_loop_over_replicates(case):
         (fit.kept, kept),
     ]:
         np.testing.assert_array_equal(ours, reference)
-    assert np.isfinite(boot).any() and (np.isnan(boot).any() or case not in (3, 4, 5))  # nan replicates covered
+    assert np.isfinite(boot).any() and (np.isnan(boot).any() or case not in (4, 5, 6, 7, 9, 10))  # nan covered
     np.testing.assert_allclose(fit.boot, boot, rtol=0, atol=1e-12)  # nan positions must match too
     np.testing.assert_allclose(fit.r_ci, r_ci, rtol=0, atol=1e-12)
 
@@ -255,7 +314,7 @@ def study(grid_size: int = 12):
 
 def test_correlation_uses_only_the_similarity_grid_runs():
     runs, grids = study()
-    fits, points, boot = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", n_intervals=4, outliers="none")
+    fits, points, boot = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", FitRule(4, "none", 3, 1))
     assert fits.height == 2 * 2  # layer x backbone
     assert set(fits["runs"]) == {12}
     assert set(fits["domain"]) == {"natural"}
@@ -274,14 +333,14 @@ def test_correlation_uses_only_the_similarity_grid_runs():
         np.testing.assert_allclose(means["centre"].to_numpy(), expected.centres)
         np.testing.assert_allclose(means["value"].to_numpy(), expected.means)
         replicates = boot.filter((pl.col("backbone") == backbone) & (pl.col("layer") == 2))["r"].to_numpy()
-        assert replicates.size == 1000 and row["bootstrap"] == np.isfinite(replicates).sum()
+        assert replicates.size == 1000 and row["bootstrap_valid"] == np.isfinite(replicates).sum()
         assert row["r_lo"] == pytest.approx(np.percentile(replicates[np.isfinite(replicates)], 2.5))
 
 
 def test_correlation_reads_the_chosen_estimator():
     runs, grids = study()
-    biased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", 4, "none")[0]
-    debiased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka_debiased", 4, "none")[0]
+    biased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka", FitRule(4, "none", 3, 1))[0]
+    debiased = correlation_table(runs, grids, "similarity", ["knn@20"], "cka_debiased", FitRule(4, "none", 3, 1))[0]
     assert set(debiased["similarity_metric"]) == {"cka_debiased"}
     # Shifted similarities: the same r, another intercept.
     assert biased["r"].to_list() == pytest.approx(debiased["r"].to_list())
@@ -291,7 +350,7 @@ def test_correlation_reads_the_chosen_estimator():
 def test_a_missing_grid_is_a_config_error():
     runs, grids = study()
     with pytest.raises(ConfigError, match="analysis.similarity_grid"):
-        correlation_table(runs, grids, "nope", ["knn@20"], "cka", 4, "none")
+        correlation_table(runs, grids, "nope", ["knn@20"], "cka", FitRule(4, "none", 3, 1))
 
 
 def test_layers_final_is_the_last_one_and_blocks_are_checked():

@@ -1,5 +1,6 @@
 """Config cross-references are checked before any job runs, with the key named."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,19 @@ def config():
         (lambda c: c["grids"]["tasks"].update(methods=["full", "l2-sp"]), "'l2-sp' is not one of"),
         (lambda c: c.update(similarity={"measures": ["procrustes", "cca"]}), "'cca' is not one of"),
         (lambda c: c.update(similarity={"mutual_knn_k": 12}), "similarity.mutual_knn_k: 12 neighbours need more"),
+        # The smallest CKA sample of the datasets the grids fine-tune on, wherever it is set.
+        (
+            lambda c: c["cka"].update(dataset_samples={"isic": "all", "colon": 8}),
+            "similarity.mutual_knn_k: 10 neighbours need more than that many images in the CKA sample "
+            "(colon: cka.dataset_samples.colon = 8)",
+        ),
+        (lambda c: c["cka"].update(dataset_samples={"colon": 2}), "On instance['cka']['dataset_samples']['colon']"),
+        (
+            lambda c: c["cka"].update(dataset_samples={"colon": "half"}),
+            "On instance['cka']['dataset_samples']['colon']",
+        ),
+        (lambda c: c["train"].update(linear_probe={"lr": 0}), "On instance['train']['linear_probe']['lr']"),
+        (lambda c: c["train"].update(linear_probe={"epoch": 3}), "train.linear_probe.epoch: unknown key"),
         (lambda c: c.update(preserving={"rift": {"strength": -1}}), "On instance['preserving']['rift']['strength']"),
         (lambda c: c.update(preserving={"wiseft": {"alphas": [0.5, 1.5]}}), "1.5 is greater than the maximum of 1"),
         (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),
@@ -93,6 +107,127 @@ def test_unknown_backbone_key_is_named_in_one_line(tmp_path, config):
             "weights)"
         )
     ], lines
+
+
+def test_an_unknown_dataset_in_cka_dataset_samples_is_named_in_one_line(tmp_path, config):
+    config["cka"]["dataset_samples"] = {"isic2018": "all"}  # the paper's key, in a study whose ISIC is `isic`
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "isic2018" in line]
+    # The datasets in the config file's order (dry_run's yaml.safe_dump sorts them).
+    assert lines == [
+        "  cka.dataset_samples.isic2018: 'isic2018' is not a key of `datasets` (chest, colon, isic, natural)"
+    ]
+
+
+def test_a_small_cka_samples_is_fine_when_every_target_has_its_own(tmp_path, config):
+    config["cka"].update(samples=8, dataset_samples={"isic": "all", "colon": "all", "chest": 12})
+    assert dry_run(tmp_path, config).returncode == 0  # mutual_knn_k 10 < 12, the smallest n the study measures on
+
+
+# Prints, as JSON, what each job of the study would get as params (rules/*.smk evaluated on each run's wildcards, as
+# Snakemake does for the job) and each run's failure definition (common.smk run_definition).
+PARAMS_PROBE = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.iocontainers import Wildcards
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+snakefile, work = Path(sys.argv[1]), Path(sys.argv[2])
+with SnakemakeApi(OutputSettings()) as api:
+    workflow_api = api.workflow(
+        resource_settings=ResourceSettings(cores=1),
+        config_settings=ConfigSettings(configfiles=[work / "config/config.yaml"]),
+        snakefile=snakefile,
+        workdir=work,
+    )
+    workflow_api.list_rules()  # parses the Snakefile
+    workflow = workflow_api._workflow
+    names = workflow.globals
+
+
+    def params(rule, wildcards=None):
+        wc = Wildcards(fromdict=wildcards or {})
+        return {k: v(wc) if callable(v) else v for k, v in workflow.get_rule(rule).params.items()}
+
+
+    jobs, definitions = {}, {}
+    for run, info in names["RUNS"].items():
+        wc = info["wildcards"]
+        if wc["method"].startswith("wiseft"):
+            jobs["wiseft " + run] = params("wiseft", {**wc, "method": "full"})
+        else:
+            jobs[run] = params("linear_probe" if wc["method"] == "linear" else "finetune", wc)
+            definitions[run] = names["run_definition"](wc["backbone"], wc["method"])
+    for backbone in names["BACKBONES_USED"]:
+        jobs["pretrained_features " + backbone] = params("pretrained_features", {"backbone": backbone})
+    for batch, _, runs in names["TRAINING_BATCHES"] + names["WISEFT_BATCHES"]:
+        jobs[batch + " " + ",".join(r["run"] for r in runs)] = params(batch)
+    print("PROBE " + json.dumps(dict(jobs=jobs, definitions=definitions, whole=names["WHOLE_SPLIT"]), default=str))
+"""
+
+
+def job_params(tmp_path: Path, config: dict) -> dict:
+    (tmp_path / "config").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-c", PARAMS_PROBE, str(REPO / "Snakefile"), str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("PROBE "))
+    return json.loads(line.removeprefix("PROBE "))
+
+
+def changed_jobs(before: dict, after: dict) -> set[str]:
+    assert before["jobs"].keys() == after["jobs"].keys()
+    return {job for job in before["jobs"] if before["jobs"][job] != after["jobs"][job]}
+
+
+@pytest.mark.parametrize("runs_per_job", [1, 2])
+def test_one_datasets_cka_sample_size_changes_only_its_own_jobs_params(tmp_path, config, runs_per_job):
+    config["train"]["runs_per_job"] = runs_per_job
+    before = job_params(tmp_path / "before", config)
+    config["cka"]["dataset_samples"] = {"colon": "all"}
+    after = job_params(tmp_path / "after", config)
+    changed = changed_jobs(before, after)
+    # The colon runs (and, runs_per_job > 1, the jobs sharing one with them), and each backbone's reference job.
+    assert changed == {job for job in after["jobs"] if "colon/" in job or job.startswith("pretrained_features")}
+    assert any("colon/" in job for job in changed) and any(job.startswith("finetune") for job in changed) == (
+        runs_per_job > 1
+    )
+    for job in changed:
+        params, previous = after["jobs"][job], before["jobs"][job]
+        if job.startswith("pretrained_features"):  # targets isic, colon, chest: colon's n only
+            assert (previous["cka_samples"], params["cka_samples"]) == ([12, 12, 12], [12, after["whole"], 12])
+        elif " " in job:  # a batch rule: one n per run, in the order of its runs
+            runs = job.split(" ")[1].split(",")
+            assert params["cka_samples"] == [after["whole"] if r.startswith("colon/") else 12 for r in runs]
+        else:
+            assert (previous["cka_samples"], params["cka_samples"]) == (12, after["whole"])
+        assert {k: v for k, v in params.items() if k != "cka_samples"} == {
+            k: v for k, v in previous.items() if k != "cka_samples"
+        }
+
+
+@pytest.mark.parametrize("runs_per_job", [1, 2])
+def test_the_linear_probes_recipe_reaches_only_the_linear_runs(tmp_path, config, runs_per_job):
+    config["train"]["runs_per_job"] = runs_per_job
+    before = job_params(tmp_path / "before", config)
+    # Written out as null, it is train's recipe: nothing is re-run.
+    config["train"]["linear_probe"] = {"epochs": None, "lr": None}
+    assert changed_jobs(before, job_params(tmp_path / "same", config)) == set()
+    config["train"]["linear_probe"] = {"epochs": 3, "lr": 0.01}
+    after = job_params(tmp_path / "after", config)
+    assert changed_jobs(before, after) == {job for job in after["jobs"] if "/linear-" in job}
+    lp_ft = next(run for run in after["definitions"] if "/lpft-" in run)  # LP-FT's probe phase keeps train's
+    assert after["definitions"][lp_ft]["recipe"] == before["definitions"][lp_ft]["recipe"]
+    for run, definition in after["definitions"].items():
+        linear = "/linear-" in run
+        expected = {**before["definitions"][run]["recipe"], **({"epochs": 3, "lr": 0.01} if linear else {})}
+        # The recipe a run trains with is the one its failure record is compared under.
+        assert definition["recipe"] == expected
+        if runs_per_job == 1 or not linear:
+            assert after["jobs"][run]["recipe"] == expected
 
 
 def test_the_schema_lists_the_keys_a_backbone_entry_takes():

@@ -6,6 +6,7 @@ from pathlib import Path
 import data_fixtures as fx
 import h5py
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -168,3 +169,21 @@ def test_the_documented_layout_is_the_written_one(natural, backbone, tmp_path):
     datasets, documented_attributes = documented_layout()
     assert written == datasets
     assert attributes == documented_attributes
+
+
+def test_each_cka_reference_takes_its_own_datasets_sample_size(natural, tmp_path):
+    from repdrift.extract import pretrained_features
+    from repdrift.features import WHOLE_SPLIT
+
+    options = dict(knn_splits=["train"], pools=["cls"], batch_size=4, dtype="float32")
+    references = [(natural, tmp_path / "three.h5"), (natural, tmp_path / "all.h5")]
+    # `all` (cka.dataset_samples) is WHOLE_SPLIT: every test image, however many.
+    pretrained_features(
+        BACKBONE, None, (natural, tmp_path / "knn.h5"), references, cka_samples=[3, WHOLE_SPLIT], **options
+    )
+    tests = read_dataset(natural).manifest.filter(pl.col("split") == "test").height
+    for name, n in (("three.h5", 3), ("all.h5", tests)):
+        with h5py.File(tmp_path / name) as h5:
+            assert h5.attrs["cka_samples"] == n and h5["layers_sample_id"].shape == (n,)
+    with pytest.raises(ValueError, match="1 CKA sample sizes for 2 references"):
+        pretrained_features(BACKBONE, None, (natural, tmp_path / "knn.h5"), references, cka_samples=[3], **options)

@@ -1,7 +1,8 @@
 """Table 1 and Table 2 against small runs frames worked out by hand.
 
 The key case: full/vit/isic has CLS seeds 0..3 (0.80, 0.82, 0.84, 0.86; mean 0.83) but a mean-pool partner for
-seed 0 only (0.81). The printed difference must be 0.81 - 0.80 = +1.00 points (paired seed), not 0.81 - 0.83.
+seed 0 only (0.81). The printed cell must be the paired seed's CLS 0.80 with 0.81 - 0.80 = +1.00 points and its one
+seed, not the 4-seed mean 0.83 beside it (that goes to a note).
 """
 
 import runpy
@@ -95,9 +96,9 @@ def test_table1_display():
     display, _ = table1(RUNS, DATASETS, BACKBONES)
     assert display.columns == ["method", "backbone", *HEADERS]
     assert display.rows() == [
-        ("Full", "vit", "83.00 (+1.00)", "75.12 (-5.12)", "20.00 (mean-patch only)"),
-        ("Full", "dinov2", "55.00 (+7.50)", "", ""),
-        ("Linear", "dinov2", "", "60.00 (+0.00)", ""),
+        ("Full", "vit", "80.00 (+1.00; 1 seed)", "75.12 (-5.12; 1 seed)", "20.00 (mean-patch only)"),
+        ("Full", "dinov2", "55.00 (+7.50; 2 seeds)", "", ""),
+        ("Linear", "dinov2", "", "60.00 (+0.00; 1 seed)", ""),
         ("Scratch", "vit", "67.83", "", ""),
     ]
 
@@ -107,8 +108,8 @@ def test_table1_difference_uses_paired_seeds_only():
     cell = numbers.filter(method="full", backbone="vit", dataset="isic").row(0, named=True)
     assert cell["cls"] == pytest.approx(0.83) and cell["cls_seeds"] == 4
     assert cell["mean_minus_cls"] == pytest.approx(0.01)  # 0.81 - 0.80, not 0.81 - 0.83
-    assert cell["paired_seeds"] == 1
-    assert display["isic Acc (n=10k)"][0] == "83.00 (+1.00)"
+    assert cell["paired_seeds"] == 1 and cell["cls_paired"] == pytest.approx(0.80)
+    assert display["isic Acc (n=10k)"][0] == "80.00 (+1.00; 1 seed)"
 
 
 def test_table1_numbers():
@@ -124,6 +125,7 @@ def test_table1_numbers():
         "cls_sd",
         "mean",
         "mean_seeds",
+        "cls_paired",
         "mean_minus_cls",
         "paired_seeds",
     ]
@@ -174,9 +176,9 @@ def test_table1_column_order_follows_the_given_order():
 def test_notes_for_multi_seed_cells():
     _, numbers = table1(RUNS, DATASETS, BACKBONES)
     assert table_notes(numbers) == [
-        "isic Full vit: CLS mean of 4 seeds (SD 2.58 points); the difference is over the 1 seed with both pools.",
-        "isic Full dinov2: CLS mean of 2 seeds (SD 7.07 points); the difference is over the 2 seeds with both pools.",
-    ]
+        "isic Full vit: CLS mean of all 4 seeds 83.00 (SD 2.58 points); the cell's CLS value and difference are "
+        "over the 1 seed with both pools.",
+    ]  # isic Full dinov2's 2 CLS seeds both have a mean-pool partner: its cell is every CLS run
 
 
 def test_markdown_and_html_with_notes():
@@ -184,12 +186,12 @@ def test_markdown_and_html_with_notes():
     notes = table_notes(numbers)
     lines = markdown(display, notes).splitlines()
     assert lines[0] == "| method | backbone | " + " | ".join(HEADERS) + " |"
-    assert lines[2] == "| Full | vit | 83.00 (+1.00) | 75.12 (-5.12) | 20.00 (mean-patch only) |"
+    assert lines[2] == "| Full | vit | 80.00 (+1.00; 1 seed) | 75.12 (-5.12; 1 seed) | 20.00 (mean-patch only) |"
     assert lines[5] == "| Scratch | vit | 67.83 |  |  |"
     assert lines[6] == "" and lines[7:] == [f"- {n}" for n in notes]
     assert markdown(display) == "\n".join(lines[:6]) + "\n"  # without notes: just the table
     page = html_table(display, "Table 1", notes)
-    assert page.index("</table><ul><li>isic Full vit: CLS mean of 4 seeds") > 0
+    assert page.index("</table><ul><li>isic Full vit: CLS mean of all 4 seeds") > 0
     assert "<ul>" not in html_table(display, "Table 1")
 
 
@@ -222,8 +224,8 @@ def test_table2():
     display, numbers = table2(KNN_RUNS, PRETRAINED, DATASETS, BACKBONES, k=20)
     assert display.columns == ["backbone", "pre-trained", "isic (n=10k)", "aptos (n=2.9k)", "chest (n=366)"]
     assert display.rows() == [
-        ("vit", "80.00 (-5.00)", "71.00 (+8.00)", "30.00", ""),
-        ("dinov2", "50.00 (+10.00)", "", "", ""),
+        ("vit", "80.00 (-5.00; 1 seed)", "72.00 (+8.00; 1 seed)", "30.00", ""),
+        ("dinov2", "50.00 (+10.00; 1 seed)", "", "", ""),
     ]
     assert numbers.select("backbone", "dataset", "metric", "train_size").rows() == [
         ("vit", "pre-trained", "knn@20", None),
@@ -235,7 +237,8 @@ def test_table2():
     assert isic["cls"] == pytest.approx(0.71) and isic["mean_minus_cls"] == pytest.approx(0.08)
     assert (isic["cls_seeds"], isic["paired_seeds"]) == (2, 1)
     assert table_notes(numbers) == [
-        "isic vit: CLS mean of 2 seeds (SD 1.41 points); the difference is over the 1 seed with both pools."
+        "isic vit: CLS mean of all 2 seeds 71.00 (SD 1.41 points); the cell's CLS value and difference are over "
+        "the 1 seed with both pools."
     ]
 
 
@@ -290,8 +293,8 @@ def test_paper_tables_script(tmp_path):
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": smk})
     table1_md = Path(out["table1_md"]).read_text()
     assert table1_md.startswith("| method | backbone | chest mAP (n=366) | isic Acc (n=10k) |\n")
-    assert "| Full | vit | 20.00 (mean-patch only) | 83.00 (+1.00) |" in table1_md
-    assert "- isic Full vit: CLS mean of 4 seeds" in table1_md
+    assert "| Full | vit | 20.00 (mean-patch only) | 80.00 (+1.00; 1 seed) |" in table1_md
+    assert "- isic Full vit: CLS mean of all 4 seeds 83.00" in table1_md
     assert pl.read_csv(out["table1_csv"])["dataset"].to_list() == ["chest", "isic", "isic"]
     assert Path(out["table2_md"]).read_text().startswith("| backbone | pre-trained | chest (n=366) | isic (n=10k) |")
     assert "<li>" in Path(out["table1_html"]).read_text()
@@ -328,6 +331,54 @@ def test_aggregate_says_when_every_run_failed(tmp_path):
 
     failed = {"isic/vit/full-cls/seed0": "diverged", "isic/vit/linear-cls/seed0": "diverged"}
     outs = {f"{name}_out": tmp_path / f"{name}.parquet" for name in ("runs", "trajectories", "pretrained", "grids")}
+    study = [dict(run=run, dataset="isic", backbone="vit", method=run.split("/")[2][:-4], pool="cls", seed="0",
+                  grids=["table1"]) for run in failed]  # fmt: skip
     with pytest.raises(RepdriftError, match="no run of the study finished: 2 failed"):
-        aggregate([], [], [], [], [], [], [], {run: ["table1"] for run in failed}, failed, **outs)
+        aggregate([], [], [], [], [], [], [], study, failed, {}, **outs)
     assert not any(path.exists() for path in outs.values())
+
+
+def test_baselines_by_hand(tmp_path):
+    from repdrift.tables import score_baselines
+
+    # Test labels 0, 1, 0, 0, 2 of 3 classes: always predicting class 0 scores 3 / 5; a guess 1 / 3.
+    rows = {
+        "sample_id": [f"s{i}" for i in range(7)],
+        "path": [f"/img/{i}.png" for i in range(7)],
+        "split": ["train", "train", "test", "test", "test", "test", "test"],
+        "label": [1, 2, 0, 1, 0, 0, 2],
+    }
+    folder = write_dataset(make_dataset(rows, "multiclass", ["a", "b", "c"], "csv"), tmp_path / "multi")
+    assert score_baselines(folder) == pytest.approx(dict(majority=0.6, chance=1 / 3))
+    # Multi-label: one constant score for every image has AP = prevalence per label (sklearn's, by hand: 1/2, 1/4).
+    rows = {
+        "sample_id": [f"s{i}" for i in range(5)],
+        "path": [f"/img/{i}.png" for i in range(5)],
+        "split": ["train"] + ["test"] * 4,
+        "labels": [[1, 1], [1, 0], [0, 1], [1, 0], [0, 0]],
+    }
+    folder = write_dataset(make_dataset(rows, "multilabel", ["a", "b"], "csv"), tmp_path / "ml")
+    from sklearn.metrics import average_precision_score
+
+    targets = np.array([[1, 0], [0, 1], [1, 0], [0, 0]])
+    reference = np.mean([average_precision_score(targets[:, c], np.zeros(4)) for c in range(2)])
+    assert score_baselines(folder)["majority"] == pytest.approx(reference) == pytest.approx((0.5 + 0.25) / 2)
+
+
+def test_grids_table_keeps_failed_runs_and_flags_runs_at_the_baseline():
+    from repdrift.tables import membership
+
+    study = [
+        dict(run=f"isic/vit/{m}-cls/seed{s}", dataset="isic", backbone="vit", method=m, pool="cls", seed=str(s),
+             grids=grids)
+        for m, s, grids in [("full", 0, ["table1", "similarity"]), ("linear", 0, ["table1"]), ("full", 1, ["sim"])]
+    ]  # fmt: skip
+    runs = _runs([("isic", "vit", "full", "cls", 0, "score", 0.75), ("isic", "vit", "linear", "cls", 0, "score", 0.6)])
+    failed = {"isic/vit/full-cls/seed1": "diverged"}
+    table = membership(study, failed, runs, {"isic": dict(majority=0.6, chance=0.25)})
+    assert table.height == 4 and table.columns[:7] == ["grid", "run", "dataset", "backbone", "method", "pool", "seed"]
+    lost = table.filter(pl.col("run") == "isic/vit/full-cls/seed1").row(0, named=True)
+    assert (lost["seed"], lost["failure"], lost["score"], lost["at_baseline"]) == (1, "diverged", None, None)
+    probe = table.filter(pl.col("run") == "isic/vit/linear-cls/seed0").row(0, named=True)
+    assert probe["at_baseline"] is True and probe["majority"] == 0.6  # at the majority rate: degenerate
+    assert not any(table.filter(pl.col("method") == "full", pl.col("seed") == 0)["at_baseline"])

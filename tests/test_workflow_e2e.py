@@ -122,7 +122,7 @@ def test_figures_tables_and_report(study):
         r"\| method \| backbone \| isic Acc \(n=\d+\) \| colon Acc \(n=\d+\) \| chest mAP \(n=\d+\) \|", table1[0]
     ), table1[0]
     assert [row.split(" | ")[:2] for row in table1[2:5]] == [["| Full", "vit"], ["| Full", "clip"], ["| Full", "dino"]]
-    assert re.search(r"\| \d+\.\d\d \([+-]\d+\.\d\d\) \|", table1[2]), table1[2]
+    assert re.search(r"\| \d+\.\d\d \([+-]\d+\.\d\d; \d+ seeds?\) \|", table1[2]), table1[2]
     assert "pre-trained" in (study / "results/tables/table2.md").read_text()
     fits = pl.read_csv(study / "results/analysis/correlation.csv")
     assert set(fits["metric"]) == {"knn@5", "knn_ece@5", "ece"} and set(fits["layer"]) == {1, 2, 3}
@@ -143,7 +143,7 @@ def test_figures_tables_and_report(study):
     assert set(rulers["function"]) == {"forgetting", "knn_ece", "score"} and "procrustes" in set(rulers["measure"])
     early = pl.read_csv(study / "results/analysis/early_prediction.csv")
     assert set(early["epoch"]) == {0, 1, 2} and set(early["target"]) == {"forgetting", "knn_ece"}
-    assert set(pl.read_csv(study / "results/analysis/findings.csv")["claim"]) == {"a", "b", "c", "d"}
+    assert set(pl.read_csv(study / "results/analysis/findings.csv")["claim"]) == {"a", "b", "c", "d", "e"}
     snakemake(study, "--report", "results/report.html")
     report = (study / "results/report.html").read_text()
     assert len(report) > 1_000_000 and "Mean similarity after epoch 2" in report
@@ -191,6 +191,46 @@ def test_changing_the_ks_reruns_only_measurements_and_what_follows(study):
     assert rerun.isdisjoint({"finetune", "linear_probe", "pretrained_features", "pretrain_demo"})
 
 
+def runs_rerun_after(study: Path, edit) -> dict[str, set[str]]:
+    """The runs (dataset/backbone/method-pool/seed) of each rule's jobs a dry run lists after `edit`."""
+    config = study / "config/config.yaml"
+    original = config.read_text()
+    config.write_text(edit(original))
+    try:
+        dry = snakemake(study, "-n").stdout
+    finally:
+        config.write_text(original)
+    jobs = {}
+    for block in re.split(r"\n(?=rule |localrule )", dry):
+        if block.startswith(("rule ", "localrule ")):
+            rule = block.split()[1].rstrip(":")
+            outputs = re.search(r"^    output: (.*)$", block, re.MULTILINE)
+            runs = re.findall(r"results/runs/([^/]+/[^/]+/[^/]+/seed\d+)/", outputs.group(1)) if outputs else []
+            jobs.setdefault(rule, set()).update(runs)
+    return jobs
+
+
+def test_one_datasets_cka_sample_size_reruns_only_its_runs(study):
+    jobs = runs_rerun_after(
+        study,
+        lambda text: text.replace("cka:\n  samples: 12\n", "cka:\n  samples: 12\n  dataset_samples: {colon: all}\n"),
+    )
+    trained = jobs.get("finetune", set()) | jobs.get("linear_probe", set())
+    assert trained and all(run.startswith("colon/") for run in trained), trained
+    assert "pretrained_features" in jobs  # one job per backbone writes every dataset's reference
+    assert not {"pretrain_demo", "prepare_dataset"} & set(jobs)
+
+
+def test_the_linear_probes_recipe_reruns_only_the_linear_runs(study):
+    same = runs_rerun_after(
+        study, lambda text: text.replace("\ntrain:\n", "\ntrain:\n  linear_probe: {epochs: null}\n")
+    )
+    assert "finetune" not in same and "linear_probe" not in same  # null: train's recipe, nothing to redo
+    jobs = runs_rerun_after(study, lambda text: text.replace("\ntrain:\n", "\ntrain:\n  linear_probe: {lr: 0.01}\n"))
+    assert jobs["linear_probe"] and all("/linear-" in run for run in jobs["linear_probe"])
+    assert not {"finetune", "wiseft", "pretrained_features", "pretrain_demo"} & set(jobs)
+
+
 @pytest.fixture
 def study_copy(study, tmp_path) -> Path:
     """A copy of the finished study for a test that breaks something: the shared one stays as every test expects."""
@@ -227,7 +267,8 @@ def study_definition(workdir: Path, backbone: str) -> dict:
 
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    recipe = {k: v for k, v in config["train"].items() if k not in ("checkpoint_minutes", "runs_per_job")}  # RECIPE
+    not_recipe = ("checkpoint_minutes", "runs_per_job", "linear_probe")  # linear_probe: Linear runs' own
+    recipe = {k: v for k, v in config["train"].items() if k not in not_recipe}  # RECIPE
     return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options={})
 
 

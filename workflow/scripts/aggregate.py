@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from repdrift.rule import run
 from repdrift.tables import aggregate
 
@@ -12,8 +14,9 @@ run(
     cka=list(i.cka),
     history=list(i.history),
     pretrained_knn=list(i.pretrained_knn),
-    grids=dict(snakemake.params.grids),
+    study=[dict(entry) for entry in snakemake.params.study],
     failed=dict(snakemake.params.failed),
+    datasets={name: Path(m).parent for name, m in zip(snakemake.params.datasets, i.datasets, strict=True)},
     runs_out=o.runs,
     trajectories_out=o.trajectories,
     pretrained_out=o.pretrained,

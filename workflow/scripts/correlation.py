@@ -1,14 +1,12 @@
 import polars as pl
 
-from repdrift.analysis import correlation_table
+from repdrift.analysis import FitRule, correlation_table
 from repdrift.rule import run
 
 
-def correlation(
-    runs, grids, grid, metrics, similarity, n_intervals, outliers, confidence, out, points_out, bootstrap_out
-):
+def correlation(runs, grids, grid, metrics, similarity, fit_rule, confidence, out, points_out, bootstrap_out):
     fits, points, bootstrap = correlation_table(
-        pl.read_parquet(runs), pl.read_parquet(grids), grid, metrics, similarity, n_intervals, outliers, confidence
+        pl.read_parquet(runs), pl.read_parquet(grids), grid, metrics, similarity, FitRule(**fit_rule), confidence
     )
     fits.write_csv(out)
     points.write_parquet(points_out)
@@ -24,8 +22,7 @@ run(
     grid=p.grid,
     metrics=list(p.metrics),
     similarity=p.similarity,
-    n_intervals=p.n_intervals,
-    outliers=p.outliers,
+    fit_rule=dict(p.fit_rule),
     confidence=p.confidence,
     out=o.fits,
     points_out=o.points,

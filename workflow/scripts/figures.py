@@ -1,7 +1,7 @@
 # Rule figures: every Altair figure of the report, each from the tables and analyses it reads.
 import polars as pl
 
-from repdrift.analysis import PAPER_METHODS, grid_runs, resolve_layer
+from repdrift.analysis import PAPER_METHODS, FitRule, grid_runs, resolve_layer
 from repdrift.plots import (
     cka_distribution_chart,
     cka_heatmap_chart,
@@ -51,7 +51,7 @@ def figures(i, p, out):
     chart, numbers = correlation_chart(
         pl.read_csv(i.fits), pl.read_parquet(i.points), p.similarity, layer, last, metrics
     )
-    numbers.update(n_intervals=p.n_intervals, outliers=p.outliers, confidence=p.confidence)
+    numbers.update(rule=FitRule(**p.fit_rule).describe(), confidence=p.confidence)
     draw("correlation", chart, numbers | facts, out)
 
     chart, numbers = knn_forgetting_chart(

@@ -45,4 +45,5 @@ run(
     k=p.k,
     paradigms=dict(p.paradigms),
     confidence=p.confidence,
+    warmup_epochs=p.warmup_epochs,
 )

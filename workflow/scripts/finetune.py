@@ -12,7 +12,7 @@ batch = "seeds" in p.keys()
 where = p if batch else wc  # a batch rule has no wildcards: its run definition comes as params
 
 
-def train(manifest: str, seed: int, outputs: dict, log: str | None) -> None:
+def train(manifest: str, seed: int, cka_samples: int, outputs: dict, log: str | None) -> None:
     knn = None
     if "natural" in outputs:
         knn = dict(
@@ -36,7 +36,7 @@ def train(manifest: str, seed: int, outputs: dict, log: str | None) -> None:
         history_out=outputs["history"],
         predictions_out=outputs["predictions"],
         trajectory_out=outputs["trajectory"],
-        cka_samples=p.cka_samples,
+        cka_samples=cka_samples,
         checkpoint=checkpoint_path(Path(outputs["model"]).parent),
         checkpoint_minutes=p.checkpoint_minutes,
         feature_dtype=p.feature_dtype,
@@ -47,14 +47,14 @@ def train(manifest: str, seed: int, outputs: dict, log: str | None) -> None:
 
 
 if not batch:
-    train(i.manifest, int(wc.seed), dict(out.items()), None)
+    train(i.manifest, int(wc.seed), p.cka_samples, dict(out.items()), None)
 else:
     # One diverged run leaves its failure record and the others their checkpoints, which go once every run of the
     # job is written.
     def train_one(index: int) -> None:
         suffix = f"_{index}"
         outputs = {name.removesuffix(suffix): path for name, path in out.items() if name.endswith(suffix)}
-        train(i[f"manifest_{index}"], p.seeds[index], outputs, snakemake.log[f"run_{index}"])
+        train(i[f"manifest_{index}"], p.seeds[index], p.cka_samples[index], outputs, snakemake.log[f"run_{index}"])
 
     run_each(len(p.seeds), train_one)
     for index in range(len(p.seeds)):

@@ -12,7 +12,7 @@ run(
     natural=(Path(i.natural).parent, o.natural),
     references=[(Path(m).parent, out) for m, out in zip(i.targets, o.references, strict=True)],
     knn_splits=list(p.knn_splits),
-    cka_samples=p.cka_samples,
+    cka_samples=list(p.cka_samples),  # parallel to references: each dataset's own n
     pools=list(p.pools),
     batch_size=p.batch_size,
     dtype=p.dtype,

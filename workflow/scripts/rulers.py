@@ -1,7 +1,7 @@
 # Rule rulers: the similarity measures' agreement and which of them predicts forgetting, calibration and the score.
 import polars as pl
 
-from repdrift.analysis import cka_sample_sizes, grid_runs, layer_name, per_run_values, resolve_layer
+from repdrift.analysis import FitRule, cka_sample_sizes, grid_runs, layer_name, per_run_values, resolve_layer
 from repdrift.plots import save_chart
 from repdrift.rule import run
 from repdrift.rulers import (
@@ -23,7 +23,7 @@ def analyse(i, p, o):
     wide = per_run_values(selected, pl.read_parquet(i.pretrained), measures, layer, p.k)
     agreement = agreement_table(wide, measures, p.n_bootstrap, p.confidence)
     agreement.write_csv(o.agreement)
-    table, replicates = ruler_table(wide, measures, p.n_intervals, p.outliers, p.n_bootstrap, p.confidence)
+    table, replicates = ruler_table(wide, measures, FitRule(**p.fit_rule), p.n_bootstrap, p.confidence)
     table.write_csv(o.rulers)
     conclusion = paper_conclusion(replicates, measures, dict(p.paradigms), p.confidence)
     conclusion.write_csv(o.conclusion)

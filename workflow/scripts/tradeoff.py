@@ -23,7 +23,7 @@ def analyse(i, p, o):
     layer, axis = facts_for(runs, p.similarity, p.layer)
     values = run_values(runs, pl.read_parquet(i.pretrained), p.similarity, layer, p.k)
     grid_values = grid_runs(values, pl.read_parquet(i.grids), p.grid, key="analysis.preserving_grid")
-    table = tradeoff_table(grid_values, pl.read_parquet(i.space), p.eta, p.eps, p.confidence)
+    table = tradeoff_table(grid_values, pl.read_parquet(i.space), p.eta, p.eps, p.confidence, p.similarity)
     table.write_csv(o.table)
     judged = verdicts(table)
     judged.write_csv(o.verdicts)

@@ -10,7 +10,7 @@ names = ("models", "histories", "predictions", "trajectories", "naturals")
 keys = ("model", "history", "predictions", "trajectory", "natural")
 
 
-def derive(full: str, manifest: str, seed: int, suffix: str, log: str | None) -> None:
+def derive(full: str, manifest: str, seed: int, cka_samples: int, suffix: str, log: str | None) -> None:
     outputs = [dict(zip(keys, files)) for files in zip(*(o[name + suffix] for name in names), strict=True)]
     run(
         snakemake,
@@ -26,18 +26,23 @@ def derive(full: str, manifest: str, seed: int, suffix: str, log: str | None) ->
         epochs=p.epochs,
         seed=seed,
         batch_size=p.batch_size,
-        cka_samples=p.cka_samples,
+        cka_samples=cka_samples,
         feature_dtype=p.feature_dtype,
         knn=dict(dataset_dir=Path(i.natural).parent, splits=list(p.knn_splits), batch_size=p.batch_size),
     )
 
 
 if "seeds" not in p.keys():
-    derive(i.full, i.manifest, int(wc.seed), "", None)
+    derive(i.full, i.manifest, int(wc.seed), p.cka_samples, "", None)
 else:
     run_each(
         len(p.seeds),
         lambda index: derive(
-            i[f"full_{index}"], i[f"manifest_{index}"], p.seeds[index], f"_{index}", snakemake.log[f"run_{index}"]
+            i[f"full_{index}"],
+            i[f"manifest_{index}"],
+            p.seeds[index],
+            p.cka_samples[index],
+            f"_{index}",
+            snakemake.log[f"run_{index}"],
         ),
     )

@@ -1,17 +1,27 @@
 """The paper's analyses (Zu et al. 2025): the correlation fit of Sec. 3.3 / Fig. 5, the similarity space of Sec. 2.4,
 and the study tables they read (polars), each on the runs the paper uses.
 
-The correlation fit (Fig. 5): similarity discretised into intervals.
+The correlation fit (Fig. 5): similarity discretised into intervals. The paper says only "Outliers are removed, and
+similarities are consolidated for uniformity"; the rules below are this study's reading of it, chosen so that no
+single run can set the line.
 
 `interval_correlation(similarity, metric)`:
-1. interval centres evenly spaced over the observed similarity range (min and max are the end centres);
-2. each run assigned to the nearest centre (ties go to the lower centre);
-3. within each interval, runs whose metric lies beyond 1.5 IQR of that interval's quartiles are removed
-   (`outliers="iqr"`; quartiles by numpy's linear interpolation; `outliers="none"` keeps every run);
-4. empty intervals dropped; the line is the least-squares fit of each interval's mean metric on its centre,
-   with Pearson's r and its two-sided p-value (scipy.stats.linregress);
-5. a percentile bootstrap confidence interval for r: runs resampled with replacement, steps 1-4 redone
-   (all resamples at once, with the same draws and the same results as one at a time).
+1. similarity outliers: runs whose similarity lies beyond 1.5 IQR of the quartiles of all the runs' similarity
+   are removed (`outliers="iqr"`; Tukey's fences, quartiles by numpy's linear interpolation), so that one run far
+   from the others cannot stretch the range and form an interval of its own;
+2. interval centres evenly spaced over the remaining runs' similarity range (min and max are the end centres);
+3. each remaining run assigned to the nearest centre (ties go to the lower centre);
+4. within each interval, runs whose metric lies beyond 1.5 IQR of that interval's quartiles are removed
+   (`outliers="iqr"`; `outliers="none"` skips steps 1 and 4);
+5. intervals with fewer than `min_interval_runs` runs left are not used (a lone run is no interval mean); the fit
+   needs at least `min_intervals` used intervals (and 3), else it is reported as "too few intervals", r undefined;
+6. the line is the least-squares fit of each used interval's mean metric on its centre, with Pearson's r and its
+   two-sided p-value (scipy.stats.linregress);
+7. a percentile bootstrap confidence interval for r: runs resampled with replacement, steps 1-6 redone (all
+   resamples at once, with the same draws and the same results as one at a time). A replicate whose resample
+   leaves too few intervals, or constant means, has no r (nan); the fit states how many replicates were valid,
+   and a fit with fewer than half of them valid (MIN_VALID_SHARE: "mostly degenerate") is not usable for a
+   verdict, as its CI would describe only the resamples that happened to be fittable.
 Torch-free.
 """
 
@@ -28,24 +38,47 @@ from scipy import stats
 from repdrift.errors import ConfigError
 
 OUTLIER_RULES = ("iqr", "none")
+# A fit with fewer than this share of valid bootstrap replicates is not usable for a verdict (step 7).
+MIN_VALID_SHARE = 0.5
+# Why a run of a fit is not used (IntervalFit.excluded, correlation_points.parquet `excluded`); "" = used.
+SIMILARITY_OUTLIER, METRIC_OUTLIER, SPARSE = "similarity outlier", "metric outlier", "interval of too few runs"
 # The paper's methods: its analyses (similarity space sweep, Fig. 1a) read these; the preserving ones have their own.
 PAPER_METHODS = ("full", "linear", "scratch")
 
 
 @dataclass(frozen=True)
 class IntervalFit:
-    slope: float
+    slope: float  # nan (and intercept, r, p_value, r_ci) when no line could be fitted: see `note`
     intercept: float
     r: float
     p_value: float  # of r over the interval means: their count, not the runs', is the sample size
     r_ci: tuple[float, float]
-    centres: np.ndarray  # of the non-empty intervals
+    centres: np.ndarray  # of the used intervals
     means: np.ndarray
-    counts: np.ndarray  # runs kept per interval
-    removed: int  # runs removed as outliers
-    assigned: np.ndarray  # per run: the centre of its interval (the paper's discretised similarity)
-    kept: np.ndarray  # per run: False if removed as an outlier
-    boot: np.ndarray  # n_bootstrap replicates of r; nan where a resample left fewer than 3 intervals or no spread
+    counts: np.ndarray  # runs per used interval
+    assigned: np.ndarray  # per run: the centre of its interval (nan for a similarity outlier, which has none)
+    excluded: np.ndarray  # per run: why it is not used in the fit ("" = used; SIMILARITY_OUTLIER, ...)
+    boot: np.ndarray  # n_bootstrap replicates of r; nan where a resample left too few intervals or constant means
+    note: str  # "" when the fit is usable for a verdict; otherwise why not (too few intervals, degenerate bootstrap)
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Per run: used in the fit."""
+        return self.excluded == ""
+
+    @property
+    def removed(self) -> int:
+        """Runs removed as outliers (of similarity or of the metric)."""
+        return int(np.isin(self.excluded, (SIMILARITY_OUTLIER, METRIC_OUTLIER)).sum())
+
+    @property
+    def valid(self) -> int:
+        """Bootstrap replicates with an r."""
+        return int(np.isfinite(self.boot).sum())
+
+    @property
+    def usable(self) -> bool:
+        return self.note == ""
 
 
 # The distance matrix (replicates x runs x intervals) is built this many entries at a time (32 MiB).
@@ -73,35 +106,46 @@ def _by_size(values: np.ndarray, sizes: np.ndarray):
         yield segments, values[starts[segments, None] + np.arange(size)]
 
 
+def _fences(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tukey's fences of each row of a matrix: the quartiles -/+ 1.5 IQR."""
+    q1, q3 = np.percentile(values, [25, 75], axis=1)
+    spread = 1.5 * (q3 - q1)
+    return q1 - spread, q3 + spread
+
+
 def _iqr_kept(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Per value, whether it lies within 1.5 IQR of its segment's quartiles (segments as in `_by_size`)."""
+    """Per value, whether it lies within Tukey's fences of its segment (segments as in `_by_size`)."""
     low, high = np.full(sizes.size, np.nan), np.full(sizes.size, np.nan)
     for segments, members in _by_size(values, sizes):
-        q1, q3 = np.percentile(members, [25, 75], axis=1)
-        spread = 1.5 * (q3 - q1)
-        low[segments], high[segments] = q1 - spread, q3 + spread
+        low[segments], high[segments] = _fences(members)
     segment = np.repeat(np.arange(sizes.size), sizes)
     return (values >= low[segment]) & (values <= high[segment])
 
 
 class _Intervals(NamedTuple):
     centres: np.ndarray  # (rows, K)
-    nearest: np.ndarray  # (rows, runs): each run's interval
-    kept: np.ndarray  # (rows, runs)
-    sizes: np.ndarray  # (rows, K): runs per interval
+    nearest: np.ndarray  # (rows, runs): each run's interval, K for a similarity outlier
+    kept: np.ndarray  # (rows, runs): in an interval and not a metric outlier
     counts: np.ndarray  # (rows, K): runs kept per interval
     means: np.ndarray  # (rows, K): mean kept metric, nan where none is kept
 
 
 def _intervals(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str) -> _Intervals:
-    """Steps 1-3 of the module docstring on each row (one set of runs) of the (rows, runs) arrays."""
+    """Steps 1-4 of the module docstring on each row (one set of runs) of the (rows, runs) arrays."""
     rows, runs = similarity.shape
-    centres = _centres(similarity.min(axis=1), similarity.max(axis=1), n_intervals)
+    inside = np.ones(similarity.shape, dtype=bool)
+    if outliers == "iqr":
+        low, high = _fences(similarity)
+        inside = (similarity >= low[:, None]) & (similarity <= high[:, None])  # the fences hold the median
+    lo, hi = np.where(inside, similarity, np.inf).min(axis=1), np.where(inside, similarity, -np.inf).max(axis=1)
+    centres = _centres(lo, hi, n_intervals)
     nearest = np.abs(similarity[:, :, None] - centres[:, None, :]).argmin(axis=2)  # ties: the first, lower centre
-    group = (nearest + n_intervals * np.arange(rows)[:, None]).ravel()  # (row, interval), row-major
+    nearest[~inside] = n_intervals  # a bucket of its own, never fitted
+    width = n_intervals + 1
+    group = (nearest + width * np.arange(rows)[:, None]).ravel()  # (row, interval), row-major
     # Each group's runs in their own order, as a mean over them in a loop would add them.
     order = np.argsort(group, kind="stable")
-    values, sizes = metric.ravel()[order], np.bincount(group, minlength=rows * n_intervals)
+    values, sizes = metric.ravel()[order], np.bincount(group, minlength=rows * width)
     kept = _iqr_kept(values, sizes) if outliers == "iqr" else np.ones(values.size, dtype=bool)
     counts = np.bincount(group[order[kept]], minlength=sizes.size)
     means = np.full(sizes.size, np.nan)
@@ -109,8 +153,9 @@ def _intervals(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, out
         means[segments] = members.mean(axis=1)
     run_kept = np.empty_like(kept)
     run_kept[order] = kept
-    per_interval = (a.reshape(rows, n_intervals) for a in (sizes, counts, means))
-    return _Intervals(centres, nearest, run_kept.reshape(rows, runs), *per_interval)
+    run_kept = run_kept.reshape(rows, runs) & inside
+    counts, means = (a.reshape(rows, width)[:, :n_intervals] for a in (counts, means))
+    return _Intervals(centres, nearest, run_kept, counts, means)
 
 
 def _corrcoef_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -124,23 +169,23 @@ def _corrcoef_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(c[:, 0, 1] / sd[:, 0] / sd[:, 1], -1, 1)
 
 
-def _interval_r(centres: np.ndarray, sizes: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Per row, Pearson's r of the interval means on the centres over its non-empty intervals; nan where `_fit`
-    would find none (fewer than 3 intervals, constant means)."""
-    nonempty = sizes > 0
-    k = nonempty.sum(axis=1)
+def _interval_r(centres: np.ndarray, used: np.ndarray, means: np.ndarray, min_intervals: int) -> np.ndarray:
+    """Per row, Pearson's r of the used intervals' means on their centres; nan where there are fewer than
+    `min_intervals` used intervals or the means are constant (no line, as in `interval_correlation`)."""
+    k = used.sum(axis=1)
     r = np.full(k.size, np.nan)
-    for size in np.unique(k[k >= 3]):
+    for size in np.unique(k[k >= min_intervals]):
         rows = np.flatnonzero(k == size)
-        x = centres[rows][nonempty[rows]].reshape(-1, size)
-        y = means[rows][nonempty[rows]].reshape(-1, size)
+        x = centres[rows][used[rows]].reshape(-1, size)
+        y = means[rows][used[rows]].reshape(-1, size)
         fit = np.ptp(y, axis=1) > 0
         r[rows[fit]] = _corrcoef_rows(x[fit], y[fit])
     return r
 
 
-def _bootstrap(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, outliers: str, n: int, seed: int):
-    """n bootstrap replicates of r (nan where undefined), computed together: the same values as one at a time."""
+def _bootstrap(similarity, metric, n_intervals: int, outliers: str, rule: tuple[int, int], n: int, seed: int):
+    """n bootstrap replicates of r (nan where undefined), computed together: the same values as one at a time.
+    `rule` = (min_intervals, min_interval_runs)."""
     rng = np.random.default_rng(seed)
     size = similarity.size
     # One call per replicate, as a loop draws them: one (n, size) call would not give the same stream.
@@ -150,14 +195,8 @@ def _bootstrap(similarity: np.ndarray, metric: np.ndarray, n_intervals: int, out
     step = max(1, _BLOCK // (size * n_intervals))
     for block in (spread[i : i + step] for i in range(0, spread.size, step)):
         found = _intervals(similarity[picks[block]], metric[picks[block]], n_intervals, outliers)
-        boot[block] = _interval_r(found.centres, found.sizes, found.means)
+        boot[block] = _interval_r(found.centres, found.counts >= rule[1], found.means, rule[0])
     return boot
-
-
-def _fit(centres: np.ndarray, means: np.ndarray):
-    if centres.size < 3 or np.ptp(means) == 0:
-        return None  # r is undefined on fewer than 3 points or a constant metric
-    return stats.linregress(centres, means)
 
 
 def interval_correlation(
@@ -168,11 +207,15 @@ def interval_correlation(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    *,
+    min_intervals: int = 3,
+    min_interval_runs: int = 1,
 ) -> IntervalFit:
     """Fit interval-mean `metric` on interval-centre `similarity`; see the module docstring for every step.
 
-    Raises ValueError for mismatched or non-finite input, fewer than 3 non-empty intervals, a constant
-    similarity or metric, or an unknown outlier rule.
+    Raises ValueError for mismatched or non-finite input, a constant similarity or metric, an unknown outlier rule
+    or a rule below its minimum. A fit without enough used intervals, or with constant interval means, returns nan
+    for the line and r and says why in `note`.
     """
     similarity = np.asarray(similarity, dtype=np.float64).ravel()
     metric = np.asarray(metric, dtype=np.float64).ravel()
@@ -182,34 +225,56 @@ def interval_correlation(
         raise ValueError("similarity and metric must be finite (no NaN or inf)")
     if outliers not in OUTLIER_RULES:
         raise ValueError(f"outliers must be one of {OUTLIER_RULES}, got {outliers!r}")
-    if n_intervals < 3:
-        raise ValueError(f"n_intervals must be at least 3, got {n_intervals}")
+    if n_intervals < 3 or min_intervals < 3 or min_interval_runs < 1:
+        raise ValueError(
+            f"need n_intervals >= 3, min_intervals >= 3 and min_interval_runs >= 1, got {n_intervals}, "
+            f"{min_intervals} and {min_interval_runs}"
+        )
     if similarity.size < 3 or np.ptp(similarity) == 0:
         raise ValueError("need at least 3 runs with different similarities to fit a line")
+    if np.ptp(metric) == 0:
+        raise ValueError("a constant metric: no line can be fitted")
     found = _Intervals(*(a[0] for a in _intervals(similarity[None], metric[None], n_intervals, outliers)))
-    nonempty = found.sizes > 0
-    centres, means, counts = found.centres[nonempty], found.means[nonempty], found.counts[nonempty]
-    line = _fit(centres, means)
-    if line is None:
-        raise ValueError(f"only {centres.size} non-empty intervals or a constant metric: no line can be fitted")
+    used = found.counts >= min_interval_runs
+    centres, means, counts = found.centres[used], found.means[used], found.counts[used]
+    inside = found.nearest < n_intervals
+    excluded = np.full(similarity.size, "", dtype=object)
+    excluded[~inside] = SIMILARITY_OUTLIER
+    excluded[inside & ~found.kept] = METRIC_OUTLIER
+    sparse = found.kept & ~used[np.minimum(found.nearest, n_intervals - 1)]
+    excluded[sparse] = SPARSE
+    assigned = np.where(inside, found.centres[np.minimum(found.nearest, n_intervals - 1)], np.nan)
 
-    boot = _bootstrap(similarity, metric, n_intervals, outliers, n_bootstrap, seed)
+    note, line = "", None
+    if centres.size < min_intervals:
+        note = (
+            f"too few intervals: {centres.size} with at least {min_interval_runs} run"
+            f"{'s' if min_interval_runs > 1 else ''}, {min_intervals} needed"
+        )
+    elif np.ptp(means) == 0:
+        note = "constant interval means: no line"
+    else:
+        line = stats.linregress(centres, means)
+    boot = _bootstrap(similarity, metric, n_intervals, outliers, (min_intervals, min_interval_runs), n_bootstrap, seed)
     valid = boot[np.isfinite(boot)]
     tail = (1 - confidence) / 2 * 100
-    r_ci = tuple(np.percentile(valid, [tail, 100 - tail])) if valid.size else (np.nan, np.nan)
+    r_ci = tuple(np.percentile(valid, [tail, 100 - tail])) if valid.size and line is not None else (np.nan, np.nan)
+    if line is not None and valid.size < MIN_VALID_SHARE * n_bootstrap:
+        note = f"mostly degenerate bootstrap: {valid.size} of {n_bootstrap} replicates valid"
+    nan = math.nan
     return IntervalFit(
-        slope=float(line.slope),
-        intercept=float(line.intercept),
-        r=float(line.rvalue),
-        p_value=float(line.pvalue),
+        slope=float(line.slope) if line is not None else nan,
+        intercept=float(line.intercept) if line is not None else nan,
+        r=float(line.rvalue) if line is not None else nan,
+        p_value=float(line.pvalue) if line is not None else nan,
         r_ci=(float(r_ci[0]), float(r_ci[1])),
         centres=centres,
         means=means,
         counts=counts,
-        removed=int((~found.kept).sum()),
-        assigned=found.centres[found.nearest],
-        kept=found.kept,
+        assigned=assigned,
+        excluded=excluded.astype(str),
         boot=boot,
+        note=note,
     )
 
 
@@ -307,8 +372,31 @@ def cka_sample_sizes(runs) -> list[int]:
     return sorted({int(v) for v in runs.filter(pl.col("metric") == "cka_samples")["value"]})
 
 
-def mean_ci(values, confidence: float) -> tuple[float, float, float, int]:
-    """Mean and its t confidence interval over independent runs (seeds); nan bounds below two runs."""
+# The range of each bounded quantity a confidence interval is formed for: intervals are clipped to it.
+RANGES = {
+    "score": (0.0, 1.0),
+    "knn": (0.0, 1.0),
+    "knn_ece": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "forgetting": (-1.0, 1.0),  # k-NN accuracy after minus before
+    "cka": (0.0, 1.0),
+    "cka_debiased": (-1.0, 1.0),  # an inner product of U-centred Gram matrices over their norms
+    "procrustes": (0.0, 1.0),
+    "pwcca": (0.0, 1.0),
+    "rsa": (-1.0, 1.0),
+    "rbf_cka": (0.0, 1.0),
+    "mutual_knn": (0.0, 1.0),
+}
+
+
+def value_range(name: str) -> tuple[float, float]:
+    """The range of a quantity of RANGES (`knn@20` -> knn, `mutual_knn@10` -> mutual_knn); unbounded otherwise."""
+    return RANGES.get(name.split("@")[0], (-math.inf, math.inf))
+
+
+def mean_ci(values, confidence: float, bounds: tuple[float, float] = (-math.inf, math.inf)):
+    """(mean, lo, hi, n): the mean over independent runs (seeds) and its t confidence interval, clipped to `bounds`
+    (the quantity's range: a t interval of a few seeds near an end of it would leave it); nan bounds below two."""
     values = np.asarray(values, dtype=np.float64)
     n = values.size
     if n == 0:
@@ -317,7 +405,7 @@ def mean_ci(values, confidence: float) -> tuple[float, float, float, int]:
     if n < 2:
         return mean, math.nan, math.nan, n
     half = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
+    return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1]), n
 
 
 def grid_runs(frame, grids, grid: str, key: str = "analysis.similarity_grid"):
@@ -429,9 +517,13 @@ FIT_SCHEMA = {
     "p_value": "Float64",
     "r_lo": "Float64",
     "r_hi": "Float64",
+    "usable": "Boolean",
     "bootstrap": "Int64",
+    "bootstrap_valid": "Int64",
     "intervals": "Int64",
+    "used_intervals": "Utf8",
     "removed": "Int64",
+    "excluded_runs": "Utf8",
     "spearman": "Float64",
     "spearman_p": "Float64",
     "note": "Utf8",
@@ -445,6 +537,7 @@ POINT_SCHEMA = {
     "centre": "Float64",
     "value": "Float64",
     "kept": "Boolean",
+    "excluded": "Utf8",
 }
 BOOT_SCHEMA = {"metric": "Utf8", "layer": "Int64", "backbone": "Utf8", "replicate": "Int64", "r": "Float64"}
 
@@ -455,26 +548,80 @@ def _frame(rows: list[dict], schema: dict[str, str]):
     return pl.DataFrame(rows, schema={k: getattr(pl, v) for k, v in schema.items()})
 
 
+@dataclass(frozen=True)
+class FitRule:
+    """How the interval fit discretises and what it needs (config `analysis`: n_intervals, outliers,
+    min_intervals, min_interval_runs; see the module docstring)."""
+
+    n_intervals: int = 10  # the schema's defaults
+    outliers: str = "iqr"
+    min_intervals: int = 5
+    min_interval_runs: int = 2
+
+    def fit(self, similarity, metric, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0):
+        return interval_correlation(
+            similarity,
+            metric,
+            self.n_intervals,
+            self.outliers,
+            n_bootstrap,
+            confidence,
+            seed,
+            min_intervals=self.min_intervals,
+            min_interval_runs=self.min_interval_runs,
+        )
+
+    def describe(self) -> str:
+        removal = (
+            "similarity outliers (beyond 1.5 IQR of the backbone's runs) removed, then metric outliers within each "
+            "interval"
+            if self.outliers == "iqr"
+            else "no outlier removal"
+        )
+        return (
+            f"{self.n_intervals} intervals over the similarity range, {removal}; an interval needs "
+            f"{self.min_interval_runs} run{'s' if self.min_interval_runs > 1 else ''} and a fit {self.min_intervals} "
+            "such intervals"
+        )
+
+
+def _fit_row(fit: IntervalFit, runs, n_bootstrap: int) -> dict:
+    """The correlation.csv columns of one fit (beyond its keys): the line, r and its CI, what was used and left out."""
+    used = "; ".join(f"{c:.4f} ({n} run{'s' if n > 1 else ''})" for c, n in zip(fit.centres, fit.counts))
+    left_out = "; ".join(f"{run}: {why}" for run, why in zip(runs, fit.excluded) if why)
+    return dict(
+        slope=fit.slope,
+        intercept=fit.intercept,
+        r=fit.r,
+        p_value=fit.p_value,
+        r_lo=fit.r_ci[0],
+        r_hi=fit.r_ci[1],
+        usable=fit.usable,
+        bootstrap=n_bootstrap,
+        bootstrap_valid=fit.valid,
+        intervals=len(fit.centres),
+        used_intervals=used,
+        removed=fit.removed,
+        excluded_runs=left_out,
+        note=fit.note,
+    )
+
+
 def correlation_table(
-    runs,
-    grids,
-    grid: str,
-    metrics,
-    similarity: str,
-    n_intervals: int,
-    outliers: str,
-    confidence: float = 0.95,
-    seed: int = 0,
+    runs, grids, grid: str, metrics, similarity: str, rule: FitRule, confidence: float = 0.95, seed: int = 0
 ):
     """The paper's Fig. 5 fit on the similarity grid's runs only (its Sec. 3.3: the 20 ISIC 2018 Full runs of each
-    backbone): interval_correlation of `similarity` (every layer) against each metric, per backbone.
+    backbone): interval_correlation of `similarity` (every layer) against each metric, per backbone, by `rule`.
 
-    Returns (fits, points, bootstrap): one fit row per metric x layer x backbone, `runs` = the runs that went into
-    it, with the run-level Spearman correlation beside the interval fit; every run's similarity, interval centre,
-    metric and outlier flag (what Fig. 5 draws); and the bootstrap replicates of r, for comparing fits.
+    Returns (fits, points, bootstrap): one fit row per metric x layer x backbone, `runs` = the runs of the backbone,
+    `intervals` those used, `excluded_runs` each run left out and why, `usable` whether a verdict may read the fit
+    (`note` says why not), with the run-level Spearman correlation beside the interval fit; every run's similarity,
+    interval centre, metric and why it was left out (what Fig. 5 draws); and the bootstrap replicates of r, for
+    comparing fits.
     """
     import polars as pl
 
+    n_bootstrap = 1000
     selected = grid_runs(runs, grids, grid)
     rows, points, replicates = [], [], []
     layers = sorted(set(selected.filter(pl.col("metric") == similarity)["layer"]))
@@ -490,31 +637,18 @@ def correlation_table(
                 # backbone's are independent of them.
                 boot_seed = seed + zlib.crc32(backbone.encode())
                 try:
-                    fit = interval_correlation(x, y, n_intervals, outliers, confidence=confidence, seed=boot_seed)
+                    fit = rule.fit(x, y, n_bootstrap, confidence, boot_seed)
                 except ValueError as err:  # too few distinct runs: recorded, not fatal
-                    rows.append(dict(base, note=str(err)))
+                    rows.append(dict(base, usable=False, note=str(err)))
                     continue
                 rank = stats.spearmanr(x, y)
-                rows.append(
-                    dict(
-                        base,
-                        slope=fit.slope,
-                        intercept=fit.intercept,
-                        r=fit.r,
-                        p_value=fit.p_value,
-                        r_lo=fit.r_ci[0],
-                        r_hi=fit.r_ci[1],
-                        bootstrap=int(np.isfinite(fit.boot).sum()),
-                        intervals=len(fit.centres),
-                        removed=fit.removed,
-                        spearman=float(rank.statistic),
-                        spearman_p=float(rank.pvalue),
-                        note="",
-                    )
-                )
+                fit_row = _fit_row(fit, group["run"], n_bootstrap)
+                rows.append(dict(base, **fit_row, spearman=float(rank.statistic), spearman_p=float(rank.pvalue)))
                 points += [
-                    dict(key, run=run, similarity=float(a), centre=float(c), value=float(b), kept=bool(k))
-                    for run, a, c, b, k in zip(group["run"], x, fit.assigned, y, fit.kept)
+                    dict(key, run=run, similarity=float(a), centre=c, value=float(b), kept=not why, excluded=why)
+                    for run, a, c, b, why in zip(
+                        group["run"], x, [None if np.isnan(c) else float(c) for c in fit.assigned], y, fit.excluded
+                    )
                 ]
                 replicates += [dict(key, replicate=i, r=float(r)) for i, r in enumerate(fit.boot)]
     return _frame(rows, FIT_SCHEMA), _frame(points, POINT_SCHEMA), _frame(replicates, BOOT_SCHEMA)

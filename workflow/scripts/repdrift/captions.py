@@ -96,15 +96,17 @@ def cka_distribution(n: dict) -> str:
 def correlation(n: dict) -> str:
     fits = "; ".join(
         f"{r['backbone']} / {r['metric']}: r = {_fmt(r['r'], 2)} (CI {_fmt(r['r_lo'], 2)} to {_fmt(r['r_hi'], 2)}, "
-        f"{r['runs']} runs, {r['intervals']} intervals, {r['removed']} outliers)"
+        f"{r['runs']} runs, {r['intervals']} intervals used, {r['removed']} outliers, "
+        f"{r['bootstrap_valid']} of {r['bootstrap']} bootstrap replicates valid"
+        f"{'; not usable: ' + r['note'] if r['note'] else ''})"
         for r in n["fits"]
     )
     return (
         "The paper's Fig. 5: final similarity against k-NN accuracy and the k-NN vote's ECE on the natural domain, "
-        "and (an extra panel, not in the paper) the target test set's ECE. The similarity is discretised into "
-        f"{n['n_intervals']} intervals evenly spaced over the observed range, each run assigned to the nearest. "
-        f"Black: runs at their interval's centre (hollow: removed as outliers, rule {n['outliers']}); red points: "
-        "each interval's mean; red line: the least-squares fit of the interval means. "
+        "and (an extra panel, not in the paper) the target test set's ECE. The similarity is discretised "
+        f"({n['rule']}), each run assigned to the nearest interval centre. Black: runs at their interval's centre "
+        "(hollow: not used, as an outlier or in an interval of too few runs; a similarity outlier at its own "
+        "similarity); red points: each used interval's mean; red line: the least-squares fit of the interval means. "
         f"{_similarity(n)} r is Pearson's on the interval means with a {n['confidence']:.0%} bootstrap CI over "
         f"runs: {fits}. results/analysis/correlation.csv has every layer."
     )

@@ -46,9 +46,15 @@ class FeatureSet:
         return FeatureSet(self.final[mask], self.sample_id[mask], self.split[mask], self.targets[mask], self.attrs)
 
 
+# `cka.dataset_samples: {<dataset>: all}` (rules/common.smk cka_samples): a sample size no test split reaches, so
+# `cka_sample` takes the whole split. Explicit rather than the split's count, which is not known when the DAG is
+# built (the manifest may not exist yet); not 0, which means "no CKA sample" (repdrift.extract).
+WHOLE_SPLIT = 2**31 - 1
+
+
 def cka_sample(n: int, size: int) -> np.ndarray:
     """A fixed, evenly spaced subset of the (sorted) test split: identical for every run of a dataset, all of it
-    when it has no more than `size` images."""
+    when it has no more than `size` images (`WHOLE_SPLIT`: always all of it)."""
     return np.unique(np.linspace(0, n - 1, num=min(size, n)).round().astype(int))
 
 

@@ -36,7 +36,7 @@ def _align(reference_ids: np.ndarray, ids: np.ndarray, path: str) -> np.ndarray:
     if missing:
         raise DataError(
             f"{path}: {len(missing)} samples (e.g. {missing[0]}) are not in the pre-trained features' "
-            "CKA sample (were they extracted with another cka.samples?)"
+            "CKA sample (were they extracted with another cka.samples or cka.dataset_samples?)"
         )
     return np.array([position[sid] for sid in ids])
 

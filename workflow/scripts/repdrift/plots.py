@@ -19,6 +19,7 @@ from repdrift.analysis import (
     mean_ci,
     metric_domain,
     resolve_layer,
+    value_range,
 )
 
 BACKBONE_COLOURS = alt.Scale(scheme="tableau10")
@@ -146,7 +147,7 @@ def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, c
     metric = f"knn@{k}"
     rows = []
     for (backbone, pool), group in runs.filter(pl.col("metric") == metric).group_by("backbone", "pool"):
-        mean, _, hi, n = mean_ci(group["value"], confidence)
+        mean, _, hi, n = mean_ci(group["value"], confidence, value_range(metric))
         rows.append(dict(backbone=backbone, pool=pool, accuracy=mean, runs=n, half=hi - mean if n > 1 else 0.0))
     schema = {"backbone": pl.Utf8, "pool": pl.Utf8, "accuracy": pl.Float64, "runs": pl.UInt32, "half": pl.Float64}
     tuned = pl.DataFrame(rows, schema=schema).with_columns(model=pl.lit("fine-tuned"))
@@ -282,11 +283,13 @@ def cka_distribution_chart(runs: pl.DataFrame, similarity: str, layer: int, last
 def correlation_chart(
     fits: pl.DataFrame, points: pl.DataFrame, similarity: str, layer: int, last: int, metrics: list[str]
 ):
-    """Fig. 5: each run of the similarity grid at its discretised similarity (black; hollow = removed as an
-    outlier), the interval means the line is fitted to (red) and the fitted line, per backbone (rows) and metric
-    (columns)."""
+    """Fig. 5: each run of the similarity grid at its discretised similarity (black; hollow = not used: an outlier,
+    or in an interval of too few runs), the interval means the line is fitted to (red) and the fitted line, per
+    backbone (rows) and metric (columns)."""
     fits = fits.filter(pl.col("layer") == layer)
+    # A similarity outlier has no interval: it is drawn at its own similarity.
     points = points.filter(pl.col("layer") == layer)
+    points = points.with_columns(centre=pl.col("centre").fill_null(pl.col("similarity")))
     x_title = f"{similarity_axis(similarity, layer, last)}, interval centre"
     rows = []
     for backbone in sorted(points["backbone"].unique()):
@@ -308,7 +311,7 @@ def correlation_chart(
                         "run",
                         alt.Tooltip("similarity:Q", format=".4f"),
                         alt.Tooltip("value:Q", format=".3f"),
-                        "kept",
+                        "excluded",
                     ],
                 )
             ]
@@ -324,13 +327,14 @@ def correlation_chart(
                     .encode(x=x, y="value:Q", tooltip=[alt.Tooltip("value:Q", format=".3f"), "runs"]),
                     alt.Chart(ends).mark_line(color="red").encode(x=x, y="value:Q"),
                 ]
-                title += f" (r = {row['r']:.2f})"
+                title += f" (r = {row['r']:+.2f}{'' if row['usable'] else ', not usable'})"
             panels.append(alt.layer(*layers).properties(width=200, height=160, title=title))
         rows.append(alt.hconcat(*panels))
     chart = alt.vconcat(*rows)
     numbers = fits.select(
-        "metric", "backbone", "runs", "r", "r_lo", "r_hi", "p_value", "intervals", "removed", "spearman"
-    ).to_dicts()
+        "metric", "backbone", "runs", "r", "r_lo", "r_hi", "p_value", "intervals", "removed", "spearman",
+        "bootstrap", "bootstrap_valid", pl.col("note").fill_null(""),
+    ).to_dicts()  # fmt: skip
     return chart, {"fits": numbers}
 
 

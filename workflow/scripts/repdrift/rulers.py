@@ -8,8 +8,9 @@ minus its pre-trained backbone's, natural-domain ECE, task score): Spearman's r 
 paper's interval fit (repdrift.analysis.interval_correlation, Sec. 3.3) with its CI; measures ranked by |Spearman r|.
 
 `paper_conclusion`: per measure, a simpler form of the paper's correlation conclusion (claim (d) of the findings page
-judges it on CKA with the interval fit, k-NN and ECE, and every backbone pair): is forgetting's Spearman |r| larger
-for the supervised backbone than for the self-supervised one? The bootstrap CI of |r_supervised| - |r_ssl| (each
+judges it on CKA with the interval fit, k-NN and ECE, and every backbone pair): does forgetting track similarity more
+for the supervised backbone than for the self-supervised one? The supervised relation counts in its expected
+direction (r > 0: more similar, less forgetting), the other by |r|: the bootstrap CI of r_supervised - |r_ssl| (each
 backbone's runs resampled on their own, replicates paired by index) above 0 agrees, below 0 disagrees, otherwise
 (or with fewer than 10 valid replicates) inconclusive. With several backbones of a paradigm, the first in the config
 is compared. Torch-free.
@@ -24,7 +25,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from repdrift.analysis import interval_correlation
+from repdrift.analysis import FitRule
 from repdrift.metrics._arrays import average_ranks
 
 FUNCTIONS = ("forgetting", "knn_ece", "score")
@@ -85,7 +86,7 @@ def agreement_table(wide: pl.DataFrame, measures: list[str], n_bootstrap: int, c
     return pl.DataFrame(rows, schema=schema)
 
 
-def ruler_table(wide, measures, n_intervals: int, outliers: str, n_bootstrap: int, confidence: float):
+def ruler_table(wide, measures, rule: FitRule, n_bootstrap: int, confidence: float):
     """The ruler table of the module docstring and, per backbone, measure and function, the Spearman replicates."""
     rows, replicates = [], {}
     for backbone in sorted(wide["backbone"].unique()):
@@ -97,11 +98,13 @@ def ruler_table(wide, measures, n_intervals: int, outliers: str, n_bootstrap: in
                 keep = np.isfinite(x) & np.isfinite(y)
                 rho, lo, hi, boot = spearman_ci(x[keep], y[keep], n_bootstrap, confidence, seed)
                 replicates[backbone, measure, function] = boot
+                r = r_lo = r_hi = math.nan
                 try:
-                    fit = interval_correlation(x[keep], y[keep], n_intervals, outliers, n_bootstrap, confidence, seed)
-                    r, r_lo, r_hi = fit.r, *fit.r_ci
-                except ValueError:  # too few distinct values for three intervals (e.g. a NaN measure)
-                    r = r_lo = r_hi = math.nan
+                    fit = rule.fit(x[keep], y[keep], n_bootstrap, confidence, seed)
+                    if fit.usable:  # else too few intervals or a mostly degenerate bootstrap: no verdict reads it
+                        r, r_lo, r_hi = fit.r, *fit.r_ci
+                except ValueError:  # too few distinct values (e.g. a NaN measure)
+                    pass
                 rows.append(
                     dict(
                         backbone=backbone,
@@ -129,7 +132,9 @@ def ruler_table(wide, measures, n_intervals: int, outliers: str, n_bootstrap: in
 
 
 def paper_conclusion(replicates: dict, measures, paradigms: dict[str, str], confidence: float) -> pl.DataFrame:
-    """Per measure: |r| with forgetting for the supervised backbone minus the self-supervised one's, CI, verdict."""
+    """Per measure: the supervised backbone's Spearman r with forgetting, counted in its expected direction (r > 0:
+    more similar, less forgetting; a wrong-signed r is never the stronger), minus the self-supervised one's |r|; the
+    bootstrap CI of the difference and the verdict (as claim (d) of repdrift.findings)."""
     supervised = [b for b, p in paradigms.items() if p == "supervised"]
     ssl = [b for b, p in paradigms.items() if p == "self_supervised"]
     rows = []
@@ -143,7 +148,7 @@ def paper_conclusion(replicates: dict, measures, paradigms: dict[str, str], conf
         ]
         if pairs:
             a, b = pairs[0]
-            diff = np.abs(replicates[a, measure, "forgetting"]) - np.abs(replicates[b, measure, "forgetting"])
+            diff = replicates[a, measure, "forgetting"] - np.abs(replicates[b, measure, "forgetting"])
             diff = diff[np.isfinite(diff)]
             if diff.size >= 10:
                 alpha = (1 - confidence) / 2

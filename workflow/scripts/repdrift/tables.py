@@ -9,18 +9,23 @@ runs.parquet          one row per run x metric (x layer for CKA): accuracy, bala
 trajectories.parquet  one row per run x epoch x metric (x layer for the similarities): cka, cka_debiased, the other
                       measures, train_loss, test_loss, score
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's knn@k and knn_ece@k
-grids.parquet         one row per grid x run of the study: failure, the message of a run recorded as failed
-                      (repdrift.failures; it has no rows in the other tables), else null
+grids.parquet         one row per grid x run of the study, failed runs included: the run keys (what the config
+                      asked for, so that seed rules see a run that failed); failure, the message of a run recorded as
+                      failed (repdrift.failures; it has no rows in the other tables), else null; score, majority and
+                      chance (the dataset's test-set baselines, `score_baselines`) and at_baseline (score at or below
+                      the majority baseline: a degenerate run, named on the findings page)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from repdrift.data import read_dataset
 from repdrift.errors import RepdriftError
+from repdrift.metrics import mean_average_precision
 
 KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
 LONG_SCHEMA = {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
@@ -74,6 +79,42 @@ def trajectory_rows(run: dict, history: str, cka: str) -> pl.DataFrame:
     return _with_keys(frame, run)
 
 
+def score_baselines(folder: str | Path) -> dict[str, float]:
+    """The test-set score of predictors that ignore the image, in the dataset's headline metric: `majority`, always
+    the most frequent class (accuracy), or for multi-label data (mAP) one constant score for every image, whose AP
+    per label is the label's prevalence; `chance`, a uniform guess (1 / classes; for mAP the same constant)."""
+    dataset = read_dataset(folder)
+    test = dataset.split("test")
+    if dataset.task == "multilabel":
+        targets = np.array(test["labels"].to_list(), dtype=np.int8)
+        constant = mean_average_precision(np.zeros(targets.shape), targets)
+        return dict(majority=constant, chance=constant)
+    counts = test["label"].value_counts()["count"]
+    classes = 2 if dataset.task == "binary" else len(dataset.classes)
+    return dict(majority=float(counts.max() / test.height), chance=1 / classes)
+
+
+def membership(study: list[dict], failed: dict[str, str], runs: pl.DataFrame, baselines: dict[str, dict]):
+    """grids.parquet (module docstring) from every run of the study (its id, wildcards and grids)."""
+    rows = [
+        {**{k: entry[k] for k in KEYS}, "seed": int(entry["seed"]), "grid": grid, "failure": failed.get(entry["run"])}
+        for entry in study
+        for grid in entry["grids"]
+    ]
+    schema = {"grid": pl.Utf8, **{k: runs.schema[k] for k in KEYS}, "failure": pl.Utf8}
+    frame = pl.DataFrame(rows, schema=schema)
+    floors = pl.DataFrame(
+        [dict(dataset=name, **values) for name, values in baselines.items()],
+        schema={"dataset": pl.Utf8, "majority": pl.Float64, "chance": pl.Float64},
+    )
+    scores = runs.filter(pl.col("metric") == "score").select("run", score="value")
+    return (
+        frame.join(scores, on="run", how="left")
+        .join(floors, on="dataset", how="left")
+        .with_columns(at_baseline=pl.col("score") <= pl.col("majority") + 1e-9)  # e.g. one class for every image
+    )
+
+
 def aggregate(
     runs: list[dict],
     classification: list[str],
@@ -82,16 +123,18 @@ def aggregate(
     cka: list[str],
     history: list[str],
     pretrained_knn: list[str],
-    grids: dict[str, list[str]],
+    study: list[dict],
     failed: dict[str, str],
+    datasets: dict[str, str],
     runs_out: str,
     trajectories_out: str,
     pretrained_out: str,
     grids_out: str,
 ) -> None:
-    """Write the study tables; `runs` (each run's id and wildcards) and the per-run files are parallel lists.
-    `grids` names every run of the study with its grids; the runs in `failed` (run: message) have no files and
-    keep their message in grids.parquet's `failure` column."""
+    """Write the study tables; `runs` (each finished run's id and wildcards) and the per-run files are parallel
+    lists. `study` holds every run of the study (id, wildcards, `grids`: the grids it belongs to); the runs in
+    `failed` (run: message) have no files and keep their message in grids.parquet's `failure` column. `datasets`:
+    each target dataset's folder (manifest), for its score baselines."""
     if not runs:
         raise RepdriftError(f"no run of the study finished: {len(failed)} failed (see their failed.json)")
     per_run = list(zip(runs, classification, calibration, knn, cka, history, strict=True))
@@ -106,28 +149,27 @@ def aggregate(
             knn_before.select("backbone", "pool", metric=pl.format("knn_ece@{}", "k"), value="ece"),
         ]
     )
-    membership = pl.DataFrame(
-        [{"grid": grid, "run": run, "failure": failed.get(run)} for run, names in grids.items() for grid in names],
-        schema={"grid": pl.Utf8, "run": pl.Utf8, "failure": pl.Utf8},
-    )
+    baselines = {name: score_baselines(folder) for name, folder in datasets.items()}
     for frame, out in (
         (run_table, runs_out),
         (trajectories, trajectories_out),
         (pretrained, pretrained_out),
-        (membership, grids_out),
+        (membership(study, failed, run_table, baselines), grids_out),
     ):
         frame.write_parquet(out)
 
 
 # ---- The paper's Table 1 and Table 2 -------------------------------------------------------------------------------
-# A cell is the CLS-pool value (mean over its seeds) with, in parentheses, mean-patch minus CLS. The difference is
-# averaged over the seeds run with both pools only: a CLS cell may hold many more seeds (the similarity study's 20
-# on ISIC) than its mean-pool partner, and subtracting the all-seed CLS mean would mix seed noise into the gap.
+# A cell is the CLS-pool value with, in parentheses, mean-patch minus CLS and the number of seeds it is over. Both
+# are means over the seeds run with both pools only: a CLS cell may hold many more seeds (the similarity study's 20
+# on ISIC) than its mean-pool partner, and an all-seed CLS mean beside a one-seed difference would print two numbers
+# of different runs side by side. The all-seed CLS mean goes to the table's notes. Without a mean-pool partner the
+# cell is the CLS mean over all its seeds.
 
 METHODS = {"full": "Full", "linear": "Linear", "scratch": "Scratch"}
 NO_DIFFERENCE = ("scratch",)  # the paper prints no pooling difference for Scratch
 PRETRAINED = "pre-trained"
-CELL_STATS = ["cls", "cls_seeds", "cls_sd", "mean", "mean_seeds", "mean_minus_cls", "paired_seeds"]
+CELL_STATS = ["cls", "cls_seeds", "cls_sd", "mean", "mean_seeds", "cls_paired", "mean_minus_cls", "paired_seeds"]
 
 
 def dataset_info(folders: dict[str, str | Path]) -> dict[str, dict]:
@@ -141,7 +183,7 @@ def dataset_info(folders: dict[str, str | Path]) -> dict[str, dict]:
 
 def size_label(n: int) -> str:
     """A sample count as the paper writes it: 366, 2.9k, 5.6k, 10k (two significant figures from 1,000 up,
-    truncated as the paper's 5,654 -> 5.6k and 1,849 -> 1.8k)."""
+    truncated as the paper's 5,654 -> 5.6k and 1,810 -> 1.8k)."""
     if n < 1000:
         return str(n)
     step = 10 ** (len(str(n)) - 2)
@@ -163,7 +205,8 @@ def _pool_stats(per_seed: pl.DataFrame, keys: list[str], pool: str) -> pl.DataFr
 
 
 def cell_stats(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Per key: CLS mean/seeds/SD, mean-pool mean/seeds, and mean-minus-CLS over the seeds run with both pools."""
+    """Per key: CLS mean/seeds/SD, mean-pool mean/seeds, and over the seeds run with both pools the CLS mean
+    (`cls_paired`) and mean-minus-CLS."""
     per_seed = frame.group_by(*keys, "pool", "seed").agg(pl.col("value").sort().mean())  # one value per seed
     cls = per_seed.filter(pl.col("pool") == "cls").drop("pool")
     patch = per_seed.filter(pl.col("pool") == "mean").drop("pool")
@@ -171,7 +214,9 @@ def cell_stats(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         cls.join(patch, on=[*keys, "seed"], suffix="_mean")
         .group_by(keys)
         .agg(
-            mean_minus_cls=(pl.col("value_mean") - pl.col("value")).sort().mean(), paired_seeds=pl.len().cast(pl.Int64)
+            cls_paired=pl.col("value").sort().mean(),
+            mean_minus_cls=(pl.col("value_mean") - pl.col("value")).sort().mean(),
+            paired_seeds=pl.len().cast(pl.Int64),
         )
     )
     stats = _pool_stats(per_seed, keys, "cls").join(
@@ -188,14 +233,15 @@ def _ordered(frame: pl.DataFrame, orders: dict[str, list[str]]) -> pl.DataFrame:
 
 
 def _cell(stats: dict | None) -> str:
-    """The printed cell: "83.55 (-1.56)" in percent; "" when the cell has no runs."""
+    """The printed cell in percent: "83.55 (-1.56; 3 seeds)", CLS and mean-patch minus CLS over the seeds with both
+    pools; "" when the cell has no runs."""
     if stats is None:
         return ""
     if stats["cls"] is None:
         return f"{100 * stats['mean']:.2f} (mean-patch only)"
     if stats["mean_minus_cls"] is None:
         return f"{100 * stats['cls']:.2f}"
-    return f"{100 * stats['cls']:.2f} ({100 * stats['mean_minus_cls']:+.2f})"
+    return f"{100 * stats['cls_paired']:.2f} ({100 * stats['mean_minus_cls']:+.2f}; {_seeds(stats['paired_seeds'])})"
 
 
 def _display(numbers: pl.DataFrame, rows: list[str], headers: dict[str, str]) -> pl.DataFrame:
@@ -227,9 +273,10 @@ def table1(runs: pl.DataFrame, datasets: dict[str, dict], backbones: list[str]) 
     """
     keys = ["method", "backbone", "dataset"]
     paper_methods = runs.filter(pl.col("method").is_in(list(METHODS)))  # the preserving methods have their own table
+    no_difference = pl.col("method").is_in(NO_DIFFERENCE)
     stats = cell_stats(paper_methods.filter(pl.col("metric") == "score"), keys).with_columns(
-        pl.when(pl.col("method").is_in(NO_DIFFERENCE)).then(None).otherwise("mean_minus_cls").alias("mean_minus_cls"),
-        pl.when(pl.col("method").is_in(NO_DIFFERENCE)).then(0).otherwise("paired_seeds").alias("paired_seeds"),
+        *(pl.when(no_difference).then(None).otherwise(c).alias(c) for c in ("cls_paired", "mean_minus_cls")),
+        pl.when(no_difference).then(0).otherwise("paired_seeds").alias("paired_seeds"),
     )
     methods = [m for m in METHODS if m in stats["method"]]
     orders = {"method": methods, "backbone": backbones, "dataset": list(datasets)}
@@ -266,7 +313,8 @@ def _seeds(n: int) -> str:
 
 
 def table_notes(numbers: pl.DataFrame) -> list[str]:
-    """One line per cell averaged over several seeds: how many, their SD, and how many seeds the difference uses."""
+    """One line per cell whose CLS runs are more than its printed value uses: the all-seed CLS mean, its SD and
+    seeds, beside the seeds the printed value and difference are over."""
     notes = []
     for row in numbers.iter_rows(named=True):
         method = [METHODS.get(row["method"], row["method"])] if "method" in row else []  # Table 2 is Full only
@@ -275,13 +323,14 @@ def table_notes(numbers: pl.DataFrame) -> list[str]:
             if row["mean_seeds"] > 1:
                 notes.append(f"{where}: mean-patch mean of {_seeds(row['mean_seeds'])}; no CLS run.")
             continue
-        if row["cls_seeds"] == 1:  # one seed: the cell is that run, nothing to say
-            continue
-        note = f"{where}: CLS mean of {_seeds(row['cls_seeds'])}"
+        paired = row["mean_minus_cls"] is not None
+        if row["cls_seeds"] == 1 or (paired and row["paired_seeds"] == row["cls_seeds"]):
+            continue  # the printed value is every CLS run: nothing more to say
+        note = f"{where}: CLS mean of all {_seeds(row['cls_seeds'])} {100 * row['cls']:.2f}"
         if row["cls_sd"] is not None:
             note += f" (SD {100 * row['cls_sd']:.2f} points)"
-        if row["mean_minus_cls"] is not None:
-            note += f"; the difference is over the {_seeds(row['paired_seeds'])} with both pools"
+        if paired:
+            note += f"; the cell's CLS value and difference are over the {_seeds(row['paired_seeds'])} with both pools"
         notes.append(note + ".")
     return notes
 

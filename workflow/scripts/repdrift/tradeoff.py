@@ -1,12 +1,12 @@
 """Beyond the paper: which fine-tuning keeps the pre-trained representation, at what cost in the task, and can
 forgetting be told from the first epochs?
 
-`tradeoff_table`: per dataset, backbone, pool and method of the preserving grid (`analysis.preserving_grid`), the
-mean over seeds with its t confidence interval of the task score, the final similarity (the configured CKA estimator
-and layer), k-NN forgetting (the run's k-NN accuracy on the natural domain minus its pre-trained backbone's) and the
-natural-domain ECE (`knn_ece@k`), the change against Full (score in points, similarity in %), the share of runs
-inside T_X(eta, eps) and whether the method is on the Pareto front of mean score against mean similarity (no other
-method of its cell is at least as good on both and better on one).
+`tradeoff_table`: per dataset, backbone, pool and method of the preserving grid (`analysis.preserving_grid`), the mean
+over seeds with its t confidence interval (clipped to the quantity's range) of the task score, the final similarity (the
+configured CKA estimator and layer), k-NN forgetting (the run's k-NN accuracy on the natural domain minus its pre-
+trained backbone's) and the natural-domain ECE (`knn_ece@k`), the change against Full (score in points, similarity in
+%), the share of runs inside T_X(eta, eps) and whether the method is on the Pareto front of mean score against mean
+similarity (no other method of its cell is at least as good on both and better on one).
 
 `verdicts`: per dataset, backbone and pool, the method with the largest relative similarity gain over Full among
 those that lose at most `max_loss` points of score, beside the companion paper's headline (Zu et al. 2025, arXiv
@@ -27,7 +27,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer
+from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
 from repdrift.plots import similarity_axis
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 (abstract)
@@ -51,8 +51,12 @@ def pareto(score: np.ndarray, similarity: np.ndarray) -> np.ndarray:
     return front
 
 
-def tradeoff_table(values: pl.DataFrame, space: pl.DataFrame, eta: float, eps: float, confidence: float):
-    """The table of the module docstring from `run_values` of the preserving grid's runs."""
+def tradeoff_table(
+    values: pl.DataFrame, space: pl.DataFrame, eta: float, eps: float, confidence: float, similarity: str = "cka"
+):
+    """The table of the module docstring from `run_values` of the preserving grid's runs; `similarity` names the
+    measure in the `similarity` column, for its range (each t interval is clipped to its quantity's range)."""
+    ranges = {name: value_range(similarity if name == "similarity" else name) for name in QUANTITIES}
     inside = space.select(
         "run", inside=pl.Series(in_similarity_space(space["similarity"], space["divergence"], eta, eps))
     )
@@ -61,7 +65,7 @@ def tradeoff_table(values: pl.DataFrame, space: pl.DataFrame, eta: float, eps: f
     for key, group in values.group_by(*CELL, "method", maintain_order=True):
         row = dict(zip([*CELL, "method"], key), runs=group.height)
         for name in QUANTITIES:
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"], _ = mean_ci(group[name].sort(), confidence)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"], _ = mean_ci(group[name].sort(), confidence, ranges[name])
         known = group["inside"].drop_nulls()
         row["in_tx"] = float(known.mean()) if known.len() else math.nan
         row["in_tx_runs"] = known.len()
@@ -155,13 +159,16 @@ def _loo_ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def early_prediction(trajectories: pl.DataFrame, values: pl.DataFrame, similarity: str, layer: int) -> pl.DataFrame:
     """Per backbone, target and epoch: leave-one-run-out MAE of OLS on the epoch's similarity and of the mean."""
-    curves = trajectories.filter((pl.col("metric") == similarity) & (pl.col("layer") == layer))
+    # Runs that start from the pre-trained model: a Linear run's similarity is 1 throughout (and it may train for
+    # other epochs, train.linear_probe), and a Scratch run's distance to a model it never started from is no
+    # forgetting (its epoch 0 alone would tell it apart).
+    curves = trajectories.filter(
+        (pl.col("metric") == similarity) & (pl.col("layer") == layer) & ~pl.col("method").is_in(["linear", "scratch"])
+    )
     epochs = curves.group_by("run").agg(pl.col("epoch").n_unique().alias("n"))
     full_length = epochs["n"].max()
     runs = epochs.filter(pl.col("n") == full_length).select("run")  # WiSE-FT's two points are no trajectory
-    # Runs that start from the pre-trained model: a Linear run's similarity is 1 throughout, and a Scratch run's
-    # distance to a model it never started from is no forgetting (its epoch 0 alone would tell it apart).
-    curves = curves.join(runs, on="run").filter(~pl.col("method").is_in(["linear", "scratch"]))
+    curves = curves.join(runs, on="run")
     rows = []
     for backbone in sorted(curves["backbone"].unique()):
         wide = (
@@ -281,7 +288,8 @@ def tradeoff_caption(table: pl.DataFrame, lines: list[str], facts: dict) -> str:
     return (
         f"Similarity-preserving fine-tuning beside Full on the grid `{facts['grid']}`: mean test score against mean "
         f"final similarity ({facts['axis']}, n = {facts['n']} test images) over seeds, with {facts['confidence']:.0%} "
-        f"t intervals; the dashed line joins the Pareto front (filled shapes on it). Changes are against Full of the "
+        f"t intervals clipped to each quantity's range; the dashed line joins the Pareto front (filled shapes on "
+        f"it). Changes are against Full of the "
         f"same cell. {means}. Verdicts: {' '.join(lines)}"
     )
 
