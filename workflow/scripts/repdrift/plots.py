@@ -318,7 +318,8 @@ def correlation_chart(
             title = f"{backbone}: {metric}"
             if fit.height:
                 row = fit.row(0, named=True)
-                ends = pl.DataFrame({"centre": [mine["centre"].min(), mine["centre"].max()]}).with_columns(
+                used = mine.filter("kept")["centre"]  # the line spans the intervals it was fitted on
+                ends = pl.DataFrame({"centre": [used.min(), used.max()]}).with_columns(
                     value=row["intercept"] + row["slope"] * pl.col("centre")
                 )
                 layers += [
