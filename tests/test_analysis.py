@@ -384,6 +384,9 @@ def test_the_default_sweep_spans_every_run():
     widest = sweep.filter(pl.col("eta") == etas[-1])
     assert (widest["share"] == 1.0).all()  # at eta = 1 - min similarity every run is inside
     assert sweep.filter(pl.col("eta") == 0)["inside"].sum() == 0
+    # Per method: the Scratch run (similarity 0.02) is not pooled with the Full runs.
+    scratch = sweep.filter(pl.col("method") == "scratch", pl.col("eta") == etas[1])
+    assert scratch["runs"].to_list() == [1] and scratch["inside"].to_list() == [0]
     epss = sweep_epss(space)
     assert epss[0] == 0 and epss[-1] == pytest.approx(space["divergence"].max(), abs=1e-4)
     assert epss[-1] >= space["divergence"].max()

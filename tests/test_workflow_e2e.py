@@ -149,15 +149,20 @@ def test_figures_tables_and_report(study):
     assert len(report) > 1_000_000 and "Mean similarity after epoch 2" in report
 
 
-def rules_rerun_after(study: Path, edit) -> set[str]:
-    """The rules a dry run lists after `edit(config text) -> config text`; the config is restored after."""
+def dry_run_after(study: Path, edit) -> str:
+    """What a dry run prints after `edit(config text) -> config text`; the config is restored after."""
     config = study / "config/config.yaml"
     original = config.read_text()
     config.write_text(edit(original))
     try:
-        dry = snakemake(study, "-n").stdout
+        return snakemake(study, "-n").stdout
     finally:
         config.write_text(original)
+
+
+def rules_rerun_after(study: Path, edit) -> set[str]:
+    """The rules a dry run lists after `edit`."""
+    dry = dry_run_after(study, edit)
     return {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith("rule ")}
 
 
@@ -193,13 +198,7 @@ def test_changing_the_ks_reruns_only_measurements_and_what_follows(study):
 
 def runs_rerun_after(study: Path, edit) -> dict[str, set[str]]:
     """The runs (dataset/backbone/method-pool/seed) of each rule's jobs a dry run lists after `edit`."""
-    config = study / "config/config.yaml"
-    original = config.read_text()
-    config.write_text(edit(original))
-    try:
-        dry = snakemake(study, "-n").stdout
-    finally:
-        config.write_text(original)
+    dry = dry_run_after(study, edit)
     jobs = {}
     for block in re.split(r"\n(?=rule |localrule )", dry):
         if block.startswith(("rule ", "localrule ")):

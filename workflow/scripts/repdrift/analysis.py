@@ -468,11 +468,12 @@ def sweep_epss(space, count: int = 11) -> list[float]:
 
 
 def sweep_table(space, etas, epss):
-    """Share of runs inside T_X(eta, eps) per dataset and backbone, over a grid of (eta, eps)."""
+    """Share of runs inside T_X(eta, eps) per dataset, backbone and method, over a grid of (eta, eps): a Scratch
+    run (near-zero similarity to a model it never started from) is not pooled with the fine-tunes."""
     import polars as pl
 
     rows = []
-    for (dataset, backbone), group in space.group_by("dataset", "backbone", maintain_order=True):
+    for (dataset, backbone, method), group in space.group_by("dataset", "backbone", "method", maintain_order=True):
         for eta in etas:
             for eps in epss:
                 inside = in_similarity_space(group["similarity"], group["divergence"], eta, eps)
@@ -480,6 +481,7 @@ def sweep_table(space, etas, epss):
                     dict(
                         dataset=dataset,
                         backbone=backbone,
+                        method=method,
                         eta=eta,
                         eps=eps,
                         runs=group.height,
@@ -490,13 +492,14 @@ def sweep_table(space, etas, epss):
     schema = {
         "dataset": pl.Utf8,
         "backbone": pl.Utf8,
+        "method": pl.Utf8,
         "eta": pl.Float64,
         "eps": pl.Float64,
         "runs": pl.Int64,
         "inside": pl.Int64,
         "share": pl.Float64,
     }
-    return pl.DataFrame(rows, schema=schema).sort("dataset", "backbone", "eta", "eps")
+    return pl.DataFrame(rows, schema=schema).sort("dataset", "backbone", "method", "eta", "eps")
 
 
 def metric_domain(metric: str) -> str:
