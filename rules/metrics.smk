@@ -10,6 +10,8 @@ MEASURE_PARAMS = dict(
     n_bins=config["calibration"]["n_bins"],
     measures=config["similarity"]["measures"],
     mutual_k=config["similarity"]["mutual_knn_k"],
+    mutual_clip=config["similarity"]["mutual_knn_clip"],
+    rbf_bandwidth=config["similarity"]["rbf_bandwidth"],
 )
 
 

@@ -37,6 +37,10 @@ rule rulers:
         fit_rule=FIT_RULE,
         confidence=config["analysis"]["confidence"],
         n_bootstrap=1000,
+        # Stated in the captions.
+        rbf_bandwidth=config["similarity"]["rbf_bandwidth"],
+        mutual_k=config["similarity"]["mutual_knn_k"],
+        mutual_clip=config["similarity"]["mutual_knn_clip"],
         paradigms={name: b["paradigm"] for name, b in config["backbones"].items()},
     script:
         "../workflow/scripts/rulers.py"

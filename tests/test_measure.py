@@ -75,7 +75,7 @@ def test_the_other_measures_on_the_same_aligned_features(cka_files):
         assert rows["procrustes"][layer] == pytest.approx(procrustes(x, y), rel=1e-6)
         assert rows["rsa"][layer] == pytest.approx(rsa(x, y), rel=1e-6)
         assert rows["mutual_knn@3"][layer] == pytest.approx(mutual_knn(x, y, k=3))
-        assert rows["rbf_cka"][layer] == pytest.approx(rbf_cka(x, y), rel=1e-6)
+        assert rows["rbf_cka"][layer] == pytest.approx(rbf_cka(x, y, threshold=0.8), rel=1e-6)  # the default
         assert rows["pwcca"][layer] == pytest.approx(pwcca(x, y), rel=1e-6)
     epoch0 = table.filter(pl.col("epoch") == 0)
     for column in ("procrustes", "rsa", "mutual_knn@3"):

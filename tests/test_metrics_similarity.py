@@ -28,6 +28,12 @@ def test_procrustes_is_the_value_of_scipys_optimal_rotation(xy):
     assert procrustes(x, y) == pytest.approx(1 - distance / 2, rel=1e-10)
 
 
+def test_procrustes_is_1_for_identical_float32_features_wider_than_the_samples():
+    # D > n: with the product in float32 this gave 1.0000004, and 1.00002 on the demo's features.
+    x = np.random.default_rng(13).standard_normal((40, 768)).astype(np.float32)
+    assert procrustes(x, x) == pytest.approx(1.0, abs=1e-12)
+
+
 def test_procrustes_is_1_for_identical_float32_features_with_large_means():
     # Centring only one side would add an error of order eps x mean^2 / spread^2: 0.99997 here.
     x = (np.random.default_rng(5).standard_normal((12, 8)) * 0.1 + np.linspace(-3, 3, 8)).astype(np.float32)
@@ -82,9 +88,52 @@ def test_mutual_knn_by_hand():
     assert mutual_knn(x, y, k=3) == 1.0  # k = n - 1: every other sample is a neighbour
 
 
+def _platonic_mutual_knn(a, b, k, q=0.95):
+    """Huh et al.'s published steps (platonic-rep: prepare_features with remove_outliers, exact=False, then
+    F.normalize; compute_nearest_neighbors; mutual_knn), in torch."""
+    import torch
+    import torch.nn.functional as F
+
+    def prepare(feats):
+        feats = torch.from_numpy(feats).double()
+        if q < 1:
+            limit = torch.quantile(feats.abs().flatten(start_dim=1), q, dim=1).mean()
+            feats = feats.clamp(-limit, limit)
+        return F.normalize(feats, dim=-1)
+
+    def neighbours(feats):
+        similarity = feats @ feats.T
+        similarity.fill_diagonal_(-float("inf"))
+        return similarity.argsort(dim=1, descending=True)[:, :k]
+
+    knn_a, knn_b = neighbours(prepare(a)), neighbours(prepare(b))
+    n = knn_a.shape[0]
+    rows = torch.arange(n).unsqueeze(1)
+    mask_a, mask_b = torch.zeros(n, n, dtype=torch.float64), torch.zeros(n, n, dtype=torch.float64)
+    mask_a[rows, knn_a] = 1.0
+    mask_b[rows, knn_b] = 1.0
+    return ((mask_a * mask_b).sum(dim=1) / k).mean().item()
+
+
+def test_mutual_knn_clips_outlier_dimensions_as_the_published_code():
+    rng = np.random.default_rng(12)
+    shared = rng.standard_normal((80, 200))
+    x = shared + 0.3 * rng.standard_normal((80, 200))
+    y = shared @ ortho_group.rvs(200, random_state=4) + 0.3 * rng.standard_normal((80, 200))
+    # Two of 200 dimensions of large, unrelated values on each side, the outlier dimensions CLIP and DINOv2 ViTs have.
+    x[:, :2] = 40 * rng.standard_normal((80, 2))
+    y[:, :2] = 40 * rng.standard_normal((80, 2))
+    clipped, raw = mutual_knn(x, y, k=10), mutual_knn(x, y, k=10, clip=1.0)
+    assert clipped == pytest.approx(_platonic_mutual_knn(x, y, 10), abs=1e-12)
+    assert raw == pytest.approx(_platonic_mutual_knn(x, y, 10, q=1.0), abs=1e-12)
+    assert clipped > raw + 0.1  # the outliers' noise decides the neighbours unless clipped
+    with pytest.raises(ValueError, match="clip: expected a quantile"):
+        mutual_knn(x, y, k=10, clip=0.0)
+
+
 def test_mutual_knn_is_one_for_any_rotation(xy):
     x, _ = xy
-    assert mutual_knn(x, x @ ortho_group.rvs(12, random_state=3), k=10) == 1.0
+    assert mutual_knn(x, x @ ortho_group.rvs(12, random_state=3), k=10, clip=1.0) == 1.0
     noise = np.random.default_rng(4).standard_normal(x.shape)
     assert mutual_knn(x, noise, k=10) < 0.4
 
@@ -110,16 +159,78 @@ def reference_inputs():
     return x, y, rng.standard_normal((300, 10))
 
 
-def test_svcca_and_pwcca_against_the_published_implementation():
-    # google/svcca (cca_core.get_cca_similarity, pwcca.compute_pwcca) run on these inputs, (neurons, samples) layout:
-    # SVCCA as its tutorial does it (SVD to 99 % of the variance keeps every direction here, then the mean of
-    # cca_coef1); PWCCA with its pipeline's directions whitened (the canonical variates of Morcos et al.), which
-    # is this code's definition (its compute_pwcca as published gives 0.7398059042: see repdrift.metrics.similarity).
+def test_svcca_against_the_published_implementation():
+    # google/svcca (cca_core.get_cca_similarity) run on these inputs, (neurons, samples) layout, as its tutorial
+    # does it (SVD to 99 % of the variance keeps every direction here, then the mean of cca_coef1).
     x, y, z = reference_inputs()
     assert svcca(x, y) == pytest.approx(0.6411734593, abs=1e-9)
     assert svcca(x, z) == pytest.approx(0.2304825949, abs=1e-9)
-    assert pwcca(x, y) == pytest.approx(0.7346507726, abs=1e-9)
     assert pwcca(x, y) == pwcca(y, x)  # weighted by the side with fewer directions, either way round
+
+
+def _svd_reduced(a, threshold):
+    """The SVCCA step as google/svcca's tutorial writes it: centred, then the leading singular directions that hold
+    `threshold` of the variance, as (neurons = directions, samples)."""
+    centred = a - a.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred.T, full_matrices=False)  # (neurons, samples) = U S V^T
+    keep = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), threshold) + 1)
+    return s[:keep, None] * vt[:keep]
+
+
+def _ding_pwcca(a, b):
+    """Ding, Denain and Steinhardt's `cca_decomp` and `pwcca_dist` (github.com/js-d/sim_metric), as similarity:
+    whitening by the eigendecomposition of A A^T, weights over the rows of A, the inputs given to CCA."""
+
+    def inverse_sqrt(m):
+        values, vectors = np.linalg.eigh(m @ m.T)
+        inverse = np.array([1 / np.sqrt(v) if v > 0 else 0.0 for v in (values + np.abs(values)) / 2])
+        return vectors @ np.diag(inverse) @ vectors.T
+
+    u, rho, _ = np.linalg.svd(inverse_sqrt(a) @ (a @ b.T) @ inverse_sqrt(b))
+    transformed_a = (u.T @ inverse_sqrt(a) @ a).T
+    weights = np.abs(transformed_a.T @ a.T).sum(axis=1)
+    weights = weights / weights.sum()
+    dim = min(len(weights), len(rho))
+    return float(weights[:dim] @ rho[:dim])
+
+
+def _google_pwcca(a, b):
+    """google/svcca's `compute_pwcca` on (neurons, samples) inputs (its side: the one with fewer neurons), with its
+    CCA directions whitened by invsqrt_xx (the canonical variates; as published it leaves them unwhitened)."""
+    cov = np.cov(a, b)
+    na = a.shape[0]
+    sxx, sxy, syy = cov[:na, :na], cov[:na, na:], cov[na:, na:]
+    xmax, ymax = np.abs(sxx).max(), np.abs(syy).max()
+    sxx, syy, sxy = sxx / xmax, syy / ymax, sxy / np.sqrt(xmax * ymax)
+
+    def inverse_sqrt(m):
+        values, vectors = np.linalg.eigh(np.linalg.pinv(m))
+        return vectors @ np.diag(np.sqrt(values)) @ vectors.T
+
+    u, s, _ = np.linalg.svd(inverse_sqrt(sxx) @ sxy @ inverse_sqrt(syy))
+    means = a.mean(axis=1, keepdims=True)
+    directions = u.T @ inverse_sqrt(sxx) @ (a - means) + means
+    p, _ = np.linalg.qr(directions.T)
+    weights = np.abs(p.T @ a.T).sum(axis=1)
+    weights = weights / weights.sum()
+    return float(np.sum(weights * np.abs(s)[: weights.size]))
+
+
+def test_pwcca_weights_over_the_directions_given_to_cca_as_both_published_codes():
+    x, y, _ = reference_inputs()
+    y = y @ np.random.default_rng(11).standard_normal((15, 40))  # 40 neurons of rank 15: y keeps more directions
+    # 90 % of the variance: directions are dropped on both sides (at paper scale they always are).
+    rx, ry = _svd_reduced(x, 0.9), _svd_reduced(y, 0.9)
+    assert ry.shape[0] < 15 < rx.shape[0] < 20  # y, with fewer kept directions, is the weighted side
+    ours = pwcca(x, y, threshold=0.9)
+    assert ours == pytest.approx(_ding_pwcca(ry, rx), abs=1e-9)
+    assert ours == pytest.approx(_google_pwcca(ry, rx), abs=1e-9)
+    # Weighting over the original neurons instead (this function before) gives another value.
+    from repdrift.metrics.similarity import _cca, _centred, _reduce
+
+    rho, variates = _cca(_reduce(y, 0.9), _reduce(x, 0.9))
+    neuron_weights = np.abs(variates[:, : rho.size].T @ _centred(y)).sum(axis=1)
+    assert abs(neuron_weights @ rho / neuron_weights.sum() - ours) > 0.01
 
 
 @pytest.mark.parametrize(

@@ -23,21 +23,46 @@ def test_l2sp_is_zero_at_the_start_and_its_gradient_is_the_formula():
     model = Tiny()
     penalty = L2SP(model, alpha=0.3, beta=0.0)
     assert penalty(model, None, None).item() == 0.0
-    start = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    start = model.backbone.weight.detach().clone()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
     penalty = L2SP(model, alpha=0.3, beta=0.02)
-    penalty.start = start
+    penalty.start = {"weight": start}
     value = penalty(model, None, None)
-    drift = sum(((p - start[n]) ** 2).sum() for n, p in model.backbone.named_parameters())
-    head = sum((p**2).sum() for p in model.head.parameters())
-    assert value.item() == pytest.approx((0.15 * drift + 0.01 * head).item())
+    # Weight matrices only: the biases are in neither sum.
+    drift = ((model.backbone.weight - start) ** 2).sum()
+    assert value.item() == pytest.approx((0.15 * drift + 0.01 * (model.head.weight**2).sum()).item())
     value.backward()
-    for name, p in model.backbone.named_parameters():
-        torch.testing.assert_close(p.grad, 0.3 * (p.detach() - start[name]))
-    for p in model.head.parameters():
-        torch.testing.assert_close(p.grad, 0.02 * p.detach())
+    torch.testing.assert_close(model.backbone.weight.grad, 0.3 * (model.backbone.weight.detach() - start))
+    torch.testing.assert_close(model.head.weight.grad, 0.02 * model.head.weight.detach())
+    assert model.backbone.bias.grad is None and model.head.bias.grad is None
+
+
+@pytest.mark.parametrize("library", ["timm", "open_clip"])
+def test_l2sp_regularises_the_weight_matrices_of_a_vit(library):
+    from repdrift.models import build_backbone
+    from repdrift.preserving import l2sp_scope
+
+    cfg = {
+        "timm": dict(library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,
+                     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2)),
+        "open_clip": dict(library="open_clip", arch="repdrift-l2sp-clip", paradigm="clip", img_size=16,
+                          model_cfg=dict(embed_dim=32, vision_cfg=dict(image_size=16, layers=2, width=32,
+                                         head_width=16, patch_size=4),
+                                         text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2,
+                                                       layers=1))),
+    }[library]  # fmt: skip
+    backbone = build_backbone(cfg, None)
+    scope = l2sp_scope(backbone)
+    everything = dict(backbone.named_parameters())
+    # The patch embedding, attention and MLP kernels: 1 + 4 per block (timm qkv, proj, fc1, fc2; open_clip
+    # in_proj_weight, out_proj, c_fc, c_proj).
+    assert len(scope) == 1 + 4 * 2
+    assert all(p.ndim >= 2 for p in scope.values())
+    left_out = set(everything) - set(scope)
+    assert any(name.endswith("bias") for name in left_out) and any("norm" in name or "ln" in name for name in left_out)
+    assert any(("pos" in name or "positional" in name) for name in left_out)
 
 
 def test_procrustes_penalty_is_zero_for_any_rotation_and_matches_scipy():

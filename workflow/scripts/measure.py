@@ -22,6 +22,8 @@ def measure(suffix: str, log: str | None) -> None:
         n_bins=p.n_bins,
         measures=list(p.measures),
         mutual_k=p.mutual_k,
+        mutual_clip=p.mutual_clip,
+        rbf_bandwidth=p.rbf_bandwidth,
         out={name: o[name + suffix] for name in OUTPUTS},
     )
 

@@ -30,7 +30,13 @@ def analyse(i, p, o):
     print(table)
     print(conclusion)
     n = cka_sample_sizes(selected)
-    facts = dict(grid=p.grid, layer=layer_name(layer, last), n=", ".join(map(str, n)), confidence=p.confidence)
+    settings = (
+        f"RBF CKA: sigma = {p.rbf_bandwidth:g} x the median distance; mutual k-NN: k = {p.mutual_k}, features "
+        + (f"clipped at their {p.mutual_clip:g} quantile of |values|." if p.mutual_clip < 1 else "not clipped.")
+    )
+    facts = dict(
+        grid=p.grid, layer=layer_name(layer, last), n=", ".join(map(str, n)), confidence=p.confidence, settings=settings
+    )
     first, second = captions(agreement, table, conclusion, facts)
     for chart, html, svg, caption_path, text in (
         (agreement_chart(agreement), o.agreement_html, o.agreement_svg, o.agreement_caption, first),

@@ -50,14 +50,16 @@ def measure_column(name: str, k: int) -> str:
     return f"mutual_knn@{k}" if name == "mutual_knn" else name
 
 
-def _other_measures(reference: np.ndarray, other: np.ndarray, measures: list[str], k: int) -> list[dict]:
+def _other_measures(
+    reference: np.ndarray, other: np.ndarray, measures: list[str], k: int, clip: float, bandwidth: float
+) -> list[dict]:
     """Per layer, every configured measure of the layer's features against the pre-trained ones."""
     functions = {
         "procrustes": procrustes,
         "pwcca": pwcca,
         "rsa": rsa,
-        "mutual_knn": lambda x, y: mutual_knn(x, y, k=k),
-        "rbf_cka": rbf_cka,
+        "mutual_knn": lambda x, y: mutual_knn(x, y, k=k, clip=clip),
+        "rbf_cka": lambda x, y: rbf_cka(x, y, threshold=bandwidth),
     }
     return [
         {measure_column(name, k): functions[name](ref, cur) for name in measures}
@@ -74,14 +76,22 @@ def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:
     ]
 
 
-def cka_table(pretrained_path: str, trajectory_path: str, measures: list[str] = (), k: int = 10) -> pl.DataFrame:
+def cka_table(
+    pretrained_path: str,
+    trajectory_path: str,
+    measures: list[str] = (),
+    k: int = 10,
+    clip: float = 0.95,
+    bandwidth: float = 0.8,
+) -> pl.DataFrame:
     """Linear CKA to the pre-trained model, both estimators (biased, as the paper's Eq. 1, and the debiased
     U-statistic), at every layer (blocks 1..L, then L + 1 = the final representation the head and the k-NN see)
     and every epoch of the trajectory (epoch 0 = before fine-tuning), all on the run's CKA sample of test images.
 
     The final model is the trajectory's last epoch, so its rows (`epoch` null) repeat that epoch's values: the
     final CKA and the last trajectory point are one measurement on the same images. `measures` (of MEASURES) are
-    added as columns, each on the same features (repdrift.metrics.similarity; mutual k-NN with `k` neighbours).
+    added as columns, each on the same features (repdrift.metrics.similarity; mutual k-NN with `k` neighbours
+    after clipping at the `clip` quantile, RBF CKA with sigma = `bandwidth` x the median distance).
     """
     trajectory = Trajectory(trajectory_path)
     pool = str(trajectory.attrs["pool"])
@@ -98,7 +108,7 @@ def cka_table(pretrained_path: str, trajectory_path: str, measures: list[str] = 
     for index, epoch in enumerate(trajectory.epochs):
         features = trajectory[index]
         cka_rows = _cka_rows(centred, features, epoch)
-        others = _other_measures(reference_layers, features, list(measures), k)
+        others = _other_measures(reference_layers, features, list(measures), k, clip, bandwidth)
         rows += [dict(row, **extra) for row, extra in zip(cka_rows, others, strict=True)]
     rows += [dict(row, epoch=None) for row in rows[-trajectory.shape[1] :]]
     schema = {"epoch": pl.Int64, "layer": pl.Int64, "cka": pl.Float64, "cka_debiased": pl.Float64}
@@ -163,10 +173,12 @@ def measure_run(
     out: dict[str, str],
     measures: list[str] = (),
     mutual_k: int = 10,
+    mutual_clip: float = 0.95,
+    rbf_bandwidth: float = 0.8,
 ) -> None:
     """Every measurement of one run, each into its own table: `out` maps cka, knn, calibration, reliability and
     classification to their paths."""
-    cka_table(reference, trajectory, measures, mutual_k).write_parquet(out["cka"])
+    cka_table(reference, trajectory, measures, mutual_k, mutual_clip, rbf_bandwidth).write_parquet(out["cka"])
     knn_table(natural, pool, ks, temperature, n_bins).write_parquet(out["knn"])
     ece, bins = calibration_tables(predictions, n_bins)
     ece.write_parquet(out["calibration"])

@@ -5,7 +5,10 @@ candidates, run by the same rules and measured by every measurement of the study
 
 What each method changes against Full fine-tuning:
 - `l2sp`: alpha/2 ||w - w0||^2 on the backbone (w0 the pre-trained weights) and beta/2 ||w||^2 on the head, instead
-  of weight decay. Li et al. 2018, "Explicit inductive bias for transfer learning with convolutional networks".
+  of weight decay. Li et al. 2018, "Explicit inductive bias for transfer learning with convolutional networks". Its
+  scope is the weight matrices (`l2sp_scope`: linear and convolution kernels, open_clip's in_proj_weight included),
+  as Li et al. regularise their networks' weights and as weight decay is applied to a ViT: biases, norm scales,
+  position embeddings and class tokens get neither penalty (nor weight decay).
 - `lpft`: the Linear recipe for the first `probe_fraction` of the epochs, then Full fine-tuning from that head, each
   phase with its own warm-up and cosine schedule. Kumar et al. 2022, "Fine-tuning can distort pretrained features
   and underperform out-of-distribution".
@@ -58,17 +61,22 @@ def batch_cka(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     return cross / ((z.T @ z).pow(2).sum().sqrt() * (z0.T @ z0).pow(2).sum().sqrt()).clamp_min(1e-12)
 
 
+def l2sp_scope(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters L2-SP regularises: weight matrices (a `...weight` of 2 or more dimensions), by name."""
+    return {name: p for name, p in module.named_parameters() if name.endswith("weight") and p.ndim >= 2}
+
+
 class L2SP:
-    """alpha/2 ||w - w0||^2 over the backbone's trainable parameters (w0: their values when this is made, i.e. the
-    pre-trained weights) plus beta/2 ||w||^2 over the head's."""
+    """alpha/2 ||w - w0||^2 over the backbone's weight matrices (`l2sp_scope`; w0: their values when this is made,
+    i.e. the pre-trained weights) plus beta/2 ||w||^2 over the head's."""
 
     def __init__(self, model: nn.Module, alpha: float, beta: float):
         self.alpha, self.beta = alpha, beta
-        self.start = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+        self.start = {name: p.detach().clone() for name, p in l2sp_scope(model.backbone).items()}
 
     def __call__(self, model: nn.Module, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        drift = sum((p - self.start[name]).pow(2).sum() for name, p in model.backbone.named_parameters())
-        head = sum(p.pow(2).sum() for p in model.head.parameters())
+        drift = sum((p - self.start[name]).pow(2).sum() for name, p in l2sp_scope(model.backbone).items())
+        head = sum(p.pow(2).sum() for p in l2sp_scope(model.head).values())
         return self.alpha / 2 * drift + self.beta / 2 * head
 
 

@@ -217,7 +217,7 @@ def captions(agreement: pl.DataFrame, table: pl.DataFrame, conclusion: pl.DataFr
     first = (
         f"Agreement of the similarity measures: Spearman's rank correlation between every pair across the similarity "
         f"grid `{facts['grid']}`'s runs (final model, {facts['layer']}, n = {facts['n']} test images), per backbone, "
-        f"with {facts['confidence']:.0%} bootstrap intervals. {pairs}."
+        f"with {facts['confidence']:.0%} bootstrap intervals. {facts['settings']} {pairs}."
     )
     best = "; ".join(
         f"{r['backbone']} {r['function']}: {r['measure']} {r['spearman']:+.2f} [{r['spearman_lo']:+.2f}, "
@@ -229,7 +229,8 @@ def captions(agreement: pl.DataFrame, table: pl.DataFrame, conclusion: pl.DataFr
         "Which ruler predicts function: Spearman r of each measure with k-NN forgetting, natural-domain ECE and the "
         "task score across the similarity grid's runs, per backbone (bars), and the paper's interval-fit r (black "
         f"diamonds; none where no line could be fitted), each with its {facts['confidence']:.0%} bootstrap interval "
-        f"(results/analysis/rulers.csv holds both). Strongest Spearman per backbone and function: {best}. "
+        f"(results/analysis/rulers.csv holds both). {facts['settings']} Strongest Spearman per backbone and "
+        f"function: {best}. "
         f"The paper's conclusion (forgetting tracks similarity more for the supervised ViT than for DINOv2) per "
         f"measure: {verdicts}."
     )

@@ -8,12 +8,14 @@ must hold the same samples in the same order and may differ in width. Every meas
 - `svcca` / `pwcca`: each side is centred and reduced by SVD to the fewest directions that explain `threshold`
   (99 %) of its variance (SVCCA, Raghu et al. 2017); canonical correlations rho_i of the reduced sides follow.
   `svcca` is their mean; `pwcca` their mean weighted by how much of one side each canonical variate h_i accounts
-  for, alpha_i = sum_j |<h_i, x_j>| over that side's centred features x_j, normalised to sum 1 (projection-weighted
-  CCA, Morcos, Raghu and Bengio 2018). As in their published code (google/svcca, `compute_pwcca`), the side is the
-  one with fewer kept directions (X on a tie). That code projects onto u^T (X - mean) + mean, directions not
-  whitened by Sigma_xx^-1/2; here h_i are the canonical variates of the paper. On the fixed inputs of
-  tests/test_metrics_similarity.py its pipeline gives 0.7398 as published and 0.7347 with canonical variates,
-  which is this function's value to 1e-12; SVCCA agrees with its `get_cca_similarity` to 1e-9. CCA needs more
+  for, alpha_i = sum_j |<h_i, r_j>| over the directions r_j given to CCA (that side's SVD-reduced activations, not
+  its original neurons), normalised to sum 1 (projection-weighted CCA, Morcos, Raghu and Bengio 2018), as the
+  published code weights them: google/svcca `compute_pwcca` over the activations it is given, Ding et al.'s
+  `pwcca_dist` the same. As in google/svcca, the side is the one with fewer kept directions (X on a tie). That
+  code projects onto u^T (X - mean) + mean, directions not whitened by Sigma_xx^-1/2; here h_i are the canonical
+  variates of the paper (Ding et al.'s `transformed_a`); tests/test_metrics_similarity.py checks both pipelines'
+  weights, the google one with whitened directions, to 1e-9 with directions dropped. SVCCA agrees with
+  google/svcca's `get_cca_similarity` to 1e-9. CCA needs more
   samples than directions: with k_x + k_y > n - 1, at least k_x + k_y - (n - 1) canonical correlations are 1
   whatever the data. Each side therefore keeps at most (n - 1) // 2 directions, its leading ones, even when 99 %
   of the variance needs more (ViT-B features on the paper's 512 images can): the measure is then SVCCA / PWCCA of
@@ -21,7 +23,10 @@ must hold the same samples in the same order and may differ in width. Every meas
 - `rsa`: Spearman correlation of the two representational dissimilarity matrices, RDM = 1 - Pearson correlation
   between samples, over the upper triangle (Kriegeskorte, Mur and Bandettini 2008).
 - `mutual_knn`: mean over samples of |N_k^X(i) & N_k^Y(i)| / k, N_k the k nearest other samples by cosine
-  similarity (mutual nearest-neighbour alignment, Huh et al. 2024, "The platonic representation hypothesis").
+  similarity (mutual nearest-neighbour alignment, Huh et al. 2024, "The platonic representation hypothesis"). As
+  their code prepares features (platonic-rep `prepare_features`), each side is first clipped to +-t, t the mean over
+  samples of the `clip` quantile of the sample's |values| (0.95; 1 = no clipping): a few outlier dimensions, common
+  in CLIP and DINOv2 ViTs, otherwise dominate the cosine similarities.
 
 Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument;
 a degenerate but valid input (a side with no variance, a constant or all-zero sample) gives NaN.
@@ -52,23 +57,29 @@ def _centred(a: np.ndarray) -> np.ndarray:
 def procrustes(x, y) -> float:
     """Orthogonal Procrustes similarity in [0, 1]; NaN when a side has no variance."""
     x, y = _pair(x, y, finite=False)
+    # Everything in float64: in float32 the centring, the norms and the cross product each err by ~1e-7 relative,
+    # and procrustes(X, X) of D > n features came out 1.00002 (1.0000001 with only the product in float64).
+    x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: told below, by name
         mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
     if not (np.isfinite(mean_x).all() and np.isfinite(mean_y).all()):  # NaN or inf make a column mean so
         check_finite(x, "x")
         check_finite(y, "y")
-    # Both sides centred in their own dtype: centring one side only, (X - 1 mx)^T Y, is exact in theory but in
-    # float32 adds an error of order eps (mx my) / (sx sy), which pushes procrustes(X, X) past 1 by 1e-5 when the
-    # means dwarf the spread (tiny demo ViT features do).
+    # Both sides centred: centring one side only, (X - 1 mx)^T Y, is exact in theory but adds an error of order
+    # eps (mx my) / (sx sy) when the means dwarf the spread (tiny demo ViT features do).
     x, y = x - mean_x, y - mean_y
     nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
     if nx == 0 or ny == 0:
         return float("nan")
-    # The nuclear norm as the sum of sqrt(eigenvalues of M^T M), in float64 on the small side: a symmetric eigen
-    # solve is several times cheaper than the SVD of M (the d x d solve outweighed the n x d product at d = 768).
-    cross = (x.T @ y).astype(np.float64) / (nx * ny)
+    # The nuclear norm as the sum of sqrt(eigenvalues of M^T M) on the small side: a symmetric eigen solve is
+    # several times cheaper than the SVD of M (the d x d solve outweighed the n x d product at d = 768).
+    cross = (x.T @ y) / (nx * ny)
     small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(small), 0.0, None)).sum())
+    values = np.linalg.eigvalsh(small)
+    # With D > n the matrix has rank < D: its zero eigenvalues come out as rounding noise whose square roots add up
+    # (1e-7 over 700 of them); below the rank tolerance (as numpy's matrix_rank) they are zero.
+    values[values <= values.max() * small.shape[0] * np.finfo(np.float64).eps] = 0.0
+    return float(np.sqrt(values).sum())
 
 
 def _reduce(a: np.ndarray, threshold: float) -> np.ndarray:
@@ -118,9 +129,9 @@ def pwcca(x, y, threshold: float = 0.99) -> float:
     if min(rx.shape[1], ry.shape[1]) == 0:
         return float("nan")
     if ry.shape[1] < rx.shape[1]:  # weight by the side with fewer directions, as google/svcca does
-        x, y, rx, ry = y, x, ry, rx
+        rx, ry = ry, rx
     rho, variates = _cca(rx, ry)
-    weights = np.abs(variates[:, : rho.size].T @ _centred(x)).sum(axis=1)
+    weights = np.abs(variates[:, : rho.size].T @ rx).sum(axis=1)  # over the directions CCA was given
     return float(weights @ rho / weights.sum())
 
 
@@ -172,14 +183,25 @@ def _neighbours(a: np.ndarray, k: int) -> np.ndarray | None:
     return out
 
 
-def mutual_knn(x, y, k: int = 10) -> float:
-    """Mean share of each sample's k nearest neighbours (cosine) that X and Y have in common; NaN if a sample is all
-    zeros."""
+def clip_outliers(a: np.ndarray, q: float) -> np.ndarray:
+    """`a` clipped to +-t, t the mean over samples (rows) of the q-quantile of each sample's |values| (linear
+    interpolation, as torch.quantile): platonic-rep's `remove_outliers` (exact=False); q = 1 leaves `a` as it is."""
+    if q == 1:
+        return a
+    t = np.quantile(np.abs(a), q, axis=1).mean()
+    return np.clip(a, -t, t)
+
+
+def mutual_knn(x, y, k: int = 10, clip: float = 0.95) -> float:
+    """Mean share of each sample's k nearest neighbours (cosine) that X and Y have in common, each side clipped at
+    its `clip` quantile first (`clip_outliers`; 1 = not clipped); NaN if a sample is all zeros."""
     x, y = _pair(x, y)
     n = x.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
         raise ValueError(f"k: expected an integer in 1..n - 1 = {n - 1} (the other samples), got {k!r}")
-    nx, ny = _neighbours(x, k), _neighbours(y, k)
+    if not 0 < clip <= 1:
+        raise ValueError(f"clip: expected a quantile in (0, 1], got {clip!r}")
+    nx, ny = _neighbours(clip_outliers(x, clip), k), _neighbours(clip_outliers(y, clip), k)
     if nx is None or ny is None:
         return float("nan")
     shared = (nx[:, :, None] == ny[:, None, :]).sum()  # each index at most once per row: pairs = the intersection
