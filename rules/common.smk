@@ -56,7 +56,8 @@ CORRELATION_METRICS = [
 ]
 
 
-# Trained by rule finetune (linear by linear_probe); WiSE-FT's runs are derived from Full runs by rule wiseft.
+# Trained by rule finetune (linear by linear_probe); WiSE-FT's runs are derived by rule wiseft from the Linear and
+# LP-FT runs of their seed.
 TRAINED_METHODS = ["full", "scratch", "l2sp", "lpft", "rift", "feature_cka"]
 
 
@@ -108,22 +109,20 @@ def _check_config():
     ):
         if name not in config["datasets"]:
             problems.append(f"{key}: '{name}' is not a key of `datasets`")
-    for grid_name, grid in config["grids"].items():
-        if "wiseft" in grid["methods"] and "full" not in grid["methods"]:
-            problems.append(
-                f"grids.{grid_name}.methods: wiseft interpolates each Full run of the grid; add full"
-            )
-    uses_lpft = any("lpft" in grid["methods"] for grid in config["grids"].values())
-    epochs, fraction = (
-        config["train"]["epochs"],
-        config["preserving"]["lpft"]["probe_fraction"],
-    )
-    if uses_lpft and not 1 <= round(fraction * epochs) < epochs:
+    wiseft = config["preserving"]["wiseft"]
+    uses_wiseft = any("wiseft" in grid["methods"] for grid in config["grids"].values())
+    if uses_wiseft and wiseft["verdict_alpha"] not in wiseft["alphas"]:
         problems.append(
-            f"preserving.lpft.probe_fraction: {fraction} of train.epochs = {epochs} leaves "
-            f"{round(fraction * epochs)} epochs to probe and {epochs - round(fraction * epochs)} to fine-tune; "
-            "each needs at least 1"
+            f"preserving.wiseft.verdict_alpha: {wiseft['verdict_alpha']} is not one of preserving.wiseft.alphas "
+            f"{wiseft['alphas']}: the verdicts' candidate must be a run of the study"
         )
+    for grid_name, grid in config["grids"].items():
+        missing = [m for m in ("linear", "lpft") if m not in grid["methods"]]
+        if "wiseft" in grid["methods"] and missing:
+            problems.append(
+                f"grids.{grid_name}.methods: wiseft interpolates from each Linear probe (theta0) to the LP-FT run "
+                f"started from it (theta1) of the grid; add {' and '.join(missing)}"
+            )
     for name in config["cka"]["dataset_samples"]:
         if name not in config["datasets"]:
             problems.append(
@@ -229,12 +228,22 @@ def backbone_cfg(backbone):
     return {**config["backbones"][backbone], "name": backbone}
 
 
+def method_options(method):
+    """The options a run of `method` trains with: its `preserving` entry; LP-FT's probe is the Linear probes' recipe
+    (epochs and lr), so that it is the very run the Linear run of its seed is (WiSE-FT starts from that run)."""
+    options = dict(config["preserving"].get(method, {}))
+    if method == "lpft":
+        probe = run_recipe("linear")
+        options |= dict(probe_epochs=probe["epochs"], probe_lr=probe["lr"])
+    return options
+
+
 def run_definition(backbone, method):
     """What a fine-tune's outcome depends on beyond its wildcards: a failure recorded under it is not retried."""
     return dict(
         backbone=backbone_cfg(backbone),
         recipe=run_recipe(method),
-        options=config["preserving"].get(method, {}),
+        options=method_options(method),
     )
 
 
@@ -251,12 +260,13 @@ def recorded_failures():
         )
         if message is not None:
             failed[run] = message
-    # A WiSE-FT run interpolates its Full run: without it, it is missing too.
+    # A WiSE-FT run interpolates from the Linear run to the LP-FT run of its seed: without them, it is missing too.
     for run, info in RUNS.items():
         wc = info["wildcards"]
-        full = RUN.format(**{**wc, "method": "full"})
-        if wc["method"].startswith("wiseft") and full in failed:
-            failed[run] = f"derived from {full}, which failed"
+        ends = [RUN.format(**{**wc, "method": m}) for m in ("linear", "lpft")]
+        lost = [end for end in ends if end in failed]
+        if wc["method"].startswith("wiseft") and lost:
+            failed[run] = f"derived from {' and '.join(lost)}, which failed"
     return failed
 
 
@@ -301,13 +311,14 @@ TRAINING_BATCHES = batches(
 ) + batches(
     "linear_probe", [wc for wc in STUDY_WILDCARDS if wc["method"] == "linear"], GROUP
 )
-# The Full runs rule wiseft derives from, a job per chunk (preserving.smk); their wildcards are the Full run's.
+# The LP-FT runs rule wiseft derives from (with their Linear runs), a job per chunk (preserving.smk); their
+# wildcards are the LP-FT run's.
 WISEFT_BATCHES = batches(
     "wiseft",
     [
-        {**wc, "method": "full"}
+        {**wc, "method": "lpft"}
         for wc in STUDY_WILDCARDS
-        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]  # one per Full run
+        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]  # one per LP-FT run
     ],
     ("backbone", "pool"),
 )
@@ -484,7 +495,7 @@ def figure_outputs(name, category):
 
 
 def wiseft_files(name):
-    """`name` of every WiSE-FT run derived from one Full run (the wildcards are the Full run's)."""
+    """`name` of every WiSE-FT run derived from one LP-FT run (the wildcards are its)."""
     return [
         f"results/runs/{{dataset}}/{{backbone}}/{method}-{{pool}}/seed{{seed}}/{name}"
         for method in WISEFT_METHODS

@@ -48,7 +48,7 @@ rule finetune:
         cka_samples=lambda wc: cka_samples(wc.dataset),
         # Only the run's own method's strengths: changing one method's re-runs only its runs.
         backbone=lambda wc: backbone_cfg(wc.backbone),
-        method_options=lambda wc: config["preserving"].get(wc.method, {}),
+        method_options=lambda wc: method_options(wc.method),
     script:
         "../workflow/scripts/finetune.py"
 
@@ -106,7 +106,7 @@ for batch_name, batch, batch_runs in TRAINING_BATCHES:
             method=batch["method"],
             pool=batch["pool"],
             backbone=backbone_cfg(batch["backbone"]),
-            method_options=config["preserving"].get(batch["method"], {}),
+            method_options=method_options(batch["method"]),
         script:
             "../workflow/scripts/finetune.py"
 

@@ -10,7 +10,7 @@ WISEFT_OUTPUTS = {
     "naturals": f"features/{KNN_DATASET}.h5",
 }
 
-# What rule wiseft and its batch rules pass besides the Full runs' backbone, seeds and datasets' CKA sample sizes.
+# What rule wiseft and its batch rules pass besides the runs' backbone, seeds and datasets' CKA sample sizes.
 WISEFT_PARAMS = dict(
     alphas=config["preserving"]["wiseft"]["alphas"],
     methods=WISEFT_METHODS,
@@ -21,11 +21,12 @@ WISEFT_PARAMS = dict(
 )
 
 
-# WiSE-FT: every a of one Full run's weight-space ensemble, by one job (no training; repdrift.wiseft).
+# WiSE-FT: every a of the weight-space ensemble of one seed's Linear probe (theta0) and the LP-FT run started from it
+# (theta1), head included, by one job (no training; repdrift.wiseft). The wildcards are the LP-FT run's.
 rule wiseft:
     input:
-        weights=lambda wc: weights_file(wc.backbone),
-        full="results/runs/{dataset}/{backbone}/full-{pool}/seed{seed}/model.safetensors",
+        probe="results/runs/{dataset}/{backbone}/linear-{pool}/seed{seed}/model.safetensors",
+        lpft="results/runs/{dataset}/{backbone}/lpft-{pool}/seed{seed}/model.safetensors",
         manifest=manifest("{dataset}"),
         natural=manifest(KNN_DATASET),
     output:
@@ -47,14 +48,15 @@ rule wiseft:
         "../workflow/scripts/wiseft.py"
 
 
-# train.runs_per_job > 1: the WiSE-FT runs of several Full runs of one backbone and pool in one process (common.smk
-# WISEFT_BATCHES); rules without wildcards, so Snakemake prefers them to rule wiseft. One log per Full run.
+# train.runs_per_job > 1: the WiSE-FT runs of several LP-FT runs of one backbone and pool in one process (common.smk
+# WISEFT_BATCHES); rules without wildcards, so Snakemake prefers them to rule wiseft. One log per LP-FT run.
 for batch_name, batch, fulls in WISEFT_BATCHES:
-    # The Full run and its derived runs, per (dataset, seed) of the batch: {method: results/runs/{run}}.
+    # The runs each ensemble starts and ends at and its derived runs, per (dataset, seed) of the batch:
+    # {method: results/runs/{run}}.
     batch_dirs = [
         {
             method: f"results/runs/{RUN.format(**{**full, 'method': method})}"
-            for method in ["full"] + WISEFT_METHODS
+            for method in ["linear", "lpft"] + WISEFT_METHODS
         }
         for full in fulls
     ]
@@ -64,11 +66,11 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
             batch_name
         input:
             **{
-                f"full_{i}": f"{dirs['full']}/model.safetensors"
+                f"{end}_{i}": f"{dirs[method]}/model.safetensors"
                 for i, dirs in enumerate(batch_dirs)
+                for end, method in (("probe", "linear"), ("lpft", "lpft"))
             },
             **{f"manifest_{i}": manifest(f["dataset"]) for i, f in enumerate(fulls)},
-            weights=weights_file(batch["backbone"]),
             natural=manifest(KNN_DATASET),
         output:
             **{
@@ -93,7 +95,7 @@ for batch_name, batch, fulls in WISEFT_BATCHES:
         params:
             **WISEFT_PARAMS,
             seeds=[int(f["seed"]) for f in fulls],
-            cka_samples=[cka_samples(f["dataset"]) for f in fulls],  # per Full run, as seeds
+            cka_samples=[cka_samples(f["dataset"]) for f in fulls],  # per run, as seeds
             backbone=backbone_cfg(batch["backbone"]),
         script:
             "../workflow/scripts/wiseft.py"
@@ -140,5 +142,7 @@ rule tradeoff:
         eta=config["analysis"]["eta"],
         eps=config["analysis"]["eps"],
         confidence=config["analysis"]["confidence"],
+        # WiSE-FT's candidate a for the verdicts, fixed in advance (never picked on test scores).
+        verdict_alpha=config["preserving"]["wiseft"]["verdict_alpha"],
     script:
         "../workflow/scripts/tradeoff.py"

@@ -84,7 +84,8 @@ def config():
         (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),
         (
             lambda c: c["grids"]["tasks"].update(methods=["scratch", "wiseft"]),
-            "grids.tasks.methods: wiseft interpolates each Full run of the grid; add full",
+            "grids.tasks.methods: wiseft interpolates from each Linear probe (theta0) to the LP-FT run started from it "
+            "(theta1) of the grid; add linear and lpft",
         ),
     ],
 )
@@ -156,7 +157,7 @@ with SnakemakeApi(OutputSettings()) as api:
     for run, info in names["RUNS"].items():
         wc = info["wildcards"]
         if wc["method"].startswith("wiseft"):
-            jobs["wiseft " + run] = params("wiseft", {**wc, "method": "full"})
+            jobs["wiseft " + run] = params("wiseft", {**wc, "method": "lpft"})
         else:
             jobs[run] = params("linear_probe" if wc["method"] == "linear" else "finetune", wc)
             definitions[run] = names["run_definition"](wc["backbone"], wc["method"])
@@ -210,7 +211,7 @@ def test_one_datasets_cka_sample_size_changes_only_its_own_jobs_params(tmp_path,
 
 
 @pytest.mark.parametrize("runs_per_job", [1, 2])
-def test_the_linear_probes_recipe_reaches_only_the_linear_runs(tmp_path, config, runs_per_job):
+def test_the_linear_probes_recipe_reaches_only_the_linear_and_lpft_runs(tmp_path, config, runs_per_job):
     config["train"]["runs_per_job"] = runs_per_job
     before = job_params(tmp_path / "before", config)
     # Written out as null, it is train's recipe: nothing is re-run.
@@ -218,9 +219,14 @@ def test_the_linear_probes_recipe_reaches_only_the_linear_runs(tmp_path, config,
     assert changed_jobs(before, job_params(tmp_path / "same", config)) == set()
     config["train"]["linear_probe"] = {"epochs": 3, "lr": 0.01}
     after = job_params(tmp_path / "after", config)
-    assert changed_jobs(before, after) == {job for job in after["jobs"] if "/linear-" in job}
-    lp_ft = next(run for run in after["definitions"] if "/lpft-" in run)  # LP-FT's probe phase keeps train's
-    assert after["definitions"][lp_ft]["recipe"] == before["definitions"][lp_ft]["recipe"]
+    # LP-FT's probe is the Linear probe: its runs change too (WiSE-FT's, derived from both, follow through their
+    # inputs, not their params).
+    trained = {job for job in after["jobs"] if not job.startswith("wiseft")}
+    assert changed_jobs(before, after) == {job for job in trained if "/linear-" in job or "/lpft-" in job}
+    lp_ft = next(run for run in after["definitions"] if "/lpft-" in run)
+    assert after["definitions"][lp_ft]["recipe"] == before["definitions"][lp_ft]["recipe"]  # Full's budget
+    options = after["definitions"][lp_ft]["options"]
+    assert (options["probe_epochs"], options["probe_lr"]) == (3, 0.01)
     for run, definition in after["definitions"].items():
         linear = "/linear-" in run
         expected = {**before["definitions"][run]["recipe"], **({"epochs": 3, "lr": 0.01} if linear else {})}
@@ -246,7 +252,7 @@ def test_the_schema_lists_the_options_of_every_preserving_method():
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]["preserving"]
     declared = {method: set(entry["properties"]) for method, entry in schema["properties"].items()}
-    assert declared == {method: set(keys) for method, keys in OPTIONS.items()} | {"wiseft": {"alphas"}}
+    assert declared == {method: set(keys) for method, keys in OPTIONS.items()} | {"wiseft": {"alphas", "verdict_alpha"}}
 
 
 def test_every_schema_description_is_one_string():

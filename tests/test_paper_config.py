@@ -79,8 +79,9 @@ def test_paper_grid(paper):
     # Table 1: 3 x 5 x {full, linear} x {cls, mean}; Scratch: 5 x 2 pools; similarity: 3 x 20 seeds, of which
     # seed 0 (full, cls) is a Table 1 run.
     assert len(grid_runs({**paper, "grids": {k: v for k, v in paper["grids"].items() if k != "preserving"}})) == 127
-    # Preserving: 3 x 5 seeds x (l2sp, lpft, rift, feature_cka + 3 WiSE-FT a); its Full runs are similarity runs.
-    assert len(grid_runs(paper)) == 127 + 3 * 5 * (4 + 3)
+    # Preserving: 3 x 5 seeds x (l2sp, lpft, rift, feature_cka + 3 WiSE-FT a) and 3 x 4 Linear probes (seeds 1-4;
+    # seed 0 is Table 1's); its Full runs are similarity runs.
+    assert len(grid_runs(paper)) == 127 + 3 * 5 * (4 + 3) + 3 * 4
 
 
 def test_every_dataset_reads_its_fixture(tmp_path):
@@ -101,14 +102,14 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
         "fetch_checkpoint": backbones,
         "prepare_dataset": targets + 1,
         "finetune": len(runs) - linear - wiseft,  # with the final model's k-NN features
-        "wiseft": 3 * 5,  # one job per Full run of the preserving grid, every a
+        "wiseft": 3 * 5,  # one job per LP-FT run of the preserving grid, every a
         "linear_probe": linear,  # a linear probe's features are the pre-trained model's
         "pretrained_features": backbones,  # the k-NN bank and queries, and every target's CKA sample
         "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }
     assert {rule: counts.get(rule) for rule in per_run} == per_run
-    assert counts["finetune"] + counts["linear_probe"] + wiseft == 232 and counts["aggregate"] == counts["all"] == 1
+    assert counts["finetune"] + counts["linear_probe"] + wiseft == 244 and counts["aggregate"] == counts["all"] == 1
     assert "make_demo_data" not in counts and "pretrain_demo" not in counts  # nothing of the demo leaks in
     assert counts["total"] == sum(counts.values()) - counts["total"]
 

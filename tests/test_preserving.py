@@ -8,7 +8,7 @@ from scipy.stats import ortho_group
 
 from repdrift.errors import ConfigError
 from repdrift.metrics import linear_cka
-from repdrift.preserving import L2SP, batch_cka, phases, probe_epochs, procrustes_penalty
+from repdrift.preserving import L2SP, batch_cka, phases, procrustes_penalty
 
 
 class Tiny(torch.nn.Module):
@@ -100,10 +100,10 @@ def test_batch_cka_is_the_linear_cka():
 
 
 def test_phases():
-    assert phases("full", 6, {}) == [("full", 6)]
-    assert phases("linear", 6, {}) == [("probe", 6)]
-    assert phases("lpft", 6, {"probe_fraction": 0.5}) == [("probe", 3), ("full", 3)]
-    assert probe_epochs(20, 0.3) == 6
-    for epochs, fraction in ((6, 0.0), (6, 1.0), (1, 0.5)):
-        with pytest.raises(ConfigError, match="preserving.lpft.probe_fraction"):
-            probe_epochs(epochs, fraction)
+    assert phases("full", 6, 1e-3, {}) == [("full", 6, 1e-3)]
+    assert phases("linear", 6, 0.1, {}) == [("probe", 6, 0.1)]
+    # LP-FT: the Linear probe's recipe, then Full's whole budget at lr_scale x lr.
+    options = {"probe_epochs": 4, "probe_lr": 0.1, "lr_scale": 0.1}
+    assert phases("lpft", 6, 1e-3, options) == [("probe", 4, 0.1), ("full", 6, pytest.approx(1e-4))]
+    with pytest.raises(ConfigError, match="LP-FT's probe needs an epoch"):
+        phases("lpft", 6, 1e-3, options | {"probe_epochs": 0})

@@ -1,29 +1,38 @@
 """The trade-off table, its verdicts and the early prediction of forgetting, on hand-made runs."""
 
-import math
-
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 
-from repdrift.tradeoff import _loo_ols, early_prediction, pareto, run_values, tradeoff_table, verdicts
+from repdrift.tradeoff import (
+    _loo_ols,
+    candidates,
+    early_prediction,
+    paired_verdicts,
+    pareto,
+    run_values,
+    tradeoff_table,
+    verdict_lines,
+)
 
 KEYS = dict(dataset="isic", backbone="vit", pool="cls")
 
 
-def study(methods: dict[str, tuple[float, float]], seeds=(0, 1, 2)):
-    """runs.parquet rows: per method (score, similarity), the same over seeds but for a small spread."""
+def study(methods: dict[str, tuple[float, float]], seeds=(0, 1, 2), spread=0.001):
+    """runs.parquet rows: per method (score, similarity), the same over seeds but for a spread; the debiased CKA
+    0.05 below the biased one."""
     rows = []
     for method, (score, similarity) in methods.items():
         for seed in seeds:
             run = f"isic/vit/{method}-cls/seed{seed}"
             keys = dict(KEYS, run=run, method=method, seed=seed)
-            jitter = 0.001 * (seed - 1)
+            jitter = spread * (seed - 1) * (1 if method == "full" else -1)
             rows += [
                 dict(keys, metric="score", layer=None, value=score + jitter),
                 dict(keys, metric="cka", layer=5, value=similarity + jitter),
+                dict(keys, metric="cka_debiased", layer=5, value=similarity + jitter - 0.05),
                 dict(keys, metric="knn@20", layer=None, value=0.6 + similarity / 4),
                 dict(keys, metric="knn_ece@20", layer=None, value=0.1),
             ]
@@ -52,18 +61,64 @@ def test_table_changes_and_verdict():
     assert rift["in_tx"] == 1.0  # similarity 0.7 >= 1 - 0.4 and divergence 0.1 <= 0.2
     assert table.filter(pl.col("method") == "full")["in_tx"][0] == 0.0
     assert set(table.filter(pl.col("pareto"))["method"]) == {"rift", "l2sp", "lpft"}
-    (verdict,) = verdicts(table).iter_rows(named=True)
-    assert verdict["method"] == "rift" and verdict["gain_pct"] == pytest.approx(40.0)  # l2sp loses 10 points
-    assert "reaches" in verdict["verdict"]
 
 
-def test_no_method_within_a_point_is_said():
-    runs, pretrained = study({"full": (0.80, 0.5), "l2sp": (0.70, 0.9)})
+def verdict_rows(methods, **kwargs):
+    runs, pretrained = study(methods, **kwargs)
     values = run_values(runs, pretrained, "cka", 5, 20)
-    table = tradeoff_table(values, values.select("run", "similarity", divergence=pl.lit(0.5)), 0.4, 0.2, 0.95)
-    (verdict,) = verdicts(table).iter_rows(named=True)
-    assert verdict["method"] is None and "no method stays within 1 point" in verdict["verdict"]
-    assert math.isnan(verdict["gain_pct"])
+    return {row["method"]: row for row in paired_verdicts(values, 0.5, 0.95).iter_rows(named=True)}
+
+
+def test_paired_differences_and_their_intervals():
+    methods = {"full": (0.80, 0.5), "rift": (0.795, 0.7), "l2sp": (0.70, 0.9)}
+    rows = verdict_rows(methods, seeds=range(5), spread=0.0005)
+    rift = rows["rift"]
+    # Per seed: score -0.5 - 0.1 (s - 1) points, similarity (0.7 - 0.0005 (s - 1)) / (0.5 + 0.0005 (s - 1)).
+    diffs = np.array([-0.5 - 0.1 * (s - 1) for s in range(5)])
+    mean, half = diffs.mean(), 2.7764451 * diffs.std(ddof=1) / np.sqrt(5)  # t(0.975, 4)
+    assert (rift["score_diff"], rift["score_lo"], rift["score_hi"]) == pytest.approx((mean, mean - half, mean + half))
+    ratios = np.log([(0.7 - 0.0005 * (s - 1)) / (0.5 + 0.0005 * (s - 1)) for s in range(5)])
+    assert rift["gain_pct"] == pytest.approx(100 * (np.exp(ratios.mean()) - 1))
+    debiased = np.log([(0.65 - 0.0005 * (s - 1)) / (0.45 + 0.0005 * (s - 1)) for s in range(5)])
+    assert rift["gain_other_pct"] == pytest.approx(100 * (np.exp(debiased.mean()) - 1))
+    assert rift["estimator"] == "cka" and rift["seeds"] == 5 and rift["missing_seeds"] == ""
+    assert (rift["within"], rift["reaches"], rift["verdict"]) == ("agrees", "agrees", "agrees")
+    assert rows["l2sp"]["within"] == "disagrees" and rows["l2sp"]["verdict"] == "disagrees"  # 10 points lost
+    assert rift["cell_verdict"] == "agrees"  # one candidate is enough
+
+
+@pytest.mark.parametrize(
+    "rift, within, reaches",
+    [
+        ((0.795, 0.7), "agrees", "agrees"),
+        ((0.785, 0.7), "disagrees", "agrees"),  # 1.5 points lost, the interval below -1
+        ((0.79, 0.7), "inconclusive", "agrees"),  # 1 point lost: the interval spans -1
+        ((0.795, 0.6), "agrees", "disagrees"),  # +20 %, the interval below +30 %
+        ((0.795, 0.65), "agrees", "inconclusive"),  # +30 %: the interval spans it
+    ],
+)
+def test_a_verdict_flips_when_the_paired_interval_crosses_the_bound(rift, within, reaches):
+    row = verdict_rows({"full": (0.80, 0.5), "rift": rift}, seeds=range(4), spread=0.0005)["rift"]
+    assert (row["within"], row["reaches"]) == (within, reaches)
+    expected = "disagrees" if "disagrees" in (within, reaches) else "agrees" if within == reaches else "inconclusive"
+    assert row["verdict"] == row["cell_verdict"] == expected
+
+
+def test_a_missing_seed_drops_its_pair_and_is_named():
+    runs, pretrained = study({"full": (0.80, 0.5), "rift": (0.795, 0.7)}, seeds=range(4))
+    runs = runs.filter(pl.col("run") != "isic/vit/rift-cls/seed2")  # failed
+    (row,) = paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95).iter_rows(named=True)
+    assert row["seeds"] == 3 and row["missing_seeds"] == "2"
+    assert "seed 2 missing" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
+
+
+def test_candidates_are_named_in_advance():
+    methods = ["full", "linear", "scratch", "l2sp", "lpft", "rift", "wiseft0.25", "wiseft0.5", "wiseft1"]
+    assert candidates(methods, 0.5) == ["l2sp", "lpft", "rift", "wiseft0.5"]
+    assert candidates(methods, 1.0) == ["l2sp", "lpft", "rift", "wiseft1"]
+    rows = verdict_rows({"full": (0.8, 0.5), "linear": (0.7, 1.0), "wiseft0.25": (0.8, 0.9), "wiseft0.5": (0.7, 0.6)})
+    assert set(rows) == {"wiseft0.5"}  # a = 0.25 would have won on the test set: it is no candidate
+    assert rows["wiseft0.5"]["candidates"] == "wiseft0.5"
 
 
 def test_leave_one_out_ols_is_sklearns():

@@ -25,10 +25,11 @@ BACKBONE = dict(
     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
 )
 RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
-# Strengths large enough to matter on this tiny model; LP-FT probes 1 epoch of 3.
+# Strengths large enough to matter on this tiny model; LP-FT probes 1 epoch (a Linear run of 1 epoch), then
+# fine-tunes 3 at half the rate.
 OPTIONS = {
     "l2sp": dict(alpha=0.1, beta=0.01),
-    "lpft": dict(probe_fraction=0.34),
+    "lpft": dict(probe_epochs=1, probe_lr=1e-3, lr_scale=0.5),
     "rift": dict(strength=1.0),
     "feature_cka": dict(strength=1.0),
 }
@@ -92,7 +93,8 @@ def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, cap
     assert checkpoint_path(tmp_path / "resumed").is_file()
     capsys.readouterr()
     run(inputs, tmp_path / "resumed", method)
-    assert "resumed from the checkpoint of epoch 1/3" in capsys.readouterr().out
+    total = 4 if method == "lpft" else 3  # LP-FT: its probe's epoch, then Full's 3
+    assert f"resumed from the checkpoint of epoch 1/{total}" in capsys.readouterr().out
     assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
     assert not checkpoint_path(tmp_path / "resumed").parent.exists()  # removed once the outputs are complete
 
@@ -100,13 +102,30 @@ def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, cap
 def test_lpft_resumes_in_its_fine_tuning_phase(inputs, tmp_path, monkeypatch, capsys, assert_same_run_outputs):
     run(inputs, tmp_path / "whole", "lpft", checkpoint=False)
     with monkeypatch.context() as patch:
-        kill_at_evaluation(patch, call=3)  # epoch 2 (the first of fine-tuning) checkpointed, killed in epoch 3
+        kill_at_evaluation(patch, call=3)  # epoch 2 of 4 (the first of fine-tuning) checkpointed, killed in 3
         with pytest.raises(Killed):
             run(inputs, tmp_path / "resumed", "lpft")
     capsys.readouterr()
     run(inputs, tmp_path / "resumed", "lpft")
-    assert "resumed from the checkpoint of epoch 2/3" in capsys.readouterr().out
+    assert "resumed from the checkpoint of epoch 2/4" in capsys.readouterr().out
     assert_same_run_outputs(tmp_path / "whole", tmp_path / "resumed")
+
+
+def test_lpft_fine_tunes_for_fulls_whole_budget_after_its_probe(inputs, tmp_path):
+    from repdrift.features import Trajectory
+
+    history = run(inputs, tmp_path / "lpft", "lpft", checkpoint=False)
+    full = run(inputs, tmp_path / "full", "full", checkpoint=False)
+    # The probe's epoch is numbered 0 (it ends before fine-tuning starts), then Full's 3 epochs.
+    assert history["epoch"].to_list() == [0, 1, 2, 3] and full["epoch"].to_list() == [1, 2, 3]
+    assert history["lr"][1:].max() <= 0.5e-3 < history["lr"][0]  # the probe at probe_lr, then lr_scale 0.5 x lr
+    # The trajectory leaves the probe out (the backbone was frozen): epoch 0 and the 3 fine-tuning epochs, as Full.
+    trajectory, full_trajectory = (
+        Trajectory(tmp_path / "lpft/trajectory.h5"),
+        Trajectory(tmp_path / "full/trajectory.h5"),
+    )
+    assert trajectory.epochs == full_trajectory.epochs == [0, 1, 2, 3]
+    np.testing.assert_array_equal(trajectory[0], full_trajectory[0])  # both start at the pre-trained backbone
 
 
 def test_linear_checkpoint_leaves_out_the_frozen_backbone(inputs, tmp_path, monkeypatch):
@@ -242,7 +261,7 @@ def test_lpft_probes_exactly_as_a_linear_run_then_trains_the_backbone(inputs, tm
     monkeypatch.setattr(
         training, "save_checkpoint", lambda path, state: (saved.setdefault(state["epoch"], state), save(path, state))
     )
-    run(inputs, tmp_path / "lpft", "lpft")  # 3 epochs: 1 probing, 2 fine-tuning
+    run(inputs, tmp_path / "lpft", "lpft")  # 4 epochs: 1 probing, 3 fine-tuning
     run(inputs, tmp_path / "linear", "linear", recipe=dict(RECIPE, epochs=1), checkpoint=False)
     linear = load_file(tmp_path / "linear/model.safetensors")
     probe = saved[1]["model"]
@@ -254,12 +273,13 @@ def test_lpft_probes_exactly_as_a_linear_run_then_trains_the_backbone(inputs, tm
     assert len(moved) > 10  # then fine-tuned
 
 
-def test_wiseft_ends_at_the_pretrained_and_the_full_model(inputs, tmp_path):
+def test_wiseft_ends_at_the_probe_and_the_lpft_model_head_included(inputs, tmp_path):
     from repdrift.features import Trajectory
     from repdrift.wiseft import wise_ft
 
-    dataset_dir, weights = inputs
-    run(inputs, tmp_path / "full", "full", checkpoint=False)
+    dataset_dir, _ = inputs
+    run(inputs, tmp_path / "linear", "linear", recipe=dict(RECIPE, epochs=1), checkpoint=False)  # LP-FT's probe
+    run(inputs, tmp_path / "lpft", "lpft", checkpoint=False)
     outputs = [
         {
             name: tmp_path / f"a{a}" / file
@@ -271,17 +291,17 @@ def test_wiseft_ends_at_the_pretrained_and_the_full_model(inputs, tmp_path):
                 ("natural", "natural.h5"),
             )
         }
-        for a in (0, 1)
+        for a in (0, 0.5, 1)
     ]
     for out in outputs:
         out["model"].parent.mkdir()
     wise_ft(
         BACKBONE,
-        str(weights),
-        tmp_path / "full/model.safetensors",
+        tmp_path / "linear/model.safetensors",
+        tmp_path / "lpft/model.safetensors",
         dataset_dir,
-        [0.0, 1.0],
-        ["wiseft0", "wiseft1"],
+        [0.0, 0.5, 1.0],
+        ["wiseft0", "wiseft0.5", "wiseft1"],
         outputs,
         epochs=RECIPE["epochs"],
         seed=0,
@@ -290,12 +310,20 @@ def test_wiseft_ends_at_the_pretrained_and_the_full_model(inputs, tmp_path):
         feature_dtype="float32",
         knn=dict(dataset_dir=dataset_dir, splits=["train", "test"], batch_size=8),
     )
-    full = Trajectory(tmp_path / "full/trajectory.h5")
-    at0, at1 = Trajectory(outputs[0]["trajectory"]), Trajectory(outputs[1]["trajectory"])
+    # Every tensor, head included: a = 0 is the probe model, a = 1 the LP-FT model, a = 0.5 their midpoint.
+    probe, lpft = load_file(tmp_path / "linear/model.safetensors"), load_file(tmp_path / "lpft/model.safetensors")
+    at = [load_file(out["model"]) for out in outputs]
+    for key in probe:
+        assert at[0][key].equal(probe[key]) and at[2][key].equal(lpft[key]), key
+    assert not at[1]["head.weight"].equal(lpft["head.weight"])
+    np.testing.assert_allclose(at[1]["head.weight"], (probe["head.weight"] + lpft["head.weight"]) / 2, atol=1e-6)
+    for out, run_dir in ((outputs[0], "linear"), (outputs[2], "lpft")):
+        with h5py.File(out["predictions"]) as fa, h5py.File(tmp_path / run_dir / "predictions.h5") as fb:
+            np.testing.assert_array_equal(fa["probs"][()], fb["probs"][()])
+    lpft_trajectory = Trajectory(tmp_path / "lpft/trajectory.h5")
+    at0, at1 = Trajectory(outputs[0]["trajectory"]), Trajectory(outputs[2]["trajectory"])
     assert at0.epochs == at1.epochs == [0, RECIPE["epochs"]]
-    np.testing.assert_array_equal(at0[1], full[0])  # a = 0: the pre-trained backbone's features, exactly
-    np.testing.assert_array_equal(at1[1], full[len(full) - 1])  # a = 1: the Full run's
-    with h5py.File(outputs[1]["predictions"]) as fa, h5py.File(tmp_path / "full/predictions.h5") as fb:
-        np.testing.assert_array_equal(fa["probs"][()], fb["probs"][()])
-    history = pl.read_parquet(outputs[1]["history"])
+    np.testing.assert_array_equal(at0[1], lpft_trajectory[0])  # a = 0: the pre-trained backbone's features, exactly
+    np.testing.assert_array_equal(at1[1], lpft_trajectory[len(lpft_trajectory) - 1])  # a = 1: the LP-FT run's
+    history = pl.read_parquet(outputs[2]["history"])
     assert history["epoch"].to_list() == [RECIPE["epochs"]] and history["train_loss"].is_nan().all()

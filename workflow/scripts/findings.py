@@ -2,7 +2,7 @@ import polars as pl
 
 from repdrift.findings import findings, findings_table, write_findings_page
 from repdrift.rule import run
-from repdrift.tradeoff import verdict_line
+from repdrift.tradeoff import verdict_lines
 
 
 def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, rulers, out, table_out, **options):
@@ -15,7 +15,7 @@ def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, ruler
         pl.read_parquet(bootstrap),
         **options,
     )
-    beyond = [verdict_line(row) for path in tradeoff for row in pl.read_csv(path).iter_rows(named=True)]
+    beyond = [line for path in tradeoff for line in verdict_lines(pl.read_csv(path))]
     per_measure = pl.read_csv(rulers).to_dicts()
     write_findings_page(claims, facts, out, beyond, per_measure)
     findings_table(claims).write_csv(table_out)

@@ -9,12 +9,12 @@ from repdrift.tradeoff import (
     early_chart,
     early_prediction,
     facts_for,
+    paired_verdicts,
     run_values,
     tradeoff_caption,
     tradeoff_chart,
     tradeoff_table,
-    verdict_line,
-    verdicts,
+    verdict_lines,
 )
 
 
@@ -25,9 +25,9 @@ def analyse(i, p, o):
     grid_values = grid_runs(values, pl.read_parquet(i.grids), p.grid, key="analysis.preserving_grid")
     table = tradeoff_table(grid_values, pl.read_parquet(i.space), p.eta, p.eps, p.confidence, p.similarity)
     table.write_csv(o.table)
-    judged = verdicts(table)
+    judged = paired_verdicts(grid_values, p.verdict_alpha, p.confidence)
     judged.write_csv(o.verdicts)
-    lines = [verdict_line(row) for row in judged.iter_rows(named=True)]
+    lines = verdict_lines(judged)
     print("\n".join(lines))
     n = cka_sample_sizes(runs)
     facts = dict(grid=p.grid, axis=axis, n=", ".join(map(str, n)), confidence=p.confidence)

@@ -1,5 +1,5 @@
-# Used by rule wiseft (every a of one Full run's weight-space ensemble, repdrift.wiseft) and wiseft_batch_* (those
-# of several Full runs of one backbone and pool in one process, train.runs_per_job).
+# Used by rule wiseft (every a of one seed's weight-space ensemble of its Linear probe and LP-FT run, repdrift.wiseft)
+# and wiseft_batch_* (those of several seeds or datasets of one backbone and pool in one process, train.runs_per_job).
 from pathlib import Path
 
 from repdrift.rule import run, run_each
@@ -10,15 +10,15 @@ names = ("models", "histories", "predictions", "trajectories", "naturals")
 keys = ("model", "history", "predictions", "trajectory", "natural")
 
 
-def derive(full: str, manifest: str, seed: int, cka_samples: int, suffix: str, log: str | None) -> None:
+def derive(probe: str, lpft: str, manifest: str, seed: int, cka_samples: int, suffix: str, log: str | None) -> None:
     outputs = [dict(zip(keys, files)) for files in zip(*(o[name + suffix] for name in names), strict=True)]
     run(
         snakemake,
         wise_ft,
         log=log,
         backbone_cfg=dict(p.backbone),
-        weights=i.weights,
-        full_model=full,
+        probe_model=probe,
+        lpft_model=lpft,
         dataset_dir=Path(manifest).parent,
         alphas=list(p.alphas),
         methods=list(p.methods),
@@ -33,12 +33,13 @@ def derive(full: str, manifest: str, seed: int, cka_samples: int, suffix: str, l
 
 
 if "seeds" not in p.keys():
-    derive(i.full, i.manifest, int(wc.seed), p.cka_samples, "", None)
+    derive(i.probe, i.lpft, i.manifest, int(wc.seed), p.cka_samples, "", None)
 else:
     run_each(
         len(p.seeds),
         lambda index: derive(
-            i[f"full_{index}"],
+            i[f"probe_{index}"],
+            i[f"lpft_{index}"],
             i[f"manifest_{index}"],
             p.seeds[index],
             p.cka_samples[index],

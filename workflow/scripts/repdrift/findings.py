@@ -825,8 +825,12 @@ def write_findings_page(
         rule += (
             "<h3>Beyond the paper: similarity-preserving fine-tuning</h3><p>The paper's open question is a model with "
             "both high similarity and accuracy. Its companion work (Zu et al. 2025, arXiv 2503.07399) reports over "
-            "30 % higher similarity at competitive accuracy; per cell of the preserving grid, the method with the "
-            "largest gain over Full within 1 point of its score (results/analysis/tradeoff.csv):</p><ul>"
+            "30 % higher similarity at competitive accuracy. Per cell of the preserving grid, each candidate named in "
+            "advance (the grid's preserving methods, WiSE-FT at the a fixed in the config) against Full of the same "
+            "seeds: the mean per-seed score difference in points and similarity gain (from the mean log-ratio), each "
+            "with its t interval. A candidate agrees when the interval of its score difference lies above -1 point "
+            "and that of its gain above +30 %, disagrees when either lies on the other side; a cell agrees when a "
+            "candidate does, disagrees when all do (results/analysis/tradeoff_verdicts.csv):</p><ul>"
             + "".join(f"<li>{e(line)}</li>" for line in beyond)
             + "</ul>"
         )

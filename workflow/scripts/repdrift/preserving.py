@@ -9,9 +9,10 @@ What each method changes against Full fine-tuning:
   scope is the weight matrices (`l2sp_scope`: linear and convolution kernels, open_clip's in_proj_weight included),
   as Li et al. regularise their networks' weights and as weight decay is applied to a ViT: biases, norm scales,
   position embeddings and class tokens get neither penalty (nor weight decay).
-- `lpft`: the Linear recipe for the first `probe_fraction` of the epochs, then Full fine-tuning from that head, each
-  phase with its own warm-up and cosine schedule. Kumar et al. 2022, "Fine-tuning can distort pretrained features
-  and underperform out-of-distribution".
+- `lpft`: the study's Linear probe (train.linear_probe's epochs and lr; the same run as the Linear run of its seed),
+  then Full fine-tuning from that head for Full's whole budget (train.epochs) at `lr_scale` x train.lr, each phase
+  with its own warm-up and cosine schedule. Kumar et al. 2022, "Fine-tuning can distort pretrained features and
+  underperform out-of-distribution".
 - `rift`: + strength * ||Z Q - Z0||_F^2 / ||Z0||_F^2 on each batch, Q orthogonal. The idea of Zu et al. 2025,
   arXiv 2503.07399 (RepSim in v1, RIFT in v3), in our own words and code, not their implementation.
 - `feature_cka`: + strength * (1 - linear CKA(Z, Z0)) on each batch: the paper's own measure as a loss
@@ -33,6 +34,8 @@ rules/common.smk's TRAINED_METHODS and in the `method` wildcard constraint there
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -40,7 +43,8 @@ from repdrift.errors import ConfigError
 
 # Methods trained by rule finetune, and their option names (config `preserving.<method>`).
 TRAINED = ("full", "linear", "scratch", "l2sp", "lpft", "rift", "feature_cka")
-OPTIONS = {"l2sp": ("alpha", "beta"), "lpft": ("probe_fraction",), "rift": ("strength",), "feature_cka": ("strength",)}
+# LP-FT's probe_epochs and probe_lr are the Linear probes' (rules/common.smk method_options), not a config entry.
+OPTIONS = {"l2sp": ("alpha", "beta"), "lpft": ("lr_scale",), "rift": ("strength",), "feature_cka": ("strength",)}
 
 
 def procrustes_penalty(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
@@ -106,25 +110,26 @@ class FeatureCKA(_ToPretrained):
         return 1 - batch_cka(z, z0)
 
 
-def probe_epochs(epochs: int, probe_fraction: float) -> int:
-    """LP-FT's linear-probe epochs: round(fraction x epochs), at least 1 and leaving at least 1 to fine-tune."""
-    probe = round(probe_fraction * epochs)
-    if epochs < 2 or not 1 <= probe < epochs:
-        raise ConfigError(
-            f"preserving.lpft.probe_fraction: {probe_fraction} of {epochs} epochs leaves {probe} to probe and "
-            f"{epochs - probe} to fine-tune; each needs at least 1"
-        )
-    return probe
+class Phase(NamedTuple):
+    kind: str  # `probe` trains the head on a frozen backbone, `full` everything
+    epochs: int
+    lr: float  # peak learning rate of its own warm-up and cosine schedule
 
 
-def phases(method: str, epochs: int, options: dict) -> list[tuple[str, int]]:
-    """The training phases as (kind, epochs): `probe` trains the head on a frozen backbone, `full` everything."""
+def phases(method: str, epochs: int, lr: float, options: dict) -> list[Phase]:
+    """The training phases. LP-FT: its probe (`probe_epochs` at `probe_lr`: the study's Linear probe recipe, so
+    that it is exactly the Linear run of the same seed), then Full fine-tuning for the recipe's `epochs` at
+    `lr_scale` x `lr` (Kumar et al. 2022 tune LP-FT's fine-tuning rate on its own, smaller than fine-tuning's)."""
     if method == "linear":
-        return [("probe", epochs)]
+        return [Phase("probe", epochs, lr)]
     if method == "lpft":
-        probe = probe_epochs(epochs, options["probe_fraction"])
-        return [("probe", probe), ("full", epochs - probe)]
-    return [("full", epochs)]
+        if options["probe_epochs"] < 1:
+            raise ConfigError(f"LP-FT's probe needs an epoch or more, got {options['probe_epochs']}")
+        return [
+            Phase("probe", options["probe_epochs"], options["probe_lr"]),
+            Phase("full", epochs, options["lr_scale"] * lr),
+        ]
+    return [Phase("full", epochs, lr)]
 
 
 def make_penalty(method: str, options: dict, model: nn.Module, reference_builder) -> object | None:

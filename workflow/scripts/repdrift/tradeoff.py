@@ -8,9 +8,10 @@ trained backbone's) and the natural-domain ECE (`knn_ece@k`), the change against
 %), the share of runs inside T_X(eta, eps) and whether the method is on the Pareto front of mean score against mean
 similarity (no other method of its cell is at least as good on both and better on one).
 
-`verdicts`: per dataset, backbone and pool, the method with the largest relative similarity gain over Full among
-those that lose at most `max_loss` points of score, beside the companion paper's headline (Zu et al. 2025, arXiv
-2503.07399: "over 30%" higher similarity at competitive accuracy).
+`paired_verdicts`: per dataset, backbone and pool, every candidate named in advance (`candidates`: the grid's
+preserving methods, WiSE-FT at the a fixed in the config) against Full of the same seeds: per-seed differences, their
+t intervals, and verdicts (agrees / disagrees / inconclusive) against the companion paper's headline (Zu et al. 2025,
+arXiv 2503.07399: "over 30%" higher similarity at competitive accuracy, read as within 1 point of Full's score).
 
 `early_prediction`: from each run's similarity at epoch e, predict its final k-NN forgetting and natural-domain ECE
 with ordinary least squares (y = a + b x_e), fitted per backbone on every other run of the study that has a
@@ -36,9 +37,11 @@ QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
 
 
 def run_values(runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int, k: int) -> pl.DataFrame:
-    """One row per run: score, similarity, forgetting, knn_ece (repdrift.analysis.per_run_values)."""
-    values = per_run_values(runs, pretrained, [similarity], layer, k)
-    return values.rename({similarity: "similarity"}).drop("knn", "knn_pretrained")
+    """One row per run: score, similarity (the configured measure), both CKA estimators (`cka`, `cka_debiased`, for
+    the verdicts), forgetting, knn_ece (repdrift.analysis.per_run_values)."""
+    measures = list(dict.fromkeys([similarity, "cka", "cka_debiased"]))
+    values = per_run_values(runs, pretrained, measures, layer, k)
+    return values.with_columns(similarity=pl.col(similarity)).drop("knn", "knn_pretrained")
 
 
 def pareto(score: np.ndarray, similarity: np.ndarray) -> np.ndarray:
@@ -84,61 +87,106 @@ def tradeoff_table(
     return pl.concat(fronts).drop("full_score", "full_similarity").sort(*CELL, "method")
 
 
-def verdicts(table: pl.DataFrame, max_loss: float = 1.0) -> pl.DataFrame:
-    """Per cell, the best method within `max_loss` points of Full's score, its similarity gain and the verdict."""
+VERDICT_ESTIMATOR = "cka"  # the companion paper's (as its seed paper's Eq. 1): its +30 % is of this estimator
+AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
+
+
+def candidates(methods, verdict_alpha: float) -> list[str]:
+    """The methods a verdict compares with Full, named before any test score is read: every preserving method of
+    the grid, WiSE-FT only at the a fixed in advance (`preserving.wiseft.verdict_alpha`), never the paper's own."""
+    from repdrift.analysis import PAPER_METHODS
+
+    wiseft = "wiseft" + (f"{verdict_alpha:.10f}".rstrip("0").rstrip(".") or "0")  # as rules/common.smk names it
+    return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == wiseft)
+
+
+def _paired(values: np.ndarray, confidence: float, bounds=(-math.inf, math.inf)) -> tuple[float, float, float]:
+    mean, lo, hi, _ = mean_ci(values, confidence, bounds)
+    return mean, lo, hi
+
+
+def paired_verdicts(
+    values: pl.DataFrame, verdict_alpha: float, confidence: float, max_loss: float = 1.0
+) -> pl.DataFrame:
+    """Per cell and candidate: the per-seed differences from Full of the same seed (same head initialisation),
+    score in points and similarity as a log-ratio, their means and t intervals, and the verdicts. `values`: one row
+    per run with `score` and both CKA estimators (`cka`, `cka_debiased`, the configured layer).
+
+    "Within `max_loss` points" agrees when the interval of the score difference lies above -max_loss (disagrees
+    below it); "+30 %" when the interval of the gain, exp(mean log-ratio) - 1, lies above 30 % (disagrees below).
+    A candidate agrees with the companion paper when both agree, disagrees when either disagrees; a cell agrees
+    when some candidate agrees, disagrees when every candidate disagrees. Seeds Full has but a candidate lacks are
+    dropped from its pairs and named; the gain under the other estimator is reported beside the verdict's."""
+    other = "cka_debiased"
     rows = []
-    for key, cell in table.group_by(*CELL, maintain_order=True):
-        row = dict(zip(CELL, key), max_loss_points=max_loss, companion_gain_pct=COMPANION_GAIN)
-        if cell.filter(pl.col("method") == "full").height == 0:
-            rows.append(
-                row
-                | dict(
-                    method=None, gain_pct=math.nan, score_change_points=math.nan, verdict="no Full run to compare with"
+    for key, cell in values.group_by(*CELL, maintain_order=True):
+        where = dict(zip(CELL, key))
+        full = cell.filter(pl.col("method") == "full")
+        named = candidates(cell["method"].unique(), verdict_alpha)
+        for method in named:
+            mine = cell.filter(pl.col("method") == method)
+            pairs = full.join(mine, on="seed", suffix="_m").sort("seed")
+            missing = sorted(set(full["seed"]) - set(mine["seed"]))
+            row = dict(where, method=method, candidates=", ".join(named), seeds=pairs.height,
+                       missing_seeds=", ".join(map(str, missing)), estimator=VERDICT_ESTIMATOR,
+                       max_loss_points=max_loss, companion_gain_pct=COMPANION_GAIN)  # fmt: skip
+            score = 100 * (pairs["score_m"] - pairs["score"]).to_numpy()
+            row["score_diff"], row["score_lo"], row["score_hi"] = _paired(score, confidence, (-100.0, 100.0))
+            for estimator, prefix in ((VERDICT_ESTIMATOR, "gain"), (other, "gain_other")):
+                x, y = pairs[estimator].to_numpy(), pairs[f"{estimator}_m"].to_numpy()
+                with np.errstate(divide="ignore", invalid="ignore"):  # a non-positive debiased CKA has no ratio
+                    ratio = np.log(y / x)
+                mean, lo, hi = _paired(ratio if np.isfinite(ratio).all() else np.array([]), confidence)
+                row[f"{prefix}_pct"], row[f"{prefix}_lo"], row[f"{prefix}_hi"] = (
+                    100 * (math.exp(v) - 1) if np.isfinite(v) else math.nan for v in (mean, lo, hi)
                 )
+            within = _band(row["score_lo"], row["score_hi"], -max_loss)
+            reaches = _band(row["gain_lo"], row["gain_hi"], COMPANION_GAIN)
+            row["within"], row["reaches"] = within, reaches
+            row["verdict"] = (
+                AGREES if within == reaches == AGREES else DISAGREES if DISAGREES in (within, reaches) else INCONCLUSIVE
             )
-            continue
-        # The paper's other methods are no candidates (a Linear run's similarity is 1 by construction).
-        candidates = cell.filter(~pl.col("method").is_in(["full", "linear", "scratch"]))
-        eligible = candidates.filter(
-            pl.col("score_change_points").is_not_nan() & (pl.col("score_change_points") >= -max_loss)
-        )
-        if eligible.height == 0:
-            rows.append(
-                row
-                | dict(
-                    method=None,
-                    gain_pct=math.nan,
-                    score_change_points=math.nan,
-                    verdict=f"no method stays within {max_loss:g} point of Full's score",
-                )
-            )
-            continue
-        best = eligible.sort("similarity_change_pct", descending=True).row(0, named=True)
-        reaches = best["similarity_change_pct"] >= COMPANION_GAIN
-        rows.append(
-            row
-            | dict(
-                method=best["method"],
-                gain_pct=best["similarity_change_pct"],
-                score_change_points=best["score_change_points"],
-                verdict="reaches the companion paper's +30 %"
-                if reaches
-                else "falls short of the companion paper's +30 %",
-            )
-        )
-    return pl.DataFrame(rows)
-
-
-def verdict_line(row: dict) -> str:
-    """One sentence per cell for the findings page and the captions."""
-    where = f"{row['dataset']}, {row['backbone']} ({row['pool']})"
-    if row["method"] is None:
-        return f"{where}: {row['verdict']}."
-    return (
-        f"{where}: best within {row['max_loss_points']:g} point of Full's score is {row['method']}, "
-        f"{row['gain_pct']:+.1f} % similarity at {row['score_change_points']:+.1f} points, against the companion "
-        f"paper's +{COMPANION_GAIN:.0f} %: {row['verdict']}."
+            rows.append(row)
+    frame = pl.DataFrame(rows)
+    if frame.height == 0:
+        return frame
+    cell_verdict = frame.group_by(CELL).agg(
+        cell_verdict=pl.when((pl.col("verdict") == AGREES).any())
+        .then(pl.lit(AGREES))
+        .when((pl.col("verdict") == DISAGREES).all())
+        .then(pl.lit(DISAGREES))
+        .otherwise(pl.lit(INCONCLUSIVE))
     )
+    return frame.join(cell_verdict, on=CELL).sort(*CELL, "method")
+
+
+def _band(lo: float, hi: float, bound: float) -> str:
+    """`agrees` when the interval lies above `bound`, `disagrees` below it, else (or without one) inconclusive."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE
+    return AGREES if lo > bound else DISAGREES if hi < bound else INCONCLUSIVE
+
+
+def verdict_lines(verdicts: pl.DataFrame) -> list[str]:
+    """One sentence per cell for the findings page and the captions: each candidate's paired numbers, the verdict."""
+    lines = []
+    for key, cell in verdicts.group_by(*CELL, maintain_order=True):
+        where = "{}, {} ({})".format(*key)
+        first = cell.row(0, named=True)
+        parts = []
+        for r in cell.iter_rows(named=True):
+            missing = f", seed {r['missing_seeds']} missing" if r["missing_seeds"] else ""
+            parts.append(
+                f"{r['method']} {r['score_diff']:+.1f} points [{r['score_lo']:+.1f}, {r['score_hi']:+.1f}], "
+                f"similarity {r['gain_pct']:+.1f} % [{r['gain_lo']:+.1f}, {r['gain_hi']:+.1f}] "
+                f"({r['gain_other_pct']:+.1f} % debiased; {r['seeds']} paired seeds{missing}): {r['verdict']}"
+            )
+        lines.append(
+            f"{where}: candidates {first['candidates']} against Full of the same seeds, {first['estimator']} "
+            f"estimator; {'; '.join(parts)}. Within {first['max_loss_points']:g} point and above "
+            f"+{COMPANION_GAIN:.0f} %: {first['cell_verdict']}."
+        )
+    return lines
 
 
 # --- early prediction of forgetting ---------------------------------------------------------------------------------

@@ -257,8 +257,12 @@ def finetune(
     loop = _Loop(recipe.batch_size, generator)
     model.to(loop.device)
     options = dict(method_options or {})
-    plan = phases(method, recipe.epochs, options)  # [(kind, epochs)]: one phase, or LP-FT's probe then full
-    phase_of = [index for index, (_, n) in enumerate(plan) for _ in range(n)]  # per epoch - 1
+    plan = phases(method, recipe.epochs, recipe.lr, options)  # one phase, or LP-FT's probe then full
+    phase_of = [index for index, phase in enumerate(plan) for _ in range(phase.epochs)]  # per step - 1
+    total = len(phase_of)  # epochs trained, LP-FT's probe included
+    # LP-FT's probe epochs come before fine-tuning: numbered up to 0 in the history, and not in the trajectory (the
+    # backbone is frozen, so each would repeat epoch 0). Its epochs 1..E are fine-tuning, as Full's are.
+    before = total - plan[-1].epochs if len(plan) > 1 else 0
     trainable = [p.requires_grad for p in backbone.parameters()]
 
     def reference() -> nn.Module:  # the frozen pre-trained backbone, built without moving this run's random streams
@@ -288,12 +292,12 @@ def finetune(
 
     def start_phase(index: int):
         """Freeze or restore the backbone for phase `index`; a fresh optimizer and schedule for its epochs."""
-        kind, epochs = plan[index]
+        kind, epochs, lr = plan[index]
         for param, flag in zip(backbone.parameters(), trainable):
             param.requires_grad_(flag and kind == "full")
         params = [p for p in model.parameters() if p.requires_grad]
         decay = 0.0 if method == "l2sp" else recipe.weight_decay  # L2-SP's penalty replaces weight decay
-        optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=decay, fused=loop.cuda or None)
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay, fused=loop.cuda or None)
         schedule = warmup_cosine(epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -328,21 +332,22 @@ def finetune(
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], generator)
         trajectory, rows, done = [t.numpy() for t in state["trajectory"]], state["history"], state["epoch"]
-        print(f"resumed from the checkpoint of epoch {done}/{recipe.epochs}: {checkpoint}", flush=True)
+        print(f"resumed from the checkpoint of epoch {done}/{total}: {checkpoint}", flush=True)
 
     probs = targets = None
     saved = time.monotonic()
-    for epoch in range(done + 1, recipe.epochs + 1):
+    for step in range(done + 1, total + 1):
+        epoch = step - before  # LP-FT's probe: 1 - P .. 0
         started = time.perf_counter()
         try:
-            if phase_of[epoch - 1] != phase:  # LP-FT: the probe is done, fine-tune everything from its head
-                phase = phase_of[epoch - 1]
+            if phase_of[step - 1] != phase:  # LP-FT: the probe is done, fine-tune everything from its head
+                phase = phase_of[step - 1]
                 optimizer, scheduler = start_phase(phase)
             seen, loss_sum = train_one_epoch(
-                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {epoch}/{recipe.epochs}", penalty
+                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {step}/{total}", penalty
             )
         except Diverged as stop:
-            error = _divergence(Path(model_out).parent, epoch, steps_per_epoch, stop, rows, recipe)
+            error = _divergence(Path(model_out).parent, step, steps_per_epoch, stop, rows, recipe)
             # A re-run under the same definition would diverge again: recorded, the rest of the study can finish.
             definition = dict(backbone=backbone_cfg, recipe=raw_recipe, options=options)  # rules/common.smk's
             record_failure(Path(model_out).parent, str(error), definition)
@@ -352,7 +357,8 @@ def finetune(
         test_loss, probs, targets, features = evaluate(model, test_loader, loop, task, probe)
         metric, value = task_metric(probs, targets, task)
         # Kept (and checkpointed) in the storage dtype: float16 halves this job's memory and checkpoint too.
-        trajectory.append(features.astype(feature_dtype))
+        if epoch > 0:
+            trajectory.append(features.astype(feature_dtype))
         rows.append(
             dict(
                 epoch=epoch,
@@ -366,19 +372,19 @@ def finetune(
             )
         )
         print(
-            f"epoch {epoch}: train loss {loss_sum / seen:.4f}, test loss {test_loss:.4f}, test {metric} {value:.4f}, "
-            f"{seen / seconds:.0f} images/s",
+            f"epoch {epoch}{' (probe)' if epoch <= 0 else ''}: train loss {loss_sum / seen:.4f}, test loss "
+            f"{test_loss:.4f}, test {metric} {value:.4f}, {seen / seconds:.0f} images/s",
             flush=True,
         )
         # The last epoch's checkpoint guards what follows it (writing the outputs, the k-NN extraction).
-        due = epoch == recipe.epochs or time.monotonic() - saved >= 60 * checkpoint_minutes
+        due = step == total or time.monotonic() - saved >= 60 * checkpoint_minutes
         if checkpoint is not None and due:
             saved = time.monotonic()
             save_checkpoint(
                 checkpoint,
                 dict(
                     fingerprint=run_id,
-                    epoch=epoch,
+                    epoch=step,
                     model=_trainable_state(model),
                     optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict(),
