@@ -15,7 +15,7 @@ SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
     config["cka"]["estimator"]
 ]
 # The fine-tuning recipe; how often it checkpoints and how runs share jobs do not change the result. The Linear
-# probes' own epochs and lr (train.linear_probe) are theirs alone: run_recipe.
+# probes' own epochs and lr (train.linear_probe) are theirs and LP-FT's probe's: run_recipe, method_options.
 RECIPE = {
     k: v
     for k, v in config["train"].items()

@@ -70,11 +70,18 @@ def test_the_other_measures_on_the_same_aligned_features(cka_files):
     table = cka_table(str(pretrained), str(trajectory), measures, k=3)
     assert {"procrustes", "pwcca", "rsa", "mutual_knn@3", "rbf_cka"} <= set(table.columns)
     rows = table.filter(pl.col("epoch") == 2).sort("layer")
+
+    def clipped(layers):  # one threshold over the model's layers: the mean of each sample's 0.95 quantile of |values|
+        t = np.quantile(np.abs(np.concatenate(list(layers), axis=1)), 0.95, axis=1).mean()
+        return np.clip(layers, -t, t)
+
     for layer in range(LAYERS + 1):
         x, y = before[layer], epochs[2][layer]
+        assert rows["mutual_knn@3"][layer] == pytest.approx(
+            mutual_knn(clipped(before)[layer], clipped(epochs[2])[layer], k=3, clip=1.0)
+        )
         assert rows["procrustes"][layer] == pytest.approx(procrustes(x, y), rel=1e-6)
         assert rows["rsa"][layer] == pytest.approx(rsa(x, y), rel=1e-6)
-        assert rows["mutual_knn@3"][layer] == pytest.approx(mutual_knn(x, y, k=3))
         assert rows["rbf_cka"][layer] == pytest.approx(rbf_cka(x, y, threshold=0.8), rel=1e-6)  # the default
         assert rows["pwcca"][layer] == pytest.approx(pwcca(x, y), rel=1e-6)
     epoch0 = table.filter(pl.col("epoch") == 0)

@@ -81,7 +81,8 @@ def test_paired_differences_and_their_intervals():
     assert rift["gain_pct"] == pytest.approx(100 * (np.exp(ratios.mean()) - 1))
     debiased = np.log([(0.65 - 0.0005 * (s - 1)) / (0.45 + 0.0005 * (s - 1)) for s in range(5)])
     assert rift["gain_other_pct"] == pytest.approx(100 * (np.exp(debiased.mean()) - 1))
-    assert rift["estimator"] == "cka" and rift["seeds"] == 5 and rift["missing_seeds"] == ""
+    assert rift["estimator"] == "cka" and rift["seeds"] == 5 and rift["unpaired_seeds"] == ""
+    assert rift["gain_ceiling_pct"] == pytest.approx(100 * (1 / 0.5005 - 1))  # Full's mean CKA 0.5005
     assert (rift["within"], rift["reaches"], rift["verdict"]) == ("agrees", "agrees", "agrees")
     assert rows["l2sp"]["within"] == "disagrees" and rows["l2sp"]["verdict"] == "disagrees"  # 10 points lost
     assert rift["cell_verdict"] == "agrees"  # one candidate is enough
@@ -108,8 +109,32 @@ def test_a_missing_seed_drops_its_pair_and_is_named():
     runs, pretrained = study({"full": (0.80, 0.5), "rift": (0.795, 0.7)}, seeds=range(4))
     runs = runs.filter(pl.col("run") != "isic/vit/rift-cls/seed2")  # failed
     (row,) = paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95).iter_rows(named=True)
-    assert row["seeds"] == 3 and row["missing_seeds"] == "2"
-    assert "seed 2 missing" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
+    assert row["seeds"] == 3 and row["unpaired_seeds"] == "2"
+    assert "seed 2 unpaired" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
+
+
+def test_a_cell_agrees_only_when_a_candidate_agrees_at_the_bonferroni_level():
+    # Four candidates: each judged at 95 %, the cell at 1 - 0.05 / 4. A candidate whose score interval clears -1
+    # point at 95 % but not at 98.75 % agrees alone, and leaves the cell inconclusive.
+    methods = {
+        "full": (0.80, 0.5),
+        "rift": (0.7935, 0.7),
+        "l2sp": (0.70, 0.9),
+        "lpft": (0.70, 0.9),
+        "feature_cka": (0.7, 0.9),
+    }
+    rows = verdict_rows(methods, seeds=range(4), spread=0.0005)
+    rift = rows["rift"]
+    assert rift["cell_confidence"] == pytest.approx(1 - 0.05 / 4)
+    assert rift["verdict"] == "agrees" and rift["verdict_for_cell"] == "inconclusive"
+    assert rift["cell_verdict"] == "inconclusive"
+
+
+def test_a_gain_out_of_reach_is_said():
+    rows = verdict_rows({"full": (0.80, 0.85), "rift": (0.80, 0.95)})
+    assert rows["rift"]["gain_ceiling_pct"] == pytest.approx(100 * (1 / 0.85 - 1))
+    runs, pretrained = study({"full": (0.80, 0.85), "rift": (0.80, 0.95)})
+    assert "out of reach" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
 
 
 def test_candidates_are_named_in_advance():

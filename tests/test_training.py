@@ -327,3 +327,18 @@ def test_wiseft_ends_at_the_probe_and_the_lpft_model_head_included(inputs, tmp_p
     np.testing.assert_array_equal(at1[1], lpft_trajectory[len(lpft_trajectory) - 1])  # a = 1: the LP-FT run's
     history = pl.read_parquet(outputs[2]["history"])
     assert history["epoch"].to_list() == [RECIPE["epochs"]] and history["train_loss"].is_nan().all()
+
+
+def test_runs_of_one_seed_start_from_the_same_head(inputs, tmp_path, monkeypatch):
+    # The trade-off verdicts pair each method with Full by seed: the same head initialisation on the same backbone.
+    heads = {}
+    init = training.Classifier.__init__
+
+    def recording(self, backbone, num_outputs, pool):
+        init(self, backbone, num_outputs, pool)
+        heads.setdefault(len(heads), self.head.weight.detach().clone())
+
+    monkeypatch.setattr(training.Classifier, "__init__", recording)
+    for method in ("full", "rift", "l2sp"):
+        run(inputs, tmp_path / method, method, recipe=dict(RECIPE, epochs=1), checkpoint=False)
+    assert len(heads) >= 3 and all(head.equal(heads[0]) for head in heads.values())

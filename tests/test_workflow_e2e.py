@@ -38,7 +38,8 @@ def study(tmp_path_factory) -> Path:
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
     # table1, tasks, the similarity study's extra seed, the preserving grid's (4 trained + 2 WiSE-FT a) x 2 seeds
-    assert runs["run"].n_unique() == 12 + 4 + 1 + 12
+    # and its Linear run of seed 1 (seed 0's is table1's)
+    assert runs["run"].n_unique() == 12 + 4 + 1 + 12 + 1
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
@@ -131,12 +132,17 @@ def test_figures_tables_and_report(study):
     assert sweep["share"].is_between(0, 1).all()
     assert "the paper says" in (study / "results/findings.html").read_text()
     tradeoff = pl.read_csv(study / "results/analysis/tradeoff.csv")
-    methods = {"full", "l2sp", "lpft", "rift", "feature_cka", "wiseft0.5", "wiseft1"}
+    methods = {"full", "linear", "l2sp", "lpft", "rift", "feature_cka", "wiseft0.5", "wiseft1"}
     assert set(tradeoff["method"]) == methods and set(tradeoff["runs"]) == {2}
-    # WiSE-FT at a = 1 is the Full run: the same score and similarity.
+    # WiSE-FT at a = 1 is the LP-FT run: the same score and similarity.
     by_method = {row["method"]: row for row in tradeoff.iter_rows(named=True)}
-    assert by_method["wiseft1"]["score"] == pytest.approx(by_method["full"]["score"])
-    assert by_method["wiseft1"]["similarity"] == pytest.approx(by_method["full"]["similarity"], abs=1e-6)
+    assert by_method["wiseft1"]["score"] == pytest.approx(by_method["lpft"]["score"])
+    assert by_method["wiseft1"]["similarity"] == pytest.approx(by_method["lpft"]["similarity"], abs=1e-6)
+    # Paired verdicts of the candidates named in advance (WiSE-FT at verdict_alpha 0.5 only).
+    verdicts = pl.read_csv(study / "results/analysis/tradeoff_verdicts.csv")
+    assert set(verdicts["method"]) == {"feature_cka", "l2sp", "lpft", "rift", "wiseft0.5"}
+    assert set(verdicts["seeds"]) == {2} and set(verdicts["estimator"]) == {"cka"}
+    assert set(verdicts["verdict"]) <= {"agrees", "disagrees", "inconclusive"}
     assert "Beyond the paper" in (study / "results/findings.html").read_text()
     assert "Under other rulers" in (study / "results/findings.html").read_text()
     rulers = pl.read_csv(study / "results/analysis/rulers.csv")
@@ -220,14 +226,16 @@ def test_one_datasets_cka_sample_size_reruns_only_its_runs(study):
     assert not {"pretrain_demo", "prepare_dataset"} & set(jobs)
 
 
-def test_the_linear_probes_recipe_reruns_only_the_linear_runs(study):
+def test_the_linear_probes_recipe_reruns_only_the_linear_and_lpft_runs(study):
     same = runs_rerun_after(
         study, lambda text: text.replace("\ntrain:\n", "\ntrain:\n  linear_probe: {epochs: null}\n")
     )
     assert "finetune" not in same and "linear_probe" not in same  # null: train's recipe, nothing to redo
     jobs = runs_rerun_after(study, lambda text: text.replace("\ntrain:\n", "\ntrain:\n  linear_probe: {lr: 0.01}\n"))
     assert jobs["linear_probe"] and all("/linear-" in run for run in jobs["linear_probe"])
-    assert not {"finetune", "wiseft", "pretrained_features", "pretrain_demo"} & set(jobs)
+    # LP-FT's probe is the Linear probe, and WiSE-FT interpolates both: they follow; nothing else is trained.
+    assert jobs["finetune"] and all("/lpft-" in run for run in jobs["finetune"])
+    assert not {"pretrained_features", "pretrain_demo"} & set(jobs)
 
 
 @pytest.fixture
@@ -259,8 +267,8 @@ def test_truncated_image_gives_one_clear_error(study_copy):
     assert not (study / "results/runs/isic/vit/full-cls/seed0/history.parquet").exists()  # nothing partial left
 
 
-def study_definition(workdir: Path, backbone: str) -> dict:
-    """A Full run's definition as rules/common.smk computes it: the config with the schema's defaults."""
+def study_definition(workdir: Path, backbone: str, method: str = "full") -> dict:
+    """A Full (or LP-FT) run's definition as rules/common.smk computes it: the config with the schema's defaults."""
     import yaml
     from snakemake.utils import validate
 
@@ -268,13 +276,18 @@ def study_definition(workdir: Path, backbone: str) -> dict:
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
     not_recipe = ("checkpoint_minutes", "runs_per_job", "linear_probe")  # linear_probe: Linear runs' own
     recipe = {k: v for k, v in config["train"].items() if k not in not_recipe}  # RECIPE
-    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options={})
+    options = {}
+    if method == "lpft":  # method_options: its probe is the Linear probe (train's recipe here)
+        probe = {k: v for k, v in config["train"]["linear_probe"].items() if v is not None}
+        options = {**config["preserving"]["lpft"], "probe_epochs": probe.get("epochs", recipe["epochs"]),
+                   "probe_lr": probe.get("lr", recipe["lr"])}  # fmt: skip
+    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options=options)
 
 
 def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     from repdrift.failures import FILE_NAME, record_failure
 
-    study, run = study_copy, "isic/vit/full-cls/seed1"  # a run of the similarity grid only
+    study, run = study_copy, "isic/vit/lpft-cls/seed1"  # a run of the preserving grid only
     run_dir = study / "results/runs" / run
     # A real divergence: one line naming run, epoch and step; nothing left but the record.
     shutil.rmtree(run_dir)
@@ -284,19 +297,20 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     result = snakemake(study, target, "--configfile", str(study / "config/diverge.yaml"), check=False)
     assert result.returncode == 1
     line = next(line for line in result.stderr.splitlines() if line.startswith("repdrift: rule finetune"))
-    assert re.search(rf"{run}: fine-tuning diverged: .* at epoch 1, step \d+ of \d+; .*train\.lr", line), line
-    # With the WiSE-FT runs interpolating it (the preserving grid): they cannot be made either.
+    pattern = rf"{run}: fine-tuning diverged: .* at epoch 1 \(after 2 probe epochs\), step \d+ of \d+; .*train\.lr"
+    assert re.search(pattern, line), line
+    # With the WiSE-FT runs interpolating to it: they cannot be made either.
     derived = [f"isic/vit/wiseft{a}-cls/seed1" for a in ("0.5", "1")]
     assert f"3 run(s) failed and are recorded as failed ({run}, {', '.join(derived)})" in result.stderr
     assert sorted(p.name for p in run_dir.iterdir() if p.is_file()) == [FILE_NAME]
     # The same failure under the study's own config (the divergence above ran with another lr): the study finishes
     # without the run, and names it.
     message = line.removeprefix("repdrift: rule finetune: ")
-    record_failure(run_dir, message, study_definition(study, "vit"))
+    record_failure(run_dir, message, study_definition(study, "vit", "lpft"))
     result = snakemake(study, "--keep-going")
     assert "rule finetune:" not in result.stdout + result.stderr
     grids = pl.read_parquet(study / "results/tables/grids.parquet")
-    assert set(grids.filter(pl.col("run") == run)["failure"]) == {message}  # in the similarity and preserving grids
+    assert set(grids.filter(pl.col("run") == run)["failure"]) == {message}
     assert grids.filter(pl.col("run") == derived[0])["failure"].to_list() == [f"derived from {run}, which failed"]
     assert run not in pl.read_parquet(study / "results/tables/runs.parquet")["run"].to_list()
     page = (study / "results/findings.html").read_text()

@@ -830,7 +830,8 @@ def write_findings_page(
             "seeds: the mean per-seed score difference in points and similarity gain (from the mean log-ratio), each "
             "with its t interval. A candidate agrees when the interval of its score difference lies above -1 point "
             "and that of its gain above +30 %, disagrees when either lies on the other side; a cell agrees when a "
-            "candidate does, disagrees when all do (results/analysis/tradeoff_verdicts.csv):</p><ul>"
+            "candidate does with intervals widened for the number of candidates (Bonferroni), disagrees when all "
+            "do (results/analysis/tradeoff_verdicts.csv):</p><ul>"
             + "".join(f"<li>{e(line)}</li>" for line in beyond)
             + "</ul>"
         )

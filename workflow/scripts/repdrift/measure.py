@@ -14,6 +14,7 @@ from repdrift.features import Trajectory, read_features, read_layers
 from repdrift.metrics import (
     binned_ece,
     center_layers,
+    clip_outliers,
     expected_calibration_error,
     knn_top_label,
     layerwise_cka,
@@ -53,18 +54,29 @@ def measure_column(name: str, k: int) -> str:
 def _other_measures(
     reference: np.ndarray, other: np.ndarray, measures: list[str], k: int, clip: float, bandwidth: float
 ) -> list[dict]:
-    """Per layer, every configured measure of the layer's features against the pre-trained ones."""
+    """Per layer, every configured measure of the layer's features against the pre-trained ones. Mutual k-NN reads
+    each model's features clipped once over all its layers, as Huh et al.'s code clips a model's (n, layers, d)
+    features (one threshold per model, platonic-rep `prepare_features`), not layer by layer."""
+    clipped = [_clipped_model(a, clip) for a in (reference, other)] if "mutual_knn" in measures else None
     functions = {
-        "procrustes": procrustes,
-        "pwcca": pwcca,
-        "rsa": rsa,
-        "mutual_knn": lambda x, y: mutual_knn(x, y, k=k, clip=clip),
-        "rbf_cka": lambda x, y: rbf_cka(x, y, threshold=bandwidth),
+        "procrustes": lambda x, y, layer: procrustes(x, y),
+        "pwcca": lambda x, y, layer: pwcca(x, y),
+        "rsa": lambda x, y, layer: rsa(x, y),
+        "mutual_knn": lambda x, y, layer: mutual_knn(clipped[0][layer], clipped[1][layer], k=k, clip=1.0),
+        "rbf_cka": lambda x, y, layer: rbf_cka(x, y, threshold=bandwidth),
     }
     return [
-        {measure_column(name, k): functions[name](ref, cur) for name in measures}
-        for ref, cur in zip(reference, other, strict=True)
+        {measure_column(name, k): functions[name](ref, cur, layer) for name in measures}
+        for layer, (ref, cur) in enumerate(zip(reference, other, strict=True))
     ]
+
+
+def _clipped_model(layers: np.ndarray, q: float) -> np.ndarray:
+    """(layers, n, d) features clipped at one threshold over all layers: each sample's values across the layers
+    side by side, as platonic-rep flattens its (n, layers, d) features (`clip_outliers`)."""
+    n_layers, n, d = layers.shape
+    side_by_side = layers.transpose(1, 0, 2).reshape(n, n_layers * d)
+    return clip_outliers(side_by_side, q).reshape(n, n_layers, d).transpose(1, 0, 2)
 
 
 def _cka_rows(reference, other: np.ndarray, epoch: int | None) -> list[dict]:

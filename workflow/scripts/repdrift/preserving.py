@@ -7,18 +7,25 @@ What each method changes against Full fine-tuning:
 - `l2sp`: alpha/2 ||w - w0||^2 on the backbone (w0 the pre-trained weights) and beta/2 ||w||^2 on the head, instead
   of weight decay. Li et al. 2018, "Explicit inductive bias for transfer learning with convolutional networks". Its
   scope is the weight matrices (`l2sp_scope`: linear and convolution kernels, open_clip's in_proj_weight included),
-  as Li et al. regularise their networks' weights and as weight decay is applied to a ViT: biases, norm scales,
-  position embeddings and class tokens get neither penalty (nor weight decay).
+  as Li et al.'s code regularises only variables named weights (and the new head's weights by beta): biases, norm
+  scales, position embeddings and class tokens get neither penalty, and no weight decay (Full's AdamW decays every
+  parameter). Li et al. set alpha = 0.1 and beta = 0.01 with SGD; under AdamW the penalty's gradient is rescaled per
+  parameter, so the published values are a starting point, not the same strength.
 - `lpft`: the study's Linear probe (train.linear_probe's epochs and lr; the same run as the Linear run of its seed),
   then Full fine-tuning from that head for Full's whole budget (train.epochs) at `lr_scale` x train.lr, each phase
   with its own warm-up and cosine schedule. Kumar et al. 2022, "Fine-tuning can distort pretrained features and
-  underperform out-of-distribution".
+  underperform out-of-distribution". Their probe is a logistic regression trained to convergence with its L2
+  strength chosen on validation data; this one is the study's Linear probe (AdamW, fixed epochs). They sweep LP-FT's
+  fine-tuning rate on its own and found it far smaller than fine-tuning's (3e-7 against 1e-3 in one reply of
+  theirs); `lr_scale` 0.1 is this study's fixed choice.
 - `rift`: + strength * ||Z Q - Z0||_F^2 / ||Z0||_F^2 on each batch, Q orthogonal. The idea of Zu et al. 2025,
-  arXiv 2503.07399 (RepSim in v1, RIFT in v3), in our own words and code, not their implementation.
+  arXiv 2503.07399 (RepSim in v1, RIFT in v3), in our own words and code, not their implementation: Z and Z0 are
+  not centred, so the penalty also pulls on mean shifts and scale, which CKA ignores.
 - `feature_cka`: + strength * (1 - linear CKA(Z, Z0)) on each batch: the paper's own measure as a loss
   (Kornblith et al. 2019, biased estimator on the batch).
-- `wiseft`: no training; (1 - a) theta0 + a theta_ft of a Full run's backbone with its head (repdrift.wiseft).
-  Wortsman et al. 2022, "Robust fine-tuning of zero-shot models".
+- `wiseft`: no training; (1 - a) theta0 + a theta1 of whole models, head included: theta0 a seed's Linear probe,
+  theta1 the LP-FT run started from it (repdrift.wiseft). Wortsman et al. 2022, "Robust fine-tuning of zero-shot
+  models".
 
 Z is the batch's final representation (what the head reads) of the model being trained, Z0 that of the frozen
 pre-trained backbone on the same augmented images. RIFT's Q is solved in closed form on every batch (orthogonal

@@ -31,7 +31,7 @@ import polars as pl
 from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
 from repdrift.plots import similarity_axis
 
-COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 (abstract)
+COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
 CELL = ["dataset", "backbone", "pool"]
 QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
 
@@ -87,7 +87,10 @@ def tradeoff_table(
     return pl.concat(fronts).drop("full_score", "full_similarity").sort(*CELL, "method")
 
 
-VERDICT_ESTIMATOR = "cka"  # the companion paper's (as its seed paper's Eq. 1): its +30 % is of this estimator
+# The companion paper (Zu et al. 2025, arXiv 2503.07399 v1, "Keeping Representation Similarity in Finetuning for
+# Medical Image Analysis": "improves representation similarity by over 30% while maintaining competitive accuracy")
+# does not name its CKA estimator in its abstract; this study assumes the seed paper's Eq. 1, the biased one.
+VERDICT_ESTIMATOR = "cka"
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 
 
@@ -100,9 +103,33 @@ def candidates(methods, verdict_alpha: float) -> list[str]:
     return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == wiseft)
 
 
-def _paired(values: np.ndarray, confidence: float, bounds=(-math.inf, math.inf)) -> tuple[float, float, float]:
-    mean, lo, hi, _ = mean_ci(values, confidence, bounds)
-    return mean, lo, hi
+def _band(lo: float, hi: float, bound: float) -> str:
+    """`agrees` when the interval lies above `bound`, `disagrees` below it, else (or without one) inconclusive."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE
+    return AGREES if lo > bound else DISAGREES if hi < bound else INCONCLUSIVE
+
+
+def _judge(pairs: pl.DataFrame, confidence: float, max_loss: float) -> dict:
+    """The paired intervals and verdicts of one candidate at one confidence level (see `paired_verdicts`)."""
+    row = {}
+    score = 100 * (pairs["score_m"] - pairs["score"]).to_numpy()
+    row["score_diff"], row["score_lo"], row["score_hi"], _ = mean_ci(score, confidence, (-100.0, 100.0))
+    dropped = set()
+    for estimator, prefix in ((VERDICT_ESTIMATOR, "gain"), ("cka_debiased", "gain_other")):
+        x, y = pairs[estimator].to_numpy(), pairs[f"{estimator}_m"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):  # a non-positive debiased CKA has no ratio
+            ratio = np.log(y / x)
+        finite = np.isfinite(ratio)
+        dropped |= set(pairs["seed"].to_numpy()[~finite].tolist()) if prefix == "gain" else set()
+        mean, lo, hi, _ = mean_ci(ratio[finite], confidence)
+        row[f"{prefix}_pct"], row[f"{prefix}_lo"], row[f"{prefix}_hi"] = (
+            100 * (math.exp(v) - 1) if np.isfinite(v) else math.nan for v in (mean, lo, hi)
+        )
+    within = _band(row["score_lo"], row["score_hi"], -max_loss)
+    reaches = _band(row["gain_lo"], row["gain_hi"], COMPANION_GAIN)
+    verdict = AGREES if within == reaches == AGREES else DISAGREES if DISAGREES in (within, reaches) else INCONCLUSIVE
+    return row | dict(within=within, reaches=reaches, verdict=verdict, no_ratio_seeds=sorted(dropped))
 
 
 def paired_verdicts(
@@ -114,57 +141,53 @@ def paired_verdicts(
 
     "Within `max_loss` points" agrees when the interval of the score difference lies above -max_loss (disagrees
     below it); "+30 %" when the interval of the gain, exp(mean log-ratio) - 1, lies above 30 % (disagrees below).
-    A candidate agrees with the companion paper when both agree, disagrees when either disagrees; a cell agrees
-    when some candidate agrees, disagrees when every candidate disagrees. Seeds Full has but a candidate lacks are
-    dropped from its pairs and named; the gain under the other estimator is reported beside the verdict's."""
-    other = "cka_debiased"
+    A candidate agrees with the companion paper when both agree, disagrees when either disagrees. A cell agrees when
+    some candidate agrees with its intervals widened for the number of candidates (Bonferroni: confidence
+    1 - (1 - c) / k, `cell_confidence`), so that trying several cannot make one agree by chance; it disagrees when
+    every candidate disagrees. Seeds without a partner (Full's or the candidate's) are dropped and named
+    (`unpaired_seeds`), as are seeds whose similarity ratio is undefined (a non-positive CKA). `gain_ceiling_pct` is
+    the largest gain Full's mean similarity leaves (CKA <= 1): below +30 % no candidate can reach it."""
     rows = []
     for key, cell in values.group_by(*CELL, maintain_order=True):
         where = dict(zip(CELL, key))
         full = cell.filter(pl.col("method") == "full")
         named = candidates(cell["method"].unique(), verdict_alpha)
+        cell_confidence = 1 - (1 - confidence) / max(len(named), 1)
+        ceiling = 100 * (1 / full[VERDICT_ESTIMATOR].mean() - 1) if full.height else math.nan
         for method in named:
             mine = cell.filter(pl.col("method") == method)
             pairs = full.join(mine, on="seed", suffix="_m").sort("seed")
-            missing = sorted(set(full["seed"]) - set(mine["seed"]))
-            row = dict(where, method=method, candidates=", ".join(named), seeds=pairs.height,
-                       missing_seeds=", ".join(map(str, missing)), estimator=VERDICT_ESTIMATOR,
-                       max_loss_points=max_loss, companion_gain_pct=COMPANION_GAIN)  # fmt: skip
-            score = 100 * (pairs["score_m"] - pairs["score"]).to_numpy()
-            row["score_diff"], row["score_lo"], row["score_hi"] = _paired(score, confidence, (-100.0, 100.0))
-            for estimator, prefix in ((VERDICT_ESTIMATOR, "gain"), (other, "gain_other")):
-                x, y = pairs[estimator].to_numpy(), pairs[f"{estimator}_m"].to_numpy()
-                with np.errstate(divide="ignore", invalid="ignore"):  # a non-positive debiased CKA has no ratio
-                    ratio = np.log(y / x)
-                mean, lo, hi = _paired(ratio if np.isfinite(ratio).all() else np.array([]), confidence)
-                row[f"{prefix}_pct"], row[f"{prefix}_lo"], row[f"{prefix}_hi"] = (
-                    100 * (math.exp(v) - 1) if np.isfinite(v) else math.nan for v in (mean, lo, hi)
-                )
-            within = _band(row["score_lo"], row["score_hi"], -max_loss)
-            reaches = _band(row["gain_lo"], row["gain_hi"], COMPANION_GAIN)
-            row["within"], row["reaches"] = within, reaches
-            row["verdict"] = (
-                AGREES if within == reaches == AGREES else DISAGREES if DISAGREES in (within, reaches) else INCONCLUSIVE
+            unpaired = sorted(set(full["seed"]) ^ set(mine["seed"]))
+            judged = _judge(pairs, confidence, max_loss)
+            adjusted = _judge(pairs, cell_confidence, max_loss)
+            rows.append(
+                dict(
+                    where,
+                    method=method,
+                    candidates=", ".join(named),
+                    seeds=pairs.height,
+                    unpaired_seeds=", ".join(map(str, unpaired)),
+                    no_ratio_seeds=", ".join(map(str, judged.pop("no_ratio_seeds"))),
+                    estimator=VERDICT_ESTIMATOR,
+                    max_loss_points=max_loss,
+                    companion_gain_pct=COMPANION_GAIN,
+                    gain_ceiling_pct=ceiling,
+                    **judged,
+                    cell_confidence=cell_confidence,
+                    verdict_for_cell=adjusted["verdict"],
+                )  # fmt: skip
             )
-            rows.append(row)
     frame = pl.DataFrame(rows)
     if frame.height == 0:
         return frame
     cell_verdict = frame.group_by(CELL).agg(
-        cell_verdict=pl.when((pl.col("verdict") == AGREES).any())
+        cell_verdict=pl.when((pl.col("verdict_for_cell") == AGREES).any())
         .then(pl.lit(AGREES))
         .when((pl.col("verdict") == DISAGREES).all())
         .then(pl.lit(DISAGREES))
         .otherwise(pl.lit(INCONCLUSIVE))
     )
     return frame.join(cell_verdict, on=CELL).sort(*CELL, "method")
-
-
-def _band(lo: float, hi: float, bound: float) -> str:
-    """`agrees` when the interval lies above `bound`, `disagrees` below it, else (or without one) inconclusive."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return INCONCLUSIVE
-    return AGREES if lo > bound else DISAGREES if hi < bound else INCONCLUSIVE
 
 
 def verdict_lines(verdicts: pl.DataFrame) -> list[str]:
@@ -175,16 +198,21 @@ def verdict_lines(verdicts: pl.DataFrame) -> list[str]:
         first = cell.row(0, named=True)
         parts = []
         for r in cell.iter_rows(named=True):
-            missing = f", seed {r['missing_seeds']} missing" if r["missing_seeds"] else ""
+            missing = f", seed {r['unpaired_seeds']} unpaired" if r["unpaired_seeds"] else ""
             parts.append(
                 f"{r['method']} {r['score_diff']:+.1f} points [{r['score_lo']:+.1f}, {r['score_hi']:+.1f}], "
                 f"similarity {r['gain_pct']:+.1f} % [{r['gain_lo']:+.1f}, {r['gain_hi']:+.1f}] "
                 f"({r['gain_other_pct']:+.1f} % debiased; {r['seeds']} paired seeds{missing}): {r['verdict']}"
             )
+        ceiling = first["gain_ceiling_pct"]
+        reach = (
+            f" (Full's similarity leaves at most {ceiling:+.1f} %: out of reach)" if ceiling < COMPANION_GAIN else ""
+        )
         lines.append(
             f"{where}: candidates {first['candidates']} against Full of the same seeds, {first['estimator']} "
-            f"estimator; {'; '.join(parts)}. Within {first['max_loss_points']:g} point and above "
-            f"+{COMPANION_GAIN:.0f} %: {first['cell_verdict']}."
+            f"estimator{reach}; {'; '.join(parts)}. Some candidate within {first['max_loss_points']:g} point and "
+            f"above +{COMPANION_GAIN:.0f} % (at {first['cell_confidence']:.1%} for {len(cell)} candidates): "
+            f"{first['cell_verdict']}."
         )
     return lines
 

@@ -347,7 +347,11 @@ def finetune(
                 model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {step}/{total}", penalty
             )
         except Diverged as stop:
-            error = _divergence(Path(model_out).parent, step, steps_per_epoch, stop, rows, recipe)
+            # LP-FT's epochs are said in their phase: probe epoch k of P, or fine-tuning epoch e after the probe.
+            where = f"epoch {epoch}" if before == 0 else (
+                f"epoch {epoch} (after {before} probe epochs)" if epoch > 0 else f"probe epoch {step} of {before}"
+            )  # fmt: skip
+            error = _divergence(Path(model_out).parent, where, steps_per_epoch, stop, rows, recipe)
             # A re-run under the same definition would diverge again: recorded, the rest of the study can finish.
             definition = dict(backbone=backbone_cfg, recipe=raw_recipe, options=options)  # rules/common.smk's
             record_failure(Path(model_out).parent, str(error), definition)
@@ -431,7 +435,7 @@ def finetune(
     return history
 
 
-def _divergence(run: Path, epoch: int, steps: int, stop: Diverged, rows: list[dict], recipe: Recipe) -> TrainingError:
+def _divergence(run: Path, where: str, steps: int, stop: Diverged, rows: list[dict], recipe: Recipe) -> TrainingError:
     if stop.last is not None:
         last = f"the last finite loss was {stop.last:.4g} (step {stop.step - 1})"
     elif rows:
@@ -439,7 +443,7 @@ def _divergence(run: Path, epoch: int, steps: int, stop: Diverged, rows: list[di
     else:
         last = "no step had a finite loss"
     return TrainingError(
-        f"{run}: fine-tuning diverged: the training loss is {stop.loss} at epoch {epoch}, step {stop.step} of "
+        f"{run}: fine-tuning diverged: the training loss is {stop.loss} at {where}, step {stop.step} of "
         f"{steps}; {last}. Try a smaller train.lr (now {recipe.lr:g}). No outputs were written; the last "
         "checkpoint, if any, stays in checkpoint/ for inspection."
     )

@@ -1,9 +1,9 @@
 """WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): weight-space ensembles
-theta(a) = (1 - a) theta0 + a theta1 of two whole models, head included, that exist at both ends. The paper's
-theta0 is a zero-shot model; without a zero-shot head, as they do for such models, theta0 is the pre-trained backbone
-with a linear-probe head (the study's Linear run of the seed) and theta1 the model fine-tuned from that head (the
-LP-FT run of the seed, whose probe is that very Linear run: tests/test_training.py). At a = 0 the ensemble is the
-probe model, at a = 1 the LP-FT model.
+theta(a) = (1 - a) theta0 + a theta1 of two whole models, head included, that exist at both ends, as their code
+interpolates every tensor. The paper's theta0 is a zero-shot model and theta1 is fine-tuned from its head; without
+a zero-shot head, by analogy, theta0 is the pre-trained backbone with a linear-probe head (the study's Linear run of
+the seed) and theta1 the model fine-tuned from that head (the LP-FT run of the seed, whose probe is that very Linear
+run: tests/test_training.py). At a = 0 the ensemble is the probe model, at a = 1 the LP-FT model.
 
 No training: each a of `preserving.wiseft.alphas` is a run of its own (method `wiseft<a>`, e.g. `wiseft0.5`) derived
 from the Linear and LP-FT runs of the same dataset, backbone, pool and seed, which are not retrained. One job per

@@ -24,7 +24,7 @@ from .ranking import (
     roc_auc,
     roc_auc_per_class,
 )
-from .similarity import mutual_knn, procrustes, pwcca, rsa, svcca
+from .similarity import clip_outliers, mutual_knn, procrustes, pwcca, rsa, svcca
 
 __all__ = [
     "CenteredLayers",
@@ -42,6 +42,7 @@ __all__ = [
     "mean_average_precision",
     "minibatch_cka",
     "mutual_knn",
+    "clip_outliers",
     "procrustes",
     "pwcca",
     "rbf_cka",

@@ -14,8 +14,9 @@ must hold the same samples in the same order and may differ in width. Every meas
   `pwcca_dist` the same. As in google/svcca, the side is the one with fewer kept directions (X on a tie). That
   code projects onto u^T (X - mean) + mean, directions not whitened by Sigma_xx^-1/2; here h_i are the canonical
   variates of the paper (Ding et al.'s `transformed_a`); tests/test_metrics_similarity.py checks both pipelines'
-  weights, the google one with whitened directions, to 1e-9 with directions dropped. SVCCA agrees with
-  google/svcca's `get_cca_similarity` to 1e-9. CCA needs more
+  weights, the google one with whitened directions, to 1e-9 with directions dropped. Published PWCCA numbers are of
+  CCA on the neurons themselves (Morcos et al., Ding et al.), not after an SVD reduction: this variant's values do not
+  compare with theirs. SVCCA agrees with google/svcca's `get_cca_similarity` to 1e-9. CCA needs more
   samples than directions: with k_x + k_y > n - 1, at least k_x + k_y - (n - 1) canonical correlations are 1
   whatever the data. Each side therefore keeps at most (n - 1) // 2 directions, its leading ones, even when 99 %
   of the variance needs more (ViT-B features on the paper's 512 images can): the measure is then SVCCA / PWCCA of
@@ -24,9 +25,11 @@ must hold the same samples in the same order and may differ in width. Every meas
   between samples, over the upper triangle (Kriegeskorte, Mur and Bandettini 2008).
 - `mutual_knn`: mean over samples of |N_k^X(i) & N_k^Y(i)| / k, N_k the k nearest other samples by cosine
   similarity (mutual nearest-neighbour alignment, Huh et al. 2024, "The platonic representation hypothesis"). As
-  their code prepares features (platonic-rep `prepare_features`), each side is first clipped to +-t, t the mean over
-  samples of the `clip` quantile of the sample's |values| (0.95; 1 = no clipping): a few outlier dimensions, common
-  in CLIP and DINOv2 ViTs, otherwise dominate the cosine similarities.
+  their code prepares the features it is given (platonic-rep `prepare_features`), each side is first clipped to +-t,
+  t the mean over samples of the `clip` quantile of the sample's |values| (0.95; 1 = no clipping): a few outlier
+  dimensions, common in CLIP and DINOv2 ViTs, otherwise dominate the cosine similarities. Their code is given a
+  model's every layer at once, so one t serves all its layers: repdrift.measure clips so (`clip_outliers` over the
+  layers side by side) and calls this with clip = 1.
 
 Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument;
 a degenerate but valid input (a side with no variance, a constant or all-zero sample) gives NaN.
