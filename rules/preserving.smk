@@ -143,6 +143,6 @@ rule tradeoff:
         eps=config["analysis"]["eps"],
         confidence=config["analysis"]["confidence"],
         # WiSE-FT's candidate a for the verdicts, fixed in advance (never picked on test scores).
-        verdict_alpha=config["preserving"]["wiseft"]["verdict_alpha"],
+        verdict_wiseft=wiseft_method(config["preserving"]["wiseft"]["verdict_alpha"]),
     script:
         "../workflow/scripts/tradeoff.py"

@@ -66,7 +66,7 @@ def test_table_changes_and_verdict():
 def verdict_rows(methods, **kwargs):
     runs, pretrained = study(methods, **kwargs)
     values = run_values(runs, pretrained, "cka", 5, 20)
-    return {row["method"]: row for row in paired_verdicts(values, 0.5, 0.95).iter_rows(named=True)}
+    return {row["method"]: row for row in paired_verdicts(values, "wiseft0.5", 0.95).iter_rows(named=True)}
 
 
 def test_paired_differences_and_their_intervals():
@@ -108,9 +108,10 @@ def test_a_verdict_flips_when_the_paired_interval_crosses_the_bound(rift, within
 def test_a_missing_seed_drops_its_pair_and_is_named():
     runs, pretrained = study({"full": (0.80, 0.5), "rift": (0.795, 0.7)}, seeds=range(4))
     runs = runs.filter(pl.col("run") != "isic/vit/rift-cls/seed2")  # failed
-    (row,) = paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95).iter_rows(named=True)
+    judged = paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), "wiseft0.5", 0.95)
+    (row,) = judged.iter_rows(named=True)
     assert row["seeds"] == 3 and row["unpaired_seeds"] == "2"
-    assert "seed 2 unpaired" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
+    assert "seed 2 unpaired" in verdict_lines(judged)[0]
 
 
 def test_a_cell_agrees_only_when_a_candidate_agrees_at_the_bonferroni_level():
@@ -134,13 +135,14 @@ def test_a_gain_out_of_reach_is_said():
     rows = verdict_rows({"full": (0.80, 0.85), "rift": (0.80, 0.95)})
     assert rows["rift"]["gain_ceiling_pct"] == pytest.approx(100 * (1 / 0.85 - 1))
     runs, pretrained = study({"full": (0.80, 0.85), "rift": (0.80, 0.95)})
-    assert "out of reach" in verdict_lines(paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), 0.5, 0.95))[0]
+    judged = paired_verdicts(run_values(runs, pretrained, "cka", 5, 20), "wiseft0.5", 0.95)
+    assert "out of reach" in verdict_lines(judged)[0]
 
 
 def test_candidates_are_named_in_advance():
     methods = ["full", "linear", "scratch", "l2sp", "lpft", "rift", "wiseft0.25", "wiseft0.5", "wiseft1"]
-    assert candidates(methods, 0.5) == ["l2sp", "lpft", "rift", "wiseft0.5"]
-    assert candidates(methods, 1.0) == ["l2sp", "lpft", "rift", "wiseft1"]
+    assert candidates(methods, "wiseft0.5") == ["l2sp", "lpft", "rift", "wiseft0.5"]
+    assert candidates(methods, "wiseft1") == ["l2sp", "lpft", "rift", "wiseft1"]
     rows = verdict_rows({"full": (0.8, 0.5), "linear": (0.7, 1.0), "wiseft0.25": (0.8, 0.9), "wiseft0.5": (0.7, 0.6)})
     assert set(rows) == {"wiseft0.5"}  # a = 0.25 would have won on the test set: it is no candidate
     assert rows["wiseft0.5"]["candidates"] == "wiseft0.5"

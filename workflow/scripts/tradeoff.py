@@ -25,7 +25,7 @@ def analyse(i, p, o):
     grid_values = grid_runs(values, pl.read_parquet(i.grids), p.grid, key="analysis.preserving_grid")
     table = tradeoff_table(grid_values, pl.read_parquet(i.space), p.eta, p.eps, p.confidence, p.similarity)
     table.write_csv(o.table)
-    judged = paired_verdicts(grid_values, p.verdict_alpha, p.confidence)
+    judged = paired_verdicts(grid_values, p.verdict_wiseft, p.confidence)
     judged.write_csv(o.verdicts)
     lines = verdict_lines(judged)
     print("\n".join(lines))

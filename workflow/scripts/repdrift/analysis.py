@@ -238,12 +238,12 @@ def interval_correlation(
     used = found.counts >= min_interval_runs
     centres, means, counts = found.centres[used], found.means[used], found.counts[used]
     inside = found.nearest < n_intervals
+    interval = np.minimum(found.nearest, n_intervals - 1)  # a similarity outlier's is masked by `inside` below
     excluded = np.full(similarity.size, "", dtype=object)
     excluded[~inside] = SIMILARITY_OUTLIER
     excluded[inside & ~found.kept] = METRIC_OUTLIER
-    sparse = found.kept & ~used[np.minimum(found.nearest, n_intervals - 1)]
-    excluded[sparse] = SPARSE
-    assigned = np.where(inside, found.centres[np.minimum(found.nearest, n_intervals - 1)], np.nan)
+    excluded[found.kept & ~used[interval]] = SPARSE
+    assigned = np.where(inside, found.centres[interval], np.nan)
 
     note, line = "", None
     if centres.size < min_intervals:
@@ -261,12 +261,12 @@ def interval_correlation(
     r_ci = tuple(np.percentile(valid, [tail, 100 - tail])) if valid.size and line is not None else (np.nan, np.nan)
     if line is not None and valid.size < MIN_VALID_SHARE * n_bootstrap:
         note = f"mostly degenerate bootstrap: {valid.size} of {n_bootstrap} replicates valid"
-    nan = math.nan
+    slope, intercept, r, p_value = (line.slope, line.intercept, line.rvalue, line.pvalue) if line else (math.nan,) * 4
     return IntervalFit(
-        slope=float(line.slope) if line is not None else nan,
-        intercept=float(line.intercept) if line is not None else nan,
-        r=float(line.rvalue) if line is not None else nan,
-        p_value=float(line.pvalue) if line is not None else nan,
+        slope=float(slope),
+        intercept=float(intercept),
+        r=float(r),
+        p_value=float(p_value),
         r_ci=(float(r_ci[0]), float(r_ci[1])),
         centres=centres,
         means=means,

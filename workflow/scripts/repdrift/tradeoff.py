@@ -94,13 +94,13 @@ VERDICT_ESTIMATOR = "cka"
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 
 
-def candidates(methods, verdict_alpha: float) -> list[str]:
+def candidates(methods, verdict_wiseft: str) -> list[str]:
     """The methods a verdict compares with Full, named before any test score is read: every preserving method of
-    the grid, WiSE-FT only at the a fixed in advance (`preserving.wiseft.verdict_alpha`), never the paper's own."""
+    the grid, WiSE-FT only as `verdict_wiseft`, the run method of the a fixed in advance (rules/common.smk
+    `wiseft_method` of `preserving.wiseft.verdict_alpha`), never the paper's own."""
     from repdrift.analysis import PAPER_METHODS
 
-    wiseft = "wiseft" + (f"{verdict_alpha:.10f}".rstrip("0").rstrip(".") or "0")  # as rules/common.smk names it
-    return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == wiseft)
+    return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == verdict_wiseft)
 
 
 def _band(lo: float, hi: float, bound: float) -> str:
@@ -133,7 +133,7 @@ def _judge(pairs: pl.DataFrame, confidence: float, max_loss: float) -> dict:
 
 
 def paired_verdicts(
-    values: pl.DataFrame, verdict_alpha: float, confidence: float, max_loss: float = 1.0
+    values: pl.DataFrame, verdict_wiseft: str, confidence: float, max_loss: float = 1.0
 ) -> pl.DataFrame:
     """Per cell and candidate: the per-seed differences from Full of the same seed (same head initialisation),
     score in points and similarity as a log-ratio, their means and t intervals, and the verdicts. `values`: one row
@@ -151,7 +151,7 @@ def paired_verdicts(
     for key, cell in values.group_by(*CELL, maintain_order=True):
         where = dict(zip(CELL, key))
         full = cell.filter(pl.col("method") == "full")
-        named = candidates(cell["method"].unique(), verdict_alpha)
+        named = candidates(cell["method"].unique(), verdict_wiseft)
         cell_confidence = 1 - (1 - confidence) / max(len(named), 1)
         ceiling = 100 * (1 / full[VERDICT_ESTIMATOR].mean() - 1) if full.height else math.nan
         for method in named:
