@@ -230,7 +230,8 @@ def backbone_cfg(backbone):
 
 def method_options(method):
     """The options a run of `method` trains with: its `preserving` entry; LP-FT's probe is the Linear probes' recipe
-    (epochs and lr), so that it is the very run the Linear run of its seed is (WiSE-FT starts from that run)."""
+    (epochs and lr), so that it is the very run the Linear run of its seed is (WiSE-FT starts from that run).
+    """
     options = dict(config["preserving"].get(method, {}))
     if method == "lpft":
         probe = run_recipe("linear")
