@@ -58,19 +58,9 @@ localrules:
     figures,
 
 
-onstart:
-    # Known only once the executor is (not while the Snakefile is read): the Slurm profile gives GPUs, memory,
-    # time and retries to the one-run rules by name, so runs sharing a job (generated rules) would get none.
-    if config["train"]["runs_per_job"] > 1 and workflow.non_local_exec:
-        raise ValueError(
-            "train.runs_per_job: several runs to a job is for local runs; on a cluster executor set it to 1 "
-            "(config/paper.yaml does), so that each run is a job the profile gives a GPU"
-        )
-
-
 onerror:
     # Fine-tunes that diverged left a failed.json (repdrift.failures): say how the study finishes without them.
-    new_failures = sorted(set(recorded_failures()) - set(FAILED))
+    new_failures = sorted(set(STUDY.failed()) - set(FAILED))
     if new_failures:
         print(
             f"repdrift: {len(new_failures)} run(s) failed and are recorded as failed "

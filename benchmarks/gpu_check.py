@@ -146,7 +146,7 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
     from repdrift.data import build_dataset, write_dataset
     from repdrift.extract import extract_features
     from repdrift.models import POOLS, build_backbone
-    from repdrift.training import finetune
+    from repdrift.training import RunOutputs, finetune
 
     n_train = args.steps * args.batch_size  # the extraction runs over the same images, in larger batches
     raw = write_images(work / "isic2018", n_train, n_test=args.batch_size)
@@ -170,10 +170,9 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
             "cls",
             0,
             recipe,
-            run / "model.safetensors",
-            run / "history.parquet",
-            run / "predictions.h5",
-            run / "trajectory.h5",
+            RunOutputs(
+                run / "model.safetensors", run / "history.parquet", run / "predictions.h5", run / "trajectory.h5"
+            ),
             cka_samples=min(8, args.batch_size),
         )
     rates = history["images_per_s"].to_list()

@@ -27,10 +27,10 @@ rule aggregate:
     conda:
         "../envs/cpu.yaml"
     params:
-        runs=[{"run": run, **info["wildcards"]} for run, info in DONE_RUNS.items()],
+        runs=[{"run": run, **info.wildcards} for run, info in DONE_RUNS.items()],
         # Every run of the study, failed ones included: what the config asked for.
         study=[
-            {"run": run, **info["wildcards"], "grids": info["grids"]}
+            {"run": run, **info.wildcards, "grids": list(info.grids)}
             for run, info in RUNS.items()
         ],
         datasets=TARGETS_USED,

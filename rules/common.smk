@@ -1,47 +1,28 @@
-# The run grid, paths and input functions shared by every stage.
-import itertools
+# The config checks, paths and input functions shared by every stage; the study itself (grids -> runs, the
+# methods, each run's definition) is repdrift.study, read here once.
 import os
-import re
 from pathlib import Path
 
-from repdrift.features import WHOLE_SPLIT
+from repdrift.study import (
+    METHODS,
+    POOLS,
+    RUN,
+    SIMILARITY_COLUMN,
+    WHOLE_SPLIT,
+    Study,
+    knn_ece_metric,
+    knn_metric,
+    method_wildcard,
+    methods_of,
+    wiseft_method,
+)
 
-RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
+STUDY = Study(config)
 RUN_DIR = f"results/runs/{RUN}"
 KNN_DATASET = config["knn"]["dataset"]
 PRETRAIN_DATASET = config["pretrain"]["dataset"]
 # The runs.parquet metric of the configured CKA estimator (both are always measured and stored).
-SIMILARITY_METRIC = {"biased": "cka", "debiased": "cka_debiased"}[
-    config["cka"]["estimator"]
-]
-# The fine-tuning recipe; how often it checkpoints and how runs share jobs do not change the result. The Linear
-# probes' own epochs and lr (train.linear_probe) are theirs and LP-FT's probe's: run_recipe, method_options.
-RECIPE = {
-    k: v
-    for k, v in config["train"].items()
-    if k not in ("checkpoint_minutes", "runs_per_job", "linear_probe")
-}
-
-
-def run_recipe(method):
-    """The recipe a run of `method` trains with: RECIPE, with a Linear probe's own epochs and lr where
-    train.linear_probe sets them (null = RECIPE's). Unset, a Linear run's recipe is RECIPE itself, so its params,
-    failure record and checkpoint fingerprint stay as they were; every other method's never change with it.
-    """
-    if method != "linear":
-        return RECIPE
-    own = config["train"]["linear_probe"]
-    return {**RECIPE, **{k: v for k, v in own.items() if v is not None}}
-
-
-def cka_samples(dataset):
-    """The CKA sample size of `dataset`'s runs and reference: cka.dataset_samples, else cka.samples; `all` is
-    repdrift.features.WHOLE_SPLIT, more than any test split has (features.cka_sample then takes all of it).
-    """
-    n = config["cka"]["dataset_samples"].get(dataset, config["cka"]["samples"])
-    return WHOLE_SPLIT if n == "all" else n
-
-
+SIMILARITY_METRIC = SIMILARITY_COLUMN[config["cka"]["estimator"]]
 # How the correlation fit discretises (repdrift.analysis.FitRule), for the correlation, rulers and figures jobs.
 FIT_RULE = {
     key: config["analysis"][key]
@@ -50,30 +31,18 @@ FIT_RULE = {
 # Similarity against: forgetting and calibration on the natural domain (the paper's Fig. 5), and the target
 # domain's calibration as an extra panel.
 CORRELATION_METRICS = [
-    f"knn@{config['knn']['k']}",
-    f"knn_ece@{config['knn']['k']}",
+    knn_metric(config["knn"]["k"]),
+    knn_ece_metric(config["knn"]["k"]),
     "ece",
 ]
-
-
-# Trained by rule finetune (linear by linear_probe); WiSE-FT's runs are derived by rule wiseft from the Linear and
-# LP-FT runs of their seed.
-TRAINED_METHODS = ["full", "scratch", "l2sp", "lpft", "rift", "feature_cka"]
-
-
-def wiseft_method(alpha):
-    """The run's method of WiSE-FT's a, in plain decimals: 0.5 -> wiseft0.5, 1.0 -> wiseft1, 1e-05 -> wiseft0.00001."""
-    return "wiseft" + (f"{alpha:.10f}".rstrip("0").rstrip(".") or "0")
-
-
-WISEFT_METHODS = [wiseft_method(a) for a in config["preserving"]["wiseft"]["alphas"]]
+WISEFT_METHODS = STUDY.run_methods("wiseft")
 
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_.\-]+",
     backbone=r"[A-Za-z0-9_.\-]+",
-    method=r"full|linear|scratch|l2sp|lpft|rift|feature_cka|wiseft[0-9.]+",
-    pool="cls|mean",
+    method=method_wildcard(),
+    pool="|".join(POOLS),
     seed=r"\d+",
 
 
@@ -116,13 +85,20 @@ def _check_config():
             f"preserving.wiseft.verdict_alpha: {wiseft['verdict_alpha']} is not one of preserving.wiseft.alphas "
             f"{wiseft['alphas']}: the verdicts' candidate must be a run of the study"
         )
+    # The methods are repdrift.study.METHODS; a derived one needs the runs it is made from in its grid.
     for grid_name, grid in config["grids"].items():
-        missing = [m for m in ("linear", "lpft") if m not in grid["methods"]]
-        if "wiseft" in grid["methods"] and missing:
-            problems.append(
-                f"grids.{grid_name}.methods: wiseft interpolates from each Linear probe (theta0) to the LP-FT run "
-                f"started from it (theta1) of the grid; add {' and '.join(missing)}"
-            )
+        for method in grid["methods"]:
+            if method not in METHODS:
+                problems.append(
+                    f"grids.{grid_name}.methods: '{method}' is not a method (methods: {', '.join(METHODS)})"
+                )
+                continue
+            missing = [m for m in METHODS[method].needs if m not in grid["methods"]]
+            if missing:
+                problems.append(
+                    f"grids.{grid_name}.methods: {method} is made from the {' and '.join(missing)} runs of its "
+                    f"seed ({METHODS[method].summary}); add {' and '.join(missing)}"
+                )
     for name in config["cka"]["dataset_samples"]:
         if name not in config["datasets"]:
             problems.append(
@@ -131,7 +107,7 @@ def _check_config():
     # The smallest CKA sample the study measures on (a dataset's `all` is its whole test split: not bounded here).
     targets = {name for grid in config["grids"].values() for name in grid["datasets"]}
     smallest = min(
-        ((cka_samples(name), name) for name in targets & set(config["datasets"])),
+        ((STUDY.cka_samples(name), name) for name in targets & set(config["datasets"])),
         default=(WHOLE_SPLIT, None),
     )
     k = config["similarity"]["mutual_knn_k"]
@@ -170,48 +146,15 @@ def _check_config():
 _check_config()
 
 
-def study_runs():
-    """Every run of every grid, once, as dicts of wildcards, plus the grid each came from."""
-    runs = {}
-    for grid_name, grid in config["grids"].items():
-        methods = [
-            m
-            for method in grid["methods"]
-            for m in (WISEFT_METHODS if method == "wiseft" else [method])
-        ]
-        for values in itertools.product(
-            grid["datasets"],
-            grid["backbones"],
-            methods,
-            grid["pools"],
-            grid["seeds"],
-        ):
-            run = dict(zip(("dataset", "backbone", "method", "pool", "seed"), values))
-            runs.setdefault(RUN.format(**run), {"wildcards": run, "grids": []})[
-                "grids"
-            ].append(grid_name)
-    return runs
-
-
-RUNS = study_runs()
-
-
+RUNS = STUDY.runs
 # In the config's order: the order of the paper tables' rows and columns.
-BACKBONES_USED = [
-    b
-    for b in config["backbones"]
-    if any(r["wildcards"]["backbone"] == b for r in RUNS.values())
-]
-POOLS_USED = [
-    p
-    for p in ("cls", "mean")
-    if any(r["wildcards"]["pool"] == p for r in RUNS.values())
-]
-TARGETS_USED = [
-    d
-    for d in config["datasets"]
-    if any(r["wildcards"]["dataset"] == d for r in RUNS.values())
-]
+BACKBONES_USED = STUDY.used("backbone")
+POOLS_USED = STUDY.used("pool")
+TARGETS_USED = STUDY.used("dataset")
+# The runs whose fine-tune failed under their current definition: the study is built without them and names them.
+FAILED = STUDY.failed()
+# The runs the study's tables are built from.
+DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 
 
 def run_files(name):
@@ -223,110 +166,6 @@ def manifest(dataset):
     return f"results/data/{dataset}/manifest.parquet"
 
 
-def backbone_cfg(backbone):
-    """The backbone's config entry, named by its config key."""
-    return {**config["backbones"][backbone], "name": backbone}
-
-
-def method_options(method):
-    """The options a run of `method` trains with: its `preserving` entry; LP-FT's probe is the Linear probes' recipe
-    (epochs and lr), so that it is the very run the Linear run of its seed is (WiSE-FT starts from that run).
-    """
-    options = dict(config["preserving"].get(method, {}))
-    if method == "lpft":
-        probe = run_recipe("linear")
-        options |= dict(probe_epochs=probe["epochs"], probe_lr=probe["lr"])
-    return options
-
-
-def run_definition(backbone, method):
-    """What a fine-tune's outcome depends on beyond its wildcards: a failure recorded under it is not retried."""
-    return dict(
-        backbone=backbone_cfg(backbone),
-        recipe=run_recipe(method),
-        options=method_options(method),
-    )
-
-
-def recorded_failures():
-    """The runs whose fine-tune failed under the current definition (repdrift.failures), with the message: the
-    study is built without them and names them as missing."""
-    from repdrift.failures import recorded_failure
-
-    failed = {}
-    for run, info in RUNS.items():
-        wc = info["wildcards"]
-        message = recorded_failure(
-            f"results/runs/{run}", run_definition(wc["backbone"], wc["method"])
-        )
-        if message is not None:
-            failed[run] = message
-    # A WiSE-FT run interpolates from the Linear run to the LP-FT run of its seed: without them, it is missing too.
-    for run, info in RUNS.items():
-        wc = info["wildcards"]
-        ends = [RUN.format(**{**wc, "method": m}) for m in ("linear", "lpft")]
-        lost = [end for end in ends if end in failed]
-        if wc["method"].startswith("wiseft") and lost:
-            failed[run] = f"derived from {' and '.join(lost)}, which failed"
-    return failed
-
-
-FAILED = recorded_failures()
-# The runs the study's tables are built from.
-DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
-
-
-def batches(prefix, runs, key):
-    """train.runs_per_job > 1: `runs` (wildcard dicts) grouped by the wildcards named in `key`, each group in
-    (dataset, seed) order and cut into chunks of that size. A job per chunk of two or more, by a generated rule
-    without wildcards, which Snakemake prefers to the one-run rule that would otherwise take the run. Chunks are cut
-    from every run of the study and the failed ones (FAILED) dropped after: a failure changes its own chunk only.
-    Returns [(name "<prefix>_batch_<key values>_<n>", the key's wildcards, [each run's wildcards, its id as "run"])].
-    """
-    size = config["train"]["runs_per_job"]
-    groups = {}
-    for wc in runs:
-        groups.setdefault(tuple(wc[k] for k in key), []).append(wc)
-    found, names = [], set()
-    for values, group in sorted(groups.items()):
-        group = sorted(group, key=lambda wc: (wc["dataset"], int(wc["seed"])))
-        chunks = [group[i : i + size] for i in range(0, len(group), size)]
-        for number, chunk in enumerate(chunks, start=1):
-            members = [{**wc, "run": RUN.format(**wc)} for wc in chunk]
-            members = [m for m in members if m["run"] not in FAILED]
-            if len(members) > 1:
-                name = "_".join([prefix, "batch", *values, str(number)])
-                name = re.sub(r"\W", "_", name)  # vit-b and vit_b would meet here
-                while name in names:
-                    name += "_"
-                names.add(name)
-                found.append((name, dict(zip(key, values)), members))
-    return found
-
-
-STUDY_WILDCARDS = [info["wildcards"] for info in RUNS.values()]
-GROUP = ("backbone", "method", "pool")
-# The runs rules finetune and linear_probe train, a job per chunk (finetune.smk).
-TRAINING_BATCHES = batches(
-    "finetune", [wc for wc in STUDY_WILDCARDS if wc["method"] in TRAINED_METHODS], GROUP
-) + batches(
-    "linear_probe", [wc for wc in STUDY_WILDCARDS if wc["method"] == "linear"], GROUP
-)
-# The LP-FT runs rule wiseft derives from (with their Linear runs), a job per chunk (preserving.smk); their
-# wildcards are the LP-FT run's.
-WISEFT_BATCHES = batches(
-    "wiseft",
-    [
-        {**wc, "method": "lpft"}
-        for wc in STUDY_WILDCARDS
-        if WISEFT_METHODS and wc["method"] == WISEFT_METHODS[0]  # one per LP-FT run
-    ],
-    ("backbone", "pool"),
-)
-# Every run's measurements, a job per chunk (metrics.smk).
-MEASURE_BATCHES = batches("measure", STUDY_WILDCARDS, GROUP)
-
-
 def weights_file(backbone):
     """The local weights file of a backbone: pre-trained by the demo, fetched from the Hub, or given."""
     from repdrift.weights import weights_path
@@ -335,12 +174,9 @@ def weights_file(backbone):
 
 
 def pretrained_features(backbone, dataset):
+    """The pre-trained backbone's feature file of `dataset`: the k-NN dataset's bank and queries, a target
+    dataset's every layer on its CKA sample (what each run's trajectory is compared to)."""
     return f"results/pretrained/{backbone}/features/{dataset}.h5"
-
-
-def cka_reference(backbone, dataset):
-    """The pre-trained backbone's every layer on `dataset`'s CKA sample: what each run's trajectory is compared to."""
-    return f"results/pretrained/{backbone}/cka_reference/{dataset}.h5"
 
 
 def run_features(wildcards, dataset):
@@ -389,8 +225,8 @@ def failed_attention_runs(backbone):
     return [
         run
         for run in FAILED
-        if all(RUNS[run]["wildcards"][k] == v for k, v in picked.items())
-        and int(RUNS[run]["wildcards"]["seed"]) == int(choice["seed"])
+        if all(RUNS[run].wildcards[k] == v for k, v in picked.items())
+        and int(RUNS[run].seed) == int(choice["seed"])
     ]
 
 
@@ -458,6 +294,12 @@ def knn_splits(dataset):
     queries (test) of the k-NN dataset, none of a target dataset (its CKA sample is kept instead).
     """
     return ["train", "test"] if dataset == KNN_DATASET else []
+
+
+def reference_samples(dataset):
+    """The CKA sample a pre-trained feature file of `dataset` keeps: a target dataset's (cka_samples), none of a
+    dataset no run is fine-tuned on (the k-NN dataset)."""
+    return STUDY.cka_samples(dataset) if dataset in TARGETS_USED else 0
 
 
 # The report's figures (rule figures) and their report categories.

@@ -62,10 +62,13 @@ rule attention_maps:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    # Forward passes of a few images per model (the demo's job: 5 s, 1.1 GB on CPU).
     resources:
         gpu=1,
+        mem_mb=16000,
+        runtime=30,
     params:
-        backbones=[backbone_cfg(backbone) for backbone in BACKBONES_USED],
+        backbones=[STUDY.backbone(backbone) for backbone in BACKBONES_USED],
         n_images=config["analysis"]["attention"]["images"],
         pools=[list(attention_runs(backbone)) for backbone in BACKBONES_USED],
         runs=[list(attention_runs(backbone).values()) for backbone in BACKBONES_USED],

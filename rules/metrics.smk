@@ -1,24 +1,14 @@
-# Per-run measurements, one job per run (each takes seconds, less than starting a process; several runs to a job
-# with train.runs_per_job): CKA to the pre-trained model, k-NN forgetting and natural-domain calibration,
-# target-domain calibration, task performance. And the pre-trained backbones' k-NN, the forgetting baseline.
+# Per-run measurements, one job per run (torch-free: ~0.5 s of imports, then seconds of work): CKA and the other
+# similarity measures to the pre-trained model, k-NN forgetting and natural-domain calibration, target-domain
+# calibration, task performance. And the pre-trained backbones' k-NN, the forgetting baseline.
 
 MEASURE_OUTPUTS = ("cka", "knn", "calibration", "reliability", "classification")
-# What rule measure and its batch rules pass besides the pool.
-MEASURE_PARAMS = dict(
-    ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
-    temperature=config["knn"]["temperature"],
-    n_bins=config["calibration"]["n_bins"],
-    measures=config["similarity"]["measures"],
-    mutual_k=config["similarity"]["mutual_knn_k"],
-    mutual_clip=config["similarity"]["mutual_knn_clip"],
-    rbf_bandwidth=config["similarity"]["rbf_bandwidth"],
-)
 
 
 rule measure:
     input:
         trajectory=f"{RUN_DIR}/trajectory.h5",
-        reference=lambda wc: cka_reference(wc.backbone, wc.dataset),
+        reference=lambda wc: pretrained_features(wc.backbone, wc.dataset),
         natural=lambda wc: run_features(wc, KNN_DATASET),
         predictions=f"{RUN_DIR}/predictions.h5",
     output:
@@ -29,52 +19,20 @@ rule measure:
         f"results/benchmarks/measure/{RUN}.tsv"
     conda:
         "../envs/cpu.yaml"
+    # The k-NN of 150,000 images against 50,000 is the largest part: ~3 GB at n = 10,000 (benchmarks/README.md).
+    resources:
+        mem_mb=32000,
     params:
-        **MEASURE_PARAMS,
+        ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),
+        temperature=config["knn"]["temperature"],
+        n_bins=config["calibration"]["n_bins"],
+        measures=config["similarity"]["measures"],
+        mutual_k=config["similarity"]["mutual_knn_k"],
+        mutual_clip=config["similarity"]["mutual_knn_clip"],
+        rbf_bandwidth=config["similarity"]["rbf_bandwidth"],
         pool="{pool}",
     script:
         "../workflow/scripts/measure.py"
-
-
-# train.runs_per_job > 1: the measurements of several runs of one backbone, method and pool in one process
-# (common.smk MEASURE_BATCHES; rules without wildcards, which Snakemake prefers to rule measure).
-for batch_name, batch, batch_runs in MEASURE_BATCHES:
-
-    rule:
-        name:
-            batch_name
-        input:
-            **{
-                f"{kind}_{i}": path
-                for i, r in enumerate(batch_runs)
-                for kind, path in dict(
-                    trajectory=f"results/runs/{r['run']}/trajectory.h5",
-                    reference=cka_reference(r["backbone"], r["dataset"]),
-                    natural=run_features(r, KNN_DATASET),
-                    predictions=f"results/runs/{r['run']}/predictions.h5",
-                ).items()
-            },
-        output:
-            **{
-                f"{kind}_{i}": f"results/runs/{r['run']}/{kind}.parquet"
-                for i, r in enumerate(batch_runs)
-                for kind in MEASURE_OUTPUTS
-            },
-        log:
-            **{
-                f"run_{i}": f"results/logs/measure/{r['run']}.log"
-                for i, r in enumerate(batch_runs)
-            },
-        benchmark:
-            f"results/benchmarks/measure/{batch_name}.tsv"
-        conda:
-            "../envs/cpu.yaml"
-        params:
-            **MEASURE_PARAMS,
-            runs=len(batch_runs),
-            pool=batch["pool"],
-        script:
-            "../workflow/scripts/measure.py"
 
 
 rule knn_pretrained:
@@ -88,6 +46,8 @@ rule knn_pretrained:
         "results/benchmarks/knn_pretrained/{backbone}_{pool}.tsv"
     conda:
         "../envs/cpu.yaml"
+    resources:
+        mem_mb=32000,
     params:
         pool="{pool}",
         ks=sorted({config["knn"]["k"], *config["knn"]["ks"]}),

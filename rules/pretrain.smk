@@ -16,10 +16,13 @@ rule pretrain_demo:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    # Tiny backbones: 1.3 GB and 17 s on one CPU core each (the demo, benchmarks in the README).
     resources:
         gpu=1,
+        mem_mb=8000,
+        runtime=30,
     params:
-        backbone=lambda wc: backbone_cfg(wc.backbone),
+        backbone=lambda wc: STUDY.backbone(wc.backbone),
         recipe=config["pretrain"],
     script:
         "../workflow/scripts/pretrain_demo.py"

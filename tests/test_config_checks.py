@@ -1,6 +1,7 @@
 """Config cross-references are checked before any job runs, with the key named."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_a_small_cka_samples_is_fine_when_every_target_has_its_own(tmp_path, con
 
 
 # Prints, as JSON, what each job of the study would get as params (rules/*.smk evaluated on each run's wildcards, as
-# Snakemake does for the job) and each run's failure definition (common.smk run_definition).
+# Snakemake does for the job) and each run's failure definition (repdrift.study.Study.definition).
 PARAMS_PROBE = """
 import json, sys
 from pathlib import Path
@@ -155,16 +156,16 @@ with SnakemakeApi(OutputSettings()) as api:
 
     jobs, definitions = {}, {}
     for run, info in names["RUNS"].items():
-        wc = info["wildcards"]
+        wc = info.wildcards
         if wc["method"].startswith("wiseft"):
             jobs["wiseft " + run] = params("wiseft", {**wc, "method": "lpft"})
         else:
             jobs[run] = params("linear_probe" if wc["method"] == "linear" else "finetune", wc)
-            definitions[run] = names["run_definition"](wc["backbone"], wc["method"])
+            definitions[run] = names["STUDY"].definition(info)
     for backbone in names["BACKBONES_USED"]:
-        jobs["pretrained_features " + backbone] = params("pretrained_features", {"backbone": backbone})
-    for batch, _, runs in names["TRAINING_BATCHES"] + names["WISEFT_BATCHES"]:
-        jobs[batch + " " + ",".join(r["run"] for r in runs)] = params(batch)
+        for dataset in names["config"]["datasets"]:
+            wc = {"backbone": backbone, "dataset": dataset}
+            jobs[f"pretrained_features {backbone}/{dataset}"] = params("pretrained_features", wc)
     print("PROBE " + json.dumps(dict(jobs=jobs, definitions=definitions, whole=names["WHOLE_SPLIT"]), default=str))
 """
 
@@ -184,35 +185,23 @@ def changed_jobs(before: dict, after: dict) -> set[str]:
     return {job for job in before["jobs"] if before["jobs"][job] != after["jobs"][job]}
 
 
-@pytest.mark.parametrize("runs_per_job", [1, 2])
-def test_one_datasets_cka_sample_size_changes_only_its_own_jobs_params(tmp_path, config, runs_per_job):
-    config["train"]["runs_per_job"] = runs_per_job
+def test_one_datasets_cka_sample_size_changes_only_its_own_jobs_params(tmp_path, config):
     before = job_params(tmp_path / "before", config)
     config["cka"]["dataset_samples"] = {"colon": "all"}
     after = job_params(tmp_path / "after", config)
     changed = changed_jobs(before, after)
-    # The colon runs (and, runs_per_job > 1, the jobs sharing one with them), and each backbone's reference job.
-    assert changed == {job for job in after["jobs"] if "colon/" in job or job.startswith("pretrained_features")}
-    assert any("colon/" in job for job in changed) and any(job.startswith("finetune") for job in changed) == (
-        runs_per_job > 1
-    )
+    # The colon runs and each backbone's colon reference.
+    assert changed == {job for job in after["jobs"] if "colon" in job}
+    assert any(job.startswith("colon/") for job in changed)
     for job in changed:
         params, previous = after["jobs"][job], before["jobs"][job]
-        if job.startswith("pretrained_features"):  # targets isic, colon, chest: colon's n only
-            assert (previous["cka_samples"], params["cka_samples"]) == ([12, 12, 12], [12, after["whole"], 12])
-        elif " " in job:  # a batch rule: one n per run, in the order of its runs
-            runs = job.split(" ")[1].split(",")
-            assert params["cka_samples"] == [after["whole"] if r.startswith("colon/") else 12 for r in runs]
-        else:
-            assert (previous["cka_samples"], params["cka_samples"]) == (12, after["whole"])
+        assert (previous["cka_samples"], params["cka_samples"]) == (12, after["whole"])
         assert {k: v for k, v in params.items() if k != "cka_samples"} == {
             k: v for k, v in previous.items() if k != "cka_samples"
         }
 
 
-@pytest.mark.parametrize("runs_per_job", [1, 2])
-def test_the_linear_probes_recipe_reaches_only_the_linear_and_lpft_runs(tmp_path, config, runs_per_job):
-    config["train"]["runs_per_job"] = runs_per_job
+def test_the_linear_probes_recipe_reaches_only_the_linear_and_lpft_runs(tmp_path, config):
     before = job_params(tmp_path / "before", config)
     # Written out as null, it is train's recipe: nothing is re-run.
     config["train"]["linear_probe"] = {"epochs": None, "lr": None}
@@ -221,7 +210,7 @@ def test_the_linear_probes_recipe_reaches_only_the_linear_and_lpft_runs(tmp_path
     after = job_params(tmp_path / "after", config)
     # LP-FT's probe is the Linear probe: its runs change too (WiSE-FT's, derived from both, follow through their
     # inputs, not their params).
-    trained = {job for job in after["jobs"] if not job.startswith("wiseft")}
+    trained = {job for job in after["jobs"] if not job.startswith(("wiseft", "pretrained_features"))}
     assert changed_jobs(before, after) == {job for job in trained if "/linear-" in job or "/lpft-" in job}
     lp_ft = next(run for run in after["definitions"] if "/lpft-" in run)
     assert after["definitions"][lp_ft]["recipe"] == before["definitions"][lp_ft]["recipe"]  # Full's budget
@@ -232,8 +221,7 @@ def test_the_linear_probes_recipe_reaches_only_the_linear_and_lpft_runs(tmp_path
         expected = {**before["definitions"][run]["recipe"], **({"epochs": 3, "lr": 0.01} if linear else {})}
         # The recipe a run trains with is the one its failure record is compared under.
         assert definition["recipe"] == expected
-        if runs_per_job == 1 or not linear:
-            assert after["jobs"][run]["recipe"] == expected
+        assert after["jobs"][run]["recipe"] == expected
 
 
 def test_the_schema_lists_the_keys_a_backbone_entry_takes():
@@ -248,11 +236,19 @@ def test_the_e2e_config_is_valid(tmp_path, config):
 
 
 def test_the_schema_lists_the_options_of_every_preserving_method():
-    from repdrift.preserving import OPTIONS
+    from repdrift.study import METHODS
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]["preserving"]
     declared = {method: set(entry["properties"]) for method, entry in schema["properties"].items()}
-    assert declared == {method: set(keys) for method, keys in OPTIONS.items()} | {"wiseft": {"alphas", "verdict_alpha"}}
+    assert declared == {name: set(method.options) for name, method in METHODS.items() if method.options}
+
+
+def test_the_schema_names_every_method():
+    from repdrift.study import METHODS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    text = schema["$defs"]["grid"]["properties"]["methods"]["description"]
+    assert all(re.search(rf"\b{name}\b", text) for name in METHODS), text
 
 
 def test_every_schema_description_is_one_string():
@@ -270,15 +266,3 @@ def test_every_schema_description_is_one_string():
     descriptions = [value for key, value in items(schema) if key == "description"]
     assert len(descriptions) > 50 and all(isinstance(text, str) for text in descriptions)
     assert [key for key, value in items(schema) if value is None and key != "default"] == []
-
-
-def test_several_runs_to_a_job_stop_on_a_cluster_executor(tmp_path, config):
-    # Checked when the run starts (the executor is not known while the Snakefile is read): before any job is sent.
-    config["train"]["runs_per_job"] = 2
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
-    result = subprocess.run([*command, "--executor", "slurm", "--jobs", "1"], capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "train.runs_per_job: several runs to a job is for local runs" in result.stdout + result.stderr
-    assert not (tmp_path / "results").exists()  # no job ran, not even a local one

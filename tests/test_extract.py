@@ -175,15 +175,12 @@ def test_each_cka_reference_takes_its_own_datasets_sample_size(natural, tmp_path
     from repdrift.extract import pretrained_features
     from repdrift.features import WHOLE_SPLIT
 
-    options = dict(knn_splits=["train"], pools=["cls"], batch_size=4, dtype="float32")
-    references = [(natural, tmp_path / "three.h5"), (natural, tmp_path / "all.h5")]
+    options = dict(final_splits=[], pools=["cls"], batch_size=4, dtype="float32")
     # `all` (cka.dataset_samples) is WHOLE_SPLIT: every test image, however many.
-    pretrained_features(
-        BACKBONE, None, (natural, tmp_path / "knn.h5"), references, cka_samples=[3, WHOLE_SPLIT], **options
-    )
+    for name, n in (("three.h5", 3), ("all.h5", WHOLE_SPLIT)):
+        pretrained_features(BACKBONE, None, natural, tmp_path / name, cka_samples=n, **options)
     tests = read_dataset(natural).manifest.filter(pl.col("split") == "test").height
     for name, n in (("three.h5", 3), ("all.h5", tests)):
         with h5py.File(tmp_path / name) as h5:
             assert h5.attrs["cka_samples"] == n and h5["layers_sample_id"].shape == (n,)
-    with pytest.raises(ValueError, match="1 CKA sample sizes for 2 references"):
-        pretrained_features(BACKBONE, None, (natural, tmp_path / "knn.h5"), references, cka_samples=[3], **options)
+            assert "final" not in h5  # a target dataset's file: its CKA sample only

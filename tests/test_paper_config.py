@@ -104,7 +104,7 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
         "finetune": len(runs) - linear - wiseft,  # with the final model's k-NN features
         "wiseft": 3 * 5,  # one job per LP-FT run of the preserving grid, every a
         "linear_probe": linear,  # a linear probe's features are the pre-trained model's
-        "pretrained_features": backbones,  # the k-NN bank and queries, and every target's CKA sample
+        "pretrained_features": backbones * (targets + 1),  # the k-NN bank and queries, each target's CKA sample
         "measure": len(runs),
         "knn_pretrained": backbones * 2,
     }

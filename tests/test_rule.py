@@ -78,20 +78,3 @@ def test_threads_limit_the_loaded_blas_pools_and_are_restored(tmp_path, monkeypa
         assert env == "1"  # for child processes (DataLoader workers) and libraries loaded later
         assert blas_threads() == before
     assert "OPENBLAS_NUM_THREADS" not in os.environ
-
-
-def test_run_each_tries_every_run_and_fails_the_job_after_if_one_failed():
-    from repdrift.rule import run_each
-
-    tried = []
-
-    def run_one(index):
-        tried.append(index)
-        if index == 1:
-            raise SystemExit(1)  # what run() raises after writing the run's error line
-
-    with pytest.raises(SystemExit) as exit_:
-        run_each(3, run_one)
-    assert exit_.value.code == 1 and tried == [0, 1, 2]
-    run_each(2, tried.append)  # none failed: returns
-    assert tried[-2:] == [0, 1]

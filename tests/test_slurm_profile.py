@@ -11,14 +11,24 @@ PROFILE = REPO / "slurm/config.yaml"
 SITE_VARS = ("REPDRIFT_SLURM_ACCOUNT", "REPDRIFT_SLURM_PARTITION", "REPDRIFT_SLURM_GPU_PARTITION", "REPDRIFT_GPU_MODEL")
 
 
-def gpu_rules() -> set[str]:
-    """Rules that declare `gpu=1` in rules/*.smk."""
-    found = set()
+def rule_blocks() -> dict[str, str]:
+    """Each rule's text in rules/*.smk."""
+    blocks = {}
     for path in (REPO / "rules").glob("*.smk"):
         for block in re.split(r"\n(?=rule )", path.read_text()):
-            if block.startswith("rule ") and re.search(r"\bgpu=1\b", block):
-                found.add(block.split()[1].rstrip(":"))
-    return found
+            if block.startswith("rule "):
+                blocks[block.split()[1].rstrip(":")] = block
+    return blocks
+
+
+def gpu_rules() -> set[str]:
+    """Rules that declare `gpu=1` in rules/*.smk."""
+    return {rule for rule, block in rule_blocks().items() if re.search(r"\bgpu=1\b", block)}
+
+
+def rule_resources(rule: str) -> dict[str, int]:
+    """The integer resources a rule declares (memory and time are the workflow's, not the site's)."""
+    return {k: int(v) for k, v in re.findall(r"^        (\w+)=(\d+),$", rule_blocks()[rule], re.MULTILINE)}
 
 
 def profile(monkeypatch, **site: str) -> dict:
@@ -50,7 +60,8 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
     for rule in gpu_rules():
         res = resources(parsed, rule)
         assert res["gpu_model"] == "a100" and res["slurm_partition"] == "gpu", rule
-        assert int(res["mem_mb"]) >= 8000 and int(res["runtime"]) >= 30, rule
+        assert "mem_mb" not in res and "runtime" not in res, rule  # the rule's own
+        assert rule_resources(rule)["mem_mb"] >= 8000 and rule_resources(rule)["runtime"] >= 30, rule
     assert set(parsed["preemptible-rules"]) == gpu_rules() and int(parsed["preemptible-retries"]) >= 1
     threads = dict(item.split("=") for item in parsed["set-threads"])
     assert int(threads["finetune"]) >= 4 and int(threads["linear_probe"]) >= 4
@@ -82,8 +93,8 @@ def test_per_run_measurements_are_one_cpu_job_with_memory_for_the_knn_bank(monke
     parsed = profile(monkeypatch)
     assert "groups" not in parsed  # rule measure is already one job per run
     for rule in ("measure", "knn_pretrained"):
-        res = resources(parsed, rule)
-        assert "gpu_model" not in res and int(res["mem_mb"]) >= 16000, rule  # a 150,000-image bank in memory
+        assert not resources(parsed, rule), rule
+        assert rule_resources(rule)["mem_mb"] >= 16000, rule  # a 150,000-image bank in memory
 
 
 @pytest.mark.parametrize("rule", ["aggregate", "similarity_space", "correlation", "paper_tables", "findings"])

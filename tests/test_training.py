@@ -48,6 +48,12 @@ def inputs(tmp_path_factory):
     return dataset_dir, weights
 
 
+def outputs(out):
+    return training.RunOutputs(
+        out / "model.safetensors", out / "history.parquet", out / "predictions.h5", out / "trajectory.h5"
+    )
+
+
 def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
     """Fine-tune the tiny run; every method with its OPTIONS."""
     dataset_dir, weights = inputs
@@ -60,10 +66,7 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
         "cls",
         0,
         dict(recipe),
-        out / "model.safetensors",
-        out / "history.parquet",
-        out / "predictions.h5",
-        out / "trajectory.h5",
+        outputs(out),
         cka_samples=6,
         checkpoint=checkpoint_path(out) if checkpoint else None,
         method_options=OPTIONS.get(method),
@@ -195,10 +198,7 @@ def test_checkpoints_are_spaced_by_checkpoint_minutes_and_the_last_epoch_always_
             "cls",
             0,
             dict(RECIPE),
-            out / "model.safetensors",
-            out / "history.parquet",
-            out / "predictions.h5",
-            out / "trajectory.h5",
+            outputs(out),
             cka_samples=6,
             checkpoint=checkpoint_path(out),
             checkpoint_minutes=minutes,
@@ -225,6 +225,15 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(inputs, tmp_path
     assert recorded_failure(out, definition) is None and (out / "model.safetensors").exists()
 
 
+def test_knn_and_its_feature_file_go_together(inputs, tmp_path):
+    dataset_dir, weights = inputs
+    knn = dict(dataset_dir=dataset_dir, splits=["train"], batch_size=8)
+    with pytest.raises(ValueError, match="go together"):  # before any training
+        training.finetune(
+            BACKBONE, str(weights), dataset_dir, "full", "cls", 0, dict(RECIPE), outputs(tmp_path), knn=knn
+        )
+
+
 def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp_path):
     from safetensors.torch import save_file
 
@@ -241,10 +250,7 @@ def test_the_model_file_records_its_pool_and_loads_without_a_default(inputs, tmp
         "mean",
         0,
         dict(RECIPE, epochs=1),
-        out / "model.safetensors",
-        out / "history.parquet",
-        out / "predictions.h5",
-        out / "trajectory.h5",
+        outputs(out),
         cka_samples=6,
     )
     model = training.load_classifier(BACKBONE, out / "model.safetensors")

@@ -216,14 +216,16 @@ def runs_rerun_after(study: Path, edit) -> dict[str, set[str]]:
 
 
 def test_one_datasets_cka_sample_size_reruns_only_its_runs(study):
-    jobs = runs_rerun_after(
-        study,
-        lambda text: text.replace("cka:\n  samples: 12\n", "cka:\n  samples: 12\n  dataset_samples: {colon: all}\n"),
-    )
+    def edit(text):
+        return text.replace("cka:\n  samples: 12\n", "cka:\n  samples: 12\n  dataset_samples: {colon: all}\n")
+
+    jobs = runs_rerun_after(study, edit)
     trained = jobs.get("finetune", set()) | jobs.get("linear_probe", set())
     assert trained and all(run.startswith("colon/") for run in trained), trained
-    assert "pretrained_features" in jobs  # one job per backbone writes every dataset's reference
+    assert all(run.startswith("colon/") for run in jobs["measure"])
     assert not {"pretrain_demo", "prepare_dataset"} & set(jobs)
+    # The colon reference of the backbone that has colon runs, nothing else.
+    assert jobs_after(study, edit)["pretrained_features"] == ["results/pretrained/vit/features/colon.h5"]
 
 
 def test_the_linear_probes_recipe_reruns_only_the_linear_and_lpft_runs(study):
@@ -322,57 +324,76 @@ def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
     assert f"results/runs/{run}/model.safetensors" in dry
 
 
-def test_runs_sharing_a_job_are_the_runs_of_one_job_each(study_copy, assert_same_run_outputs):
-    study = study_copy
-    # Linear probes of two datasets beside the study's: one-run jobs first, as every other run here was made.
-    tasks = "methods: [full, scratch]\n    pools: [mean]"
-    config = (study / "config/config.yaml").read_text()
-    assert tasks in config
-    config = config.replace(tasks, "methods: [full, scratch, linear]\n    pools: [mean]")
-    (study / "config/config.yaml").write_text(config)
-    probes = [f"{dataset}/vit/linear-mean/seed0" for dataset in ("chest", "colon")]
-    snakemake(study, *[f"results/runs/{run}/{name}.parquet" for run in probes for name in MEASURES])
-    # Two to a job, in (dataset, seed) order per (backbone, method, pool).
-    jobs = {
-        "finetune_batch_vit_full_cls_1": [f"isic/vit/full-cls/seed{seed}" for seed in (0, 1)],
-        "finetune_batch_vit_full_mean_1": [f"{dataset}/vit/full-mean/seed0" for dataset in ("chest", "colon")],
-        "linear_probe_batch_vit_linear_mean_1": probes,  # (isic's is the chunk of one after them)
-        # Derived from the first job's runs: every a of both Full runs.
-        "wiseft_batch_vit_cls_1": [f"isic/vit/wiseft{a}-cls/seed{seed}" for seed in (0, 1) for a in ("0.5", "1")],
+STAGES = ("prepare_dataset", "pretrain_demo", "finetune", "linear_probe", "wiseft", "pretrained_features", "measure")
+STUDY_WIDE = {"aggregate", "similarity_space", "correlation", "paper_tables", "findings", "tradeoff", "rulers", "all"}
+STUDY_WIDE |= {"figures", "attention_maps", "knn_pretrained"}
+
+
+def jobs_after(study: Path, edit, *args: str) -> dict[str, list[str]]:
+    """Each rule's jobs a dry run lists after `edit` (with `args`), as each job's first output."""
+    config = study / "config/config.yaml"
+    original = config.read_text()
+    config.write_text(edit(original))
+    try:
+        dry = snakemake(study, "-n", *args).stdout
+    finally:
+        config.write_text(original)
+    jobs = {}
+    for block in re.split(r"\n(?=rule |localrule )", dry):
+        if block.startswith(("rule ", "localrule ")):
+            output = re.search(r"^    output: ([^,\n]*)", block, re.MULTILINE)
+            jobs.setdefault(block.split()[1].rstrip(":"), []).append(output.group(1) if output else "")
+    return jobs
+
+
+def test_forcerun_names_a_stage_and_reruns_every_run_of_it(study):
+    runs = pl.read_parquet(study / "results/tables/runs.parquet")["run"].unique().to_list()
+    jobs = jobs_after(study, lambda text: text, "--forcerun", "measure")
+    # One measurement job per run, nothing upstream of it.
+    assert sorted(jobs["measure"]) == sorted(f"results/runs/{run}/cka.parquet" for run in runs)
+    assert set(jobs) - {"measure"} <= STUDY_WIDE
+    trained = jobs_after(study, lambda text: text, "--forcerun", "finetune")["finetune"]
+    assert len(trained) == sum("/linear-" not in run and "/wiseft" not in run for run in runs)
+
+
+def test_a_new_csv_dataset_schedules_only_its_own_jobs(study, tmp_path):
+    import data_fixtures as fx
+
+    root = fx.labelled_csv(tmp_path / "mine")
+    grid = "  mine:\n    backbones: [vit]\n    datasets: [mine]\n    methods: [full]\n"
+    dataset = f"  mine: {{kind: csv, root: {root}}}\n"
+    jobs = jobs_after(study, lambda text: text.replace("\ngrids:\n", "\ngrids:\n" + grid).replace(
+        "\ndatasets:\n", "\ndatasets:\n" + dataset))  # fmt: skip
+    run = "results/runs/mine/vit/full-cls/seed0"
+    assert {rule: jobs[rule] for rule in STAGES if rule in jobs} == {
+        "prepare_dataset": ["results/data/mine/manifest.parquet"],
+        "finetune": [f"{run}/model.safetensors"],
+        "pretrained_features": ["results/pretrained/vit/features/mine.h5"],
+        "measure": [f"{run}/cka.parquet"],
     }
-    measured = {
-        "measure_batch_vit_full_cls_1": jobs["finetune_batch_vit_full_cls_1"],
-        "measure_batch_vit_linear_mean_1": probes,
+    assert set(jobs) - set(STAGES) <= STUDY_WIDE
+
+
+def test_a_new_seed_or_grid_schedules_only_its_runs(study):
+    seed = jobs_after(
+        study, lambda text: text.replace("    seeds: [0, 1]\n  # Every", "    seeds: [0, 1, 2]\n  # Every")
+    )
+    assert {rule: sorted(jobs) for rule, jobs in seed.items() if rule in STAGES} == {
+        "finetune": ["results/runs/isic/vit/full-cls/seed2/model.safetensors"],
+        "measure": ["results/runs/isic/vit/full-cls/seed2/cka.parquet"],
     }
-    runs = [run for group in jobs.values() for run in group]
-    for run in runs:
-        shutil.copytree(study / "results/runs" / run, study / "alone" / run)
-    (study / "config/config.yaml").write_text(config.replace("\ntrain:\n", "\ntrain:\n  runs_per_job: 2\n"))
-    targets = [f"results/runs/{run}/model.safetensors" for run in runs]
-    targets += [
-        f"results/runs/{run}/{name}.parquet" for group in measured.values() for run in group for name in MEASURES
-    ]
-    dry = snakemake(study, "-n", *targets).stdout
-    assert all(f"rule {job}:" in dry for job in [*jobs, *measured])
-    assert not re.search(r"rule (finetune|linear_probe|wiseft|measure):", dry)
-    snakemake(study, *targets)
-    for run in [run for group in measured.values() for run in group]:
-        for name in MEASURES:
-            file = f"{run}/{name}.parquet"
-            assert pl.read_parquet(study / "alone" / file).equals(pl.read_parquet(study / "results/runs" / file))
-        assert "repdrift" not in (study / f"results/logs/measure/{run}.log").read_text()  # no error line
-    for run in runs:
-        assert_same_run_outputs(study / "alone" / run, study / "results/runs" / run)
-        if "linear" not in run:  # a probe's k-NN features are the pre-trained model's
-            pool = run.split("-")[-1].split("/")[0]
-            natural = [study / where / run / "features/natural.h5" for where in ("alone", "results/runs")]
-            with h5py.File(natural[0]) as alone, h5py.File(natural[1]) as shared:
-                np.testing.assert_array_equal(alone[f"final/{pool}"][()], shared[f"final/{pool}"][()])
-        if "wiseft" not in run:
-            log = (study / f"results/logs/finetune/{run}.log").read_text()  # one log per run
-            assert "epoch 2:" in log and log.count("epoch 1:") == 1
-            assert not (study / "results/runs" / run / "checkpoint").exists()
-    for seed in (0, 1):
-        assert "a = 0.5:" in (study / f"results/logs/wiseft/isic/vit/cls/seed{seed}.log").read_text()
-    for job in [*jobs, *measured]:
-        assert (study / f"results/benchmarks/{job.split('_batch')[0]}/{job}.tsv").exists()
+    grid = "  more:\n    backbones: [clip]\n    datasets: [colon]\n    methods: [scratch, linear]\n"
+    more = jobs_after(study, lambda text: text.replace("\ngrids:\n", "\ngrids:\n" + grid))
+    runs = [f"results/runs/colon/clip/{method}-cls/seed0" for method in ("linear", "scratch")]
+    assert {rule: sorted(jobs) for rule, jobs in more.items() if rule in STAGES} == {
+        "finetune": [f"{runs[1]}/model.safetensors"],
+        "linear_probe": [f"{runs[0]}/model.safetensors"],
+        "pretrained_features": ["results/pretrained/clip/features/colon.h5"],
+        "measure": [f"{run}/cka.parquet" for run in runs],
+    }
+
+
+def test_removing_a_grid_reruns_only_the_study_wide_steps(study):
+    jobs = jobs_after(study, lambda text: re.sub(r"\n  tasks:\n(    .*\n)+", "\n", text))
+    assert jobs and set(jobs) <= STUDY_WIDE, jobs
+    assert "aggregate" in jobs

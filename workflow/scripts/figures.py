@@ -1,7 +1,7 @@
 # Rule figures: every Altair figure of the report, each from the tables and analyses it reads.
 import polars as pl
 
-from repdrift.analysis import PAPER_METHODS, FitRule, grid_runs, resolve_layer
+from repdrift.analysis import FitRule, grid_runs, resolve_layer
 from repdrift.plots import (
     cka_distribution_chart,
     cka_heatmap_chart,
@@ -16,6 +16,7 @@ from repdrift.plots import (
     similarity_space_chart,
 )
 from repdrift.rule import run
+from repdrift.study import PAPER_METHODS
 
 
 def draw(name, chart, numbers, out):

@@ -1,3 +1,4 @@
+# Used by rule pretrained_features: a pre-trained backbone's feature file of one dataset (repdrift.extract).
 from pathlib import Path
 
 from repdrift.extract import pretrained_features
@@ -9,10 +10,10 @@ run(
     pretrained_features,
     backbone_cfg=dict(p.backbone),
     weights=i.weights,
-    natural=(Path(i.natural).parent, o.natural),
-    references=[(Path(m).parent, out) for m, out in zip(i.targets, o.references, strict=True)],
-    knn_splits=list(p.knn_splits),
-    cka_samples=list(p.cka_samples),  # parallel to references: each dataset's own n
+    dataset_dir=Path(i.manifest).parent,
+    out_path=o.features,
+    final_splits=list(p.final_splits),
+    cka_samples=p.cka_samples,
     pools=list(p.pools),
     batch_size=p.batch_size,
     dtype=p.dtype,

@@ -1,7 +1,8 @@
 import polars as pl
 
-from repdrift.analysis import PAPER_METHODS, similarity_space_table, sweep_epss, sweep_etas, sweep_table
+from repdrift.analysis import similarity_space_table, sweep_epss, sweep_etas, sweep_table
 from repdrift.rule import run
+from repdrift.study import PAPER_METHODS
 
 
 def similarity_space(runs, layer, similarity, divergence, etas, epss, space_out, sweep_out):

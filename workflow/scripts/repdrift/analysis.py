@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from repdrift.errors import ConfigError
+from repdrift.study import knn_ece_metric, knn_metric
 
 OUTLIER_RULES = ("iqr", "none")
 # A fit with fewer than this share of valid bootstrap replicates is not usable for a verdict (step 7).
@@ -43,7 +44,6 @@ MIN_VALID_SHARE = 0.5
 # Why a run of a fit is not used (IntervalFit.excluded, correlation_points.parquet `excluded`); "" = used.
 SIMILARITY_OUTLIER, METRIC_OUTLIER, SPARSE = "similarity outlier", "metric outlier", "interval of too few runs"
 # The paper's methods: its analyses (similarity space sweep, Fig. 1a) read these; the preserving ones have their own.
-PAPER_METHODS = ("full", "linear", "scratch")
 
 
 @dataclass(frozen=True)
@@ -332,10 +332,10 @@ def per_run_values(runs, pretrained, measures: list[str], layer: int, k: int):
     frame = runs.filter(pl.col("metric").is_in(measures) & (pl.col("layer") == layer)).pivot(
         on="metric", index=RUN_KEYS, values="value"
     )
-    function_rows = {"score": "score", f"knn@{k}": "knn", f"knn_ece@{k}": "knn_ece"}
+    function_rows = {"score": "score", knn_metric(k): "knn", knn_ece_metric(k): "knn_ece"}
     functions = runs.filter(pl.col("metric").is_in(list(function_rows))).pivot(on="metric", index="run", values="value")
     functions = functions.rename({old: new for old, new in function_rows.items() if old in functions.columns})
-    before = pretrained.filter(pl.col("metric") == f"knn@{k}").select("backbone", "pool", knn_pretrained="value")
+    before = pretrained.filter(pl.col("metric") == knn_metric(k)).select("backbone", "pool", knn_pretrained="value")
     return (
         frame.join(functions, on="run")
         .join(before, on=["backbone", "pool"])
@@ -504,7 +504,7 @@ def sweep_table(space, etas, epss):
 
 def metric_domain(metric: str) -> str:
     """Where a metric is measured: k-NN accuracy and its ECE on the natural domain, the rest on the target."""
-    return "natural" if metric.startswith(("knn@", "knn_ece@")) else "target"
+    return "natural" if metric.startswith((knn_metric(""), knn_ece_metric(""))) else "target"
 
 
 FIT_SCHEMA = {

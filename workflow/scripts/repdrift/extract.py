@@ -126,22 +126,8 @@ def _span(positions: np.ndarray) -> slice:
 
 
 def pretrained_features(
-    backbone_cfg: dict,
-    weights: str,
-    natural: tuple,
-    references: list[tuple],
-    knn_splits: list[str],
-    cka_samples: list[int],
-    **options,
+    backbone_cfg: dict, weights: str, dataset_dir: str | Path, out_path: str | Path, **options
 ) -> None:
-    """A pre-trained backbone's feature files from one model load: `natural` = (dataset_dir, out_path), the final
-    representations of `knn_splits`; `references` = [(dataset_dir, out_path), ...], every layer of each CKA sample,
-    of `cka_samples[i]` test images for reference i (each dataset its own n: cka.dataset_samples)."""
-    if len(cka_samples) != len(references):
-        raise ValueError(f"{len(cka_samples)} CKA sample sizes for {len(references)} references")
-    backbone = build_backbone(backbone_cfg, weights)
-    extract_features(backbone, *natural, weights_path=weights, final_splits=knn_splits, cka_samples=0, **options)
-    for (dataset_dir, out_path), n in zip(references, cka_samples, strict=True):
-        extract_features(
-            backbone, dataset_dir, out_path, weights_path=weights, final_splits=[], cka_samples=n, **options
-        )
+    """A pre-trained backbone's feature file of one dataset (`extract_features`'s options: the k-NN dataset's
+    `final_splits`, a target dataset's `cka_samples`)."""
+    extract_features(build_backbone(backbone_cfg, weights), dataset_dir, out_path, weights_path=weights, **options)

@@ -59,7 +59,6 @@ from scipy import stats
 
 from repdrift.analysis import (
     ESTIMATORS,
-    PAPER_METHODS,
     cka_sample_sizes,
     grid_runs,
     layer_name,
@@ -67,6 +66,7 @@ from repdrift.analysis import (
     resolve_layer,
     value_range,
 )
+from repdrift.study import PAPER_METHODS, knn_ece_metric, knn_metric
 
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 PARADIGM_NAMES = {"supervised": "supervised ViT", "clip": "OpenCLIP", "self_supervised": "DINOv2"}
@@ -422,7 +422,7 @@ def forgetting_claim(
     confidence: float,
     degenerate: dict[str, str],
 ) -> Claim:
-    metric = f"knn@{k}"
+    metric = knn_metric(k)
     claim = Claim(
         "c",
         "Supervised pre-training forgets less on the natural domain",
@@ -529,7 +529,7 @@ def correlation_claim(
     )
     rows = fits.filter(pl.col("layer") == layer)
     boot = bootstrap.filter(pl.col("layer") == layer)
-    metrics = (f"knn@{k}", f"knn_ece@{k}")
+    metrics = (knn_metric(k), knn_ece_metric(k))
     words = {}  # (backbone, metric) -> the paper's word
     for backbone, paradigm in sorted(paradigms.items()):
         if paradigm in PAPER_STRENGTH and rows.filter(pl.col("backbone") == backbone).height:

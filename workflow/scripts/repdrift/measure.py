@@ -28,6 +28,7 @@ from repdrift.metrics import (
     rsa,
 )
 from repdrift.predictions import read_predictions
+from repdrift.study import mutual_knn_metric
 
 
 def _align(reference_ids: np.ndarray, ids: np.ndarray, path: str) -> np.ndarray:
@@ -48,7 +49,7 @@ MEASURES = ("procrustes", "pwcca", "rsa", "mutual_knn", "rbf_cka")
 
 def measure_column(name: str, k: int) -> str:
     """The column (and runs.parquet metric) of a measure: mutual_knn carries its k."""
-    return f"mutual_knn@{k}" if name == "mutual_knn" else name
+    return mutual_knn_metric(k) if name == "mutual_knn" else name
 
 
 def _other_measures(

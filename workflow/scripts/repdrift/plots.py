@@ -21,6 +21,7 @@ from repdrift.analysis import (
     resolve_layer,
     value_range,
 )
+from repdrift.study import knn_metric
 
 BACKBONE_COLOURS = alt.Scale(scheme="tableau10")
 
@@ -144,7 +145,7 @@ def cka_vs_score_chart(runs: pl.DataFrame, similarity: str, layer: int, last: in
 def knn_forgetting_chart(runs: pl.DataFrame, pretrained: pl.DataFrame, k: int, confidence: float):
     """Fig. 1a: k-NN accuracy on the natural domain of the pre-trained models and of the similarity grid's
     fine-tuned runs (mean over seeds with a t confidence interval; none for one run)."""
-    metric = f"knn@{k}"
+    metric = knn_metric(k)
     rows = []
     for (backbone, pool), group in runs.filter(pl.col("metric") == metric).group_by("backbone", "pool"):
         mean, _, hi, n = mean_ci(group["value"], confidence, value_range(metric))

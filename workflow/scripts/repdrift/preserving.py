@@ -33,10 +33,9 @@ Procrustes: Q = U V^T for U S V^T = svd(Z^T Z0)) rather than learned: it is exac
 D = 768, needs no extra parameters or learning rate, and since Q minimises the penalty, its gradient with Q held fixed
 is the gradient of the minimum (the envelope theorem), so Q is detached.
 
-To add a trained method: a penalty class here (`__call__(model, z, images) -> tensor`) or a phase rule (`phases`),
-its branch in `make_penalty`, its name in TRAINED and its option names in OPTIONS, its options under `preserving:`
-in the config schema (a test checks they match OPTIONS), and its name in the schema's `method` enum, in
-rules/common.smk's TRAINED_METHODS and in the `method` wildcard constraint there.
+To add a trained method: its entry in repdrift.study.METHODS (kind `trained`, its option names), its options under
+`preserving:` in the config schema (a test checks they match the entry), and here a penalty class
+(`__call__(model, z, images) -> tensor`) with its branch in `make_penalty`, or a phase rule (`phases`).
 """
 
 from __future__ import annotations
@@ -47,11 +46,6 @@ import torch
 from torch import nn
 
 from repdrift.errors import ConfigError
-
-# Methods trained by rule finetune, and their option names (config `preserving.<method>`).
-TRAINED = ("full", "linear", "scratch", "l2sp", "lpft", "rift", "feature_cka")
-# LP-FT's probe_epochs and probe_lr are the Linear probes' (rules/common.smk method_options), not a config entry.
-OPTIONS = {"l2sp": ("alpha", "beta"), "lpft": ("lr_scale",), "rift": ("strength",), "feature_cka": ("strength",)}
 
 
 def procrustes_penalty(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:

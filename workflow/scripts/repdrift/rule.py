@@ -51,15 +51,14 @@ def _limit_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(saved_torch)
 
 
-def run(smk: Any, function: Callable[..., Any], log: str | None = None, **kwargs: Any) -> Any:
-    """Call ``function(**kwargs)`` with the rule's log (or `log`: a job doing several runs keeps one log per run)
-    as stdout/stderr; exit 1 with one line on RepdriftError, and with the traceback in the log and one line naming
-    it on the terminal on any other error."""
+def run(smk: Any, function: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call ``function(**kwargs)`` with the rule's log as stdout/stderr; exit 1 with one line on RepdriftError, and
+    with the traceback in the log and one line naming it on the terminal on any other error."""
     threads = max(1, int(getattr(smk, "threads", 1)))
     # Read by huggingface_hub when timm / open_clip first import it, inside the work: a job never reaches for the
     # network. The one rule that downloads (fetch_weights) sets HF_HUB_OFFLINE=0 first, which this leaves alone.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    log_path = log or (str(smk.log[0]) if len(smk.log) else os.devnull)
+    log_path = str(smk.log[0]) if len(smk.log) else os.devnull
     terminal = sys.stderr
     with (
         open(log_path, "w") as log,
@@ -81,17 +80,3 @@ def run(smk: Any, function: Callable[..., Any], log: str | None = None, **kwargs
                 file=terminal,
             )
             raise SystemExit(1) from None
-
-
-def run_each(count: int, run_one: Callable[[int], Any]) -> None:
-    """`run_one(i)` for i in 0..count-1, each a `run(...)` of one run of a job doing several (train.runs_per_job):
-    every one is tried even when another fails (each failure is already one line in its log and on the terminal),
-    and the job exits 1 after if any did."""
-    failed = 0
-    for index in range(count):
-        try:
-            run_one(index)
-        except SystemExit:
-            failed += 1
-    if failed:
-        raise SystemExit(1)

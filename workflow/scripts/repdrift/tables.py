@@ -26,6 +26,7 @@ import polars as pl
 from repdrift.data import read_dataset
 from repdrift.errors import RepdriftError
 from repdrift.metrics import mean_average_precision
+from repdrift.study import knn_ece_metric, knn_metric
 
 KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
 LONG_SCHEMA = {"metric": pl.Utf8, "layer": pl.Int64, "value": pl.Float64}
@@ -56,8 +57,8 @@ def run_rows(run: dict, classification: str, calibration: str, knn: str, cka: st
         scores.with_columns(layer=None),
         scores.filter(pl.col("metric") == headline).with_columns(metric=pl.lit("score"), layer=None),
         pl.read_parquet(calibration).with_columns(layer=None),
-        knn_frame.select(metric=pl.format("knn@{}", "k"), layer=None, value="accuracy"),
-        knn_frame.select(metric=pl.format("knn_ece@{}", "k"), layer=None, value="ece"),
+        knn_frame.select(metric=pl.format(knn_metric("{}"), "k"), layer=None, value="accuracy"),
+        knn_frame.select(metric=pl.format(knn_ece_metric("{}"), "k"), layer=None, value="ece"),
         *(cka_final.select(metric=pl.lit(name), layer="layer", value=name) for name in similarity_columns(cka_final)),
         cka_final.head(1).select(metric=pl.lit("cka_samples"), layer=None, value="samples"),
         pl.read_parquet(history).tail(1).select(metric=pl.lit("test_loss"), layer=None, value="test_loss"),
@@ -145,8 +146,8 @@ def aggregate(
     )
     pretrained = pl.concat(
         [
-            knn_before.select("backbone", "pool", metric=pl.format("knn@{}", "k"), value="accuracy"),
-            knn_before.select("backbone", "pool", metric=pl.format("knn_ece@{}", "k"), value="ece"),
+            knn_before.select("backbone", "pool", metric=pl.format(knn_metric("{}"), "k"), value="accuracy"),
+            knn_before.select("backbone", "pool", metric=pl.format(knn_ece_metric("{}"), "k"), value="ece"),
         ]
     )
     baselines = {name: score_baselines(folder) for name, folder in datasets.items()}
@@ -292,7 +293,7 @@ def table2(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """k-NN accuracy on the natural domain after Full fine-tuning, per backbone (rows) and fine-tuning dataset
     (columns), beside the pre-trained backbone's (first column). Returns (display, numbers) like table1."""
-    metric = f"knn@{k}"
+    metric = knn_metric(k)
     tuned = runs.filter(pl.col("metric") == metric, pl.col("method") == "full")
     before = pretrained.filter(pl.col("metric") == metric).with_columns(dataset=pl.lit(PRETRAINED), seed=pl.lit(0))
     frame = pl.concat(

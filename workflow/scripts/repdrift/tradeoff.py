@@ -30,6 +30,7 @@ import polars as pl
 
 from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
 from repdrift.plots import similarity_axis
+from repdrift.study import PAPER_METHODS
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
 CELL = ["dataset", "backbone", "pool"]
@@ -96,9 +97,8 @@ AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 
 def candidates(methods, verdict_wiseft: str) -> list[str]:
     """The methods a verdict compares with Full, named before any test score is read: every preserving method of
-    the grid, WiSE-FT only as `verdict_wiseft`, the run method of the a fixed in advance (rules/common.smk
+    the grid, WiSE-FT only as `verdict_wiseft`, the run method of the a fixed in advance (repdrift.study
     `wiseft_method` of `preserving.wiseft.verdict_alpha`), never the paper's own."""
-    from repdrift.analysis import PAPER_METHODS
 
     return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == verdict_wiseft)
 

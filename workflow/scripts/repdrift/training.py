@@ -38,20 +38,22 @@ from repdrift.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from repdrift.data import read_dataset
+from repdrift.data import Dataset, read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import MANIFEST_FILE
 from repdrift.errors import DataError, TrainingError
-from repdrift.extract import extract_features
+from repdrift.extract import FeatureSource, extract_features
 from repdrift.failures import clear_failure, record_failure
 from repdrift.features import cka_sample, write_trajectory
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
 from repdrift.predictions import Predictions, write_predictions
-from repdrift.preserving import TRAINED, make_penalty, phases
+from repdrift.preserving import Phase, make_penalty, phases
 from repdrift.schedule import warmup_cosine
+from repdrift.study import METHODS, run_definition
 
-METHODS = TRAINED
+# What this module trains: the registry's methods of kind `trained` and `probe` (Linear).
+TRAINED = tuple(name for name, method in METHODS.items() if method.kind in ("trained", "probe"))
 
 
 @dataclass(frozen=True)
@@ -177,11 +179,13 @@ def sample_features(model: Classifier, images: torch.Tensor, loop: _Loop) -> np.
 
 
 class Diverged(Exception):
-    """A non-finite training loss at `step` (1-based) of an epoch; `last` is the last finite one before it."""
+    """A non-finite training loss at `step` (1-based) of an epoch; `last` is the last finite one before it. The
+    epoch loop sets `at`: the run's epoch it happened in (LP-FT's probe epochs included)."""
 
     def __init__(self, step: int, loss: float, last: float | None):
         super().__init__(step, loss, last)
         self.step, self.loss, self.last = step, loss, last
+        self.at: int | None = None
 
 
 def train_one_epoch(
@@ -215,6 +219,61 @@ def train_one_epoch(
     return seen, loss_sum
 
 
+@dataclass(frozen=True)
+class RunOutputs:
+    """Where a run's files go, named as the rules' outputs. `natural`: the model's features of the k-NN dataset,
+    for a run whose backbone moved (a Linear run's k-NN reads the pre-trained model's)."""
+
+    model: str | Path
+    history: str | Path
+    predictions: str | Path
+    trajectory: str | Path
+    natural: str | Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.model).parent
+
+
+def write_run(
+    outputs: RunOutputs,
+    model: Classifier,
+    metadata: dict[str, str],
+    history: pl.DataFrame,
+    predictions: Predictions,
+    trajectory: np.ndarray,
+    sample_ids: np.ndarray,
+    attrs: dict,
+    dtype: str,
+    knn: dict | None = None,
+    knn_source: FeatureSource | None = None,
+) -> None:
+    """Write a finished run's files, the same for a fine-tune and a weight-space ensemble (repdrift.wiseft), so
+    every measurement reads either: the model with `metadata`, the history, the test predictions, the trajectory
+    (the CKA sample `sample_ids`' features, (epochs, L + 1, n, D), with `attrs`, stored as `dtype`) and, with
+    `outputs.natural`, the model's features of the k-NN dataset `knn` = dict(dataset_dir, splits, batch_size) in its
+    pool (`knn_source`: that dataset's images shared by several models, `repdrift.extract.feature_source`)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(outputs.model) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    history.write_parquet(outputs.history)
+    write_predictions(outputs.predictions, predictions)
+    write_trajectory(outputs.trajectory, trajectory, sample_ids, attrs, dtype=dtype)
+    if outputs.natural is not None:
+        extract_features(
+            model.backbone,
+            knn["dataset_dir"],
+            outputs.natural,
+            final_splits=list(knn["splits"]),
+            cka_samples=0,
+            pools=[model.pool],
+            batch_size=knn["batch_size"],
+            dtype=dtype,
+            weights_path=outputs.model,
+            source=knn_source,
+        )
+
+
 def finetune(
     backbone_cfg: dict,
     weights: str | None,
@@ -223,54 +282,84 @@ def finetune(
     pool: str,
     seed: int,
     recipe: dict,
-    model_out: str | Path,
-    history_out: str | Path,
-    predictions_out: str | Path,
-    trajectory_out: str | Path,
+    outputs: RunOutputs,
     cka_samples: int = 512,
     checkpoint: str | Path | None = None,
     checkpoint_minutes: float = 0.0,
     feature_dtype: str = "float32",
     knn: dict | None = None,
     method_options: dict | None = None,
-    keep_checkpoint: bool = False,
 ) -> pl.DataFrame:
-    """Fine-tune one run and write its four outputs; returns the training history.
+    """Fine-tune one run and write its outputs (`write_run`); returns the training history.
 
     The trajectory holds, before fine-tuning and after every epoch, the features of `cka_samples` test images
     (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state is saved there after the last epoch
-    and whenever `checkpoint_minutes` have passed since the last save, and a re-run after a kill continues from it.
-    `knn` = dict(dataset_dir, out_path, splits, batch_size): the final model's feature file of the k-NN dataset
-    (`repdrift.extract.extract_features`, the run's pool). `keep_checkpoint` leaves the last epoch's checkpoint for
-    the caller to remove: a job of several runs keeps them until all are written, as a failure deletes all their
-    outputs and the re-run then only redoes the last evaluation of the finished ones.
+    and whenever `checkpoint_minutes` have passed since the last save, a re-run after a kill continues from it, and
+    it is removed once the outputs are written. `knn` = dict(dataset_dir, splits, batch_size), given exactly when
+    `outputs.natural` is: the k-NN dataset whose features of the final model (`repdrift.extract.extract_features`,
+    the run's pool) go there.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    raw_recipe, recipe = recipe, Recipe(**recipe)
-    generator = seed_everything(seed)
-    dataset = read_dataset(dataset_dir)
-    task, classes = dataset.task, dataset.classes
-    start_weights = None if method == "scratch" else weights
-    backbone = build_backbone(backbone_cfg, start_weights)
-    model = Classifier(backbone, num_outputs(task, classes), pool)
-    loop = _Loop(recipe.batch_size, generator)
-    model.to(loop.device)
+    if method not in TRAINED:
+        raise ValueError(f"method must be one of {TRAINED}, got {method!r}")
+    if (knn is None) != (outputs.natural is None):
+        raise ValueError("finetune: knn (the k-NN dataset) and outputs.natural (its feature file) go together")
     options = dict(method_options or {})
-    plan = phases(method, recipe.epochs, recipe.lr, options)  # one phase, or LP-FT's probe then full
-    phase_of = [index for index, phase in enumerate(plan) for _ in range(phase.epochs)]  # per step - 1
-    total = len(phase_of)  # epochs trained, LP-FT's probe included
-    # LP-FT's probe epochs come before fine-tuning: numbered up to 0 in the history, and not in the trajectory (the
-    # backbone is frozen, so each would repeat epoch 0). Its epochs 1..E are fine-tuning, as Full's are.
-    before = total - plan[-1].epochs if len(plan) > 1 else 0
-    trainable = [p.requires_grad for p in backbone.parameters()]
+    run = _setup(backbone_cfg, weights, dataset_dir, method, pool, seed, Recipe(**recipe), cka_samples, options)
+    checkpoints = None
+    if checkpoint is not None:
+        spec = dict(
+            backbone=backbone_cfg,
+            recipe=asdict(run.recipe),
+            method=method,
+            pool=pool,
+            seed=seed,
+            cka_samples=cka_samples,
+            feature_dtype=feature_dtype,
+            options=options,
+        )
+        files = dict(weights=None if method == "scratch" else weights, manifest=Path(dataset_dir) / MANIFEST_FILE)
+        checkpoints = _Checkpoints(checkpoint, checkpoint_minutes, fingerprint(spec, files))
+    progress = _resume(run, checkpoints) or _start(run, feature_dtype)
+    try:
+        probs, targets = _train_epochs(run, progress, checkpoints, feature_dtype)
+    except Diverged as stop:
+        definition = run_definition(backbone_cfg, recipe, options)  # the study's (repdrift.study)
+        raise _diverged(outputs.run_dir, run, stop, progress.rows, definition) from None
+    if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
+        _, probs, targets, _ = evaluate(run.model, run.data.test, run.loop, run.data.task)
+    history = pl.DataFrame(progress.rows)
+    write_run(
+        outputs,
+        run.model,
+        dict(format="pt", method=method, pool=pool, seed=str(seed)),
+        history,
+        Predictions(probs, targets, run.data.test_ids, run.data.task, run.data.classes),
+        np.stack(progress.trajectory),
+        run.data.test_ids[run.data.probe],
+        dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
+        feature_dtype,
+        knn,
+    )
+    if checkpoint is not None:
+        remove_checkpoint(checkpoint)
+    clear_failure(outputs.run_dir)
+    return history
 
-    def reference() -> nn.Module:  # the frozen pre-trained backbone, built without moving this run's random streams
-        with torch.random.fork_rng(devices=[]):
-            return build_backbone(backbone_cfg, weights).to(loop.device)
 
-    penalty = make_penalty(method, options, model, reference)
+@dataclass(frozen=True)
+class _Data:
+    """A run's dataset through its loaders: the train split shuffled, the test split in sample_id order."""
 
+    task: str
+    classes: list[str]
+    train: DataLoader
+    test: DataLoader
+    test_ids: np.ndarray  # sample_id of the test loader's rows
+    probe: np.ndarray  # the CKA sample: rows of the test split
+
+
+def _load_data(dataset: Dataset, backbone: nn.Module, loop: _Loop, cka_samples: int) -> _Data:
+    task, classes = dataset.task, dataset.classes
     manifest = dataset.manifest.sort("sample_id")
     # Without loader workers (CPU) the images stay in memory across epochs instead of being decoded again.
     in_process = loader_workers() == 0
@@ -281,172 +370,226 @@ def finetune(
         len(classes),
         keep="decoded" if in_process else None,
     )
-    test_manifest = manifest.filter(pl.col("split") == "test")
+    test = manifest.filter(pl.col("split") == "test")
     test_set = ManifestImages(
-        test_manifest, backbone.transform(False), task, len(classes), keep="transformed" if in_process else None
+        test, backbone.transform(False), task, len(classes), keep="transformed" if in_process else None
     )
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
     probe = cka_sample(len(test_set), cka_samples)
+    return _Data(task, classes, train_loader, test_loader, test["sample_id"].to_numpy(), probe)
 
-    steps_per_epoch = len(train_loader)
 
-    def start_phase(index: int):
+@dataclass(frozen=True)
+class _Run:
+    """One fine-tune as built before its first epoch. `plan` is one phase, or LP-FT's probe then full fine-tuning;
+    `phase_of[step - 1]` is the phase of epoch `step`."""
+
+    method: str
+    recipe: Recipe
+    model: Classifier
+    loop: _Loop
+    generator: torch.Generator
+    data: _Data
+    plan: list[Phase]
+    phase_of: list[int]
+    trainable: list[bool]  # which backbone parameters a full phase trains
+    penalty: object | None
+
+    @property
+    def total(self) -> int:
+        """Epochs trained, LP-FT's probe included."""
+        return len(self.phase_of)
+
+    @property
+    def before(self) -> int:
+        """LP-FT's probe epochs. They come before fine-tuning: numbered up to 0 in the history, and not in the
+        trajectory (the backbone is frozen, so each would repeat epoch 0). Its epochs 1..E are fine-tuning, as
+        Full's are."""
+        return self.total - self.plan[-1].epochs if len(self.plan) > 1 else 0
+
+    def start_phase(self, index: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
         """Freeze or restore the backbone for phase `index`; a fresh optimizer and schedule for its epochs."""
-        kind, epochs, lr = plan[index]
-        for param, flag in zip(backbone.parameters(), trainable):
+        kind, epochs, lr = self.plan[index]
+        for param, flag in zip(self.model.backbone.parameters(), self.trainable):
             param.requires_grad_(flag and kind == "full")
-        params = [p for p in model.parameters() if p.requires_grad]
-        decay = 0.0 if method == "l2sp" else recipe.weight_decay  # L2-SP's penalty replaces weight decay
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay, fused=loop.cuda or None)
-        schedule = warmup_cosine(epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = 0.0 if self.method == "l2sp" else self.recipe.weight_decay  # L2-SP's penalty replaces weight decay
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay, fused=self.loop.cuda or None)
+        steps = len(self.data.train)
+        schedule = warmup_cosine(epochs * steps, round(self.recipe.warmup_epochs * steps))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-    loss_fn = _loss_fn(task)
 
-    state = None
-    if checkpoint is not None:
-        run_id = fingerprint(
-            dict(
-                backbone=backbone_cfg,
-                recipe=asdict(recipe),
-                method=method,
-                pool=pool,
-                seed=seed,
-                cka_samples=cka_samples,
-                feature_dtype=feature_dtype,
-                options=options,
-            ),
-            dict(weights=start_weights, manifest=Path(dataset_dir) / MANIFEST_FILE),
+def _setup(
+    backbone_cfg: dict,
+    weights: str | None,
+    dataset_dir: str | Path,
+    method: str,
+    pool: str,
+    seed: int,
+    recipe: Recipe,
+    cka_samples: int,
+    options: dict,
+) -> _Run:
+    # Seeded first, then every random draw in a fixed order (backbone, head): runs of one seed share their head.
+    generator = seed_everything(seed)
+    dataset = read_dataset(dataset_dir)
+    backbone = build_backbone(backbone_cfg, None if method == "scratch" else weights)
+    model = Classifier(backbone, num_outputs(dataset.task, dataset.classes), pool)
+    loop = _Loop(recipe.batch_size, generator)
+    model.to(loop.device)
+    plan = phases(method, recipe.epochs, recipe.lr, options)
+    phase_of = [index for index, phase in enumerate(plan) for _ in range(phase.epochs)]
+    trainable = [p.requires_grad for p in backbone.parameters()]
+
+    def reference() -> nn.Module:  # the frozen pre-trained backbone, built without moving this run's random streams
+        with torch.random.fork_rng(devices=[]):
+            return build_backbone(backbone_cfg, weights).to(loop.device)
+
+    penalty = make_penalty(method, options, model, reference)
+    data = _load_data(dataset, backbone, loop, cka_samples)
+    return _Run(method, recipe, model, loop, generator, data, plan, phase_of, trainable, penalty)
+
+
+@dataclass
+class _Progress:
+    """Training after `done` epochs: the phase with its optimizer and schedule, the history rows and the trajectory
+    so far (in the storage dtype: float16 halves this job's memory and checkpoint too)."""
+
+    done: int
+    phase: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    rows: list[dict]
+    trajectory: list[np.ndarray]
+
+
+def _start(run: _Run, feature_dtype: str) -> _Progress:
+    """Before the first epoch: the first phase, and the CKA sample's features (epoch 0 of the trajectory)."""
+    optimizer, scheduler = run.start_phase(0)
+    images = torch.stack([run.data.test.dataset[int(i)][0] for i in run.data.probe])
+    features = sample_features(run.model, images, run.loop).astype(feature_dtype)
+    return _Progress(0, 0, optimizer, scheduler, [], [features])
+
+
+@dataclass(frozen=True)
+class _Checkpoints:
+    """The run's checkpoint file, saved every `minutes` (0: every epoch) and after the last epoch, under `run_id`:
+    the fingerprint of everything the run's result depends on, so a changed run ignores an older run's state."""
+
+    path: str | Path
+    minutes: float
+    run_id: str
+
+    def save(self, run: _Run, progress: _Progress) -> None:
+        state = dict(
+            fingerprint=self.run_id,
+            epoch=progress.done,
+            model=_trainable_state(run.model),
+            optimizer=progress.optimizer.state_dict(),
+            scheduler=progress.scheduler.state_dict(),
+            rng=rng_state(run.generator),
+            history=progress.rows,
+            trajectory=[torch.from_numpy(t) for t in progress.trajectory],
         )
-        state = load_checkpoint(checkpoint, run_id)
-    if state is None:
-        phase = 0
-        optimizer, scheduler = start_phase(phase)
-        probe_images = torch.stack([test_set[int(i)][0] for i in probe])
-        trajectory, rows, done = [sample_features(model, probe_images, loop).astype(feature_dtype)], [], 0
-    else:
-        phase = phase_of[state["epoch"] - 1]  # the saved optimizer is that of the last epoch's phase
-        optimizer, scheduler = start_phase(phase)
-        _load_trainable(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], generator)
-        trajectory, rows, done = [t.numpy() for t in state["trajectory"]], state["history"], state["epoch"]
-        print(f"resumed from the checkpoint of epoch {done}/{total}: {checkpoint}", flush=True)
+        save_checkpoint(self.path, state)
 
+
+def _resume(run: _Run, checkpoints: _Checkpoints | None) -> _Progress | None:
+    """The progress saved in this run's checkpoint, restored into `run`; None when there is none."""
+    state = None if checkpoints is None else load_checkpoint(checkpoints.path, checkpoints.run_id)
+    if state is None:
+        return None
+    done = state["epoch"]
+    phase = run.phase_of[done - 1]  # the saved optimizer is that of the last epoch's phase
+    optimizer, scheduler = run.start_phase(phase)
+    _load_trainable(run.model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"], run.generator)
+    print(f"resumed from the checkpoint of epoch {done}/{run.total}: {checkpoints.path}", flush=True)
+    trajectory = [t.numpy() for t in state["trajectory"]]
+    return _Progress(done, phase, optimizer, scheduler, state["history"], trajectory)
+
+
+def _train_epochs(run: _Run, progress: _Progress, checkpoints: _Checkpoints | None, feature_dtype: str):
+    """Train the epochs after `progress.done`, checkpointing as due; returns the last epoch's test (probabilities,
+    targets), or (None, None) when no epoch was left."""
     probs = targets = None
     saved = time.monotonic()
-    for step in range(done + 1, total + 1):
-        epoch = step - before  # LP-FT's probe: 1 - P .. 0
-        started = time.perf_counter()
-        try:
-            if phase_of[step - 1] != phase:  # LP-FT: the probe is done, fine-tune everything from its head
-                phase = phase_of[step - 1]
-                optimizer, scheduler = start_phase(phase)
-            seen, loss_sum = train_one_epoch(
-                model, train_loader, optimizer, scheduler, loss_fn, loop, f"epoch {step}/{total}", penalty
-            )
-        except Diverged as stop:
-            # LP-FT's epochs are said in their phase: probe epoch k of P, or fine-tuning epoch e after the probe.
-            where = f"epoch {epoch}" if before == 0 else (
-                f"epoch {epoch} (after {before} probe epochs)" if epoch > 0 else f"probe epoch {step} of {before}"
-            )  # fmt: skip
-            error = _divergence(Path(model_out).parent, where, steps_per_epoch, stop, rows, recipe)
-            # A re-run under the same definition would diverge again: recorded, the rest of the study can finish.
-            definition = dict(backbone=backbone_cfg, recipe=raw_recipe, options=options)  # rules/common.smk's
-            record_failure(Path(model_out).parent, str(error), definition)
-            raise error from None
-        seconds = time.perf_counter() - started
-        # The test loader runs in row order, so the sample's rows come out in `probe` order.
-        test_loss, probs, targets, features = evaluate(model, test_loader, loop, task, probe)
-        metric, value = task_metric(probs, targets, task)
-        # Kept (and checkpointed) in the storage dtype: float16 halves this job's memory and checkpoint too.
-        if epoch > 0:
-            trajectory.append(features.astype(feature_dtype))
-        rows.append(
-            dict(
-                epoch=epoch,
-                train_loss=loss_sum / seen,
-                test_loss=test_loss,
-                metric=metric,
-                test_value=value,
-                lr=scheduler.get_last_lr()[0],
-                seconds=seconds,
-                images_per_s=seen / seconds,
-            )
-        )
-        print(
-            f"epoch {epoch}{' (probe)' if epoch <= 0 else ''}: train loss {loss_sum / seen:.4f}, test loss "
-            f"{test_loss:.4f}, test {metric} {value:.4f}, {seen / seconds:.0f} images/s",
-            flush=True,
-        )
+    for step in range(progress.done + 1, run.total + 1):
+        probs, targets = _train_epoch(run, progress, step, feature_dtype)
         # The last epoch's checkpoint guards what follows it (writing the outputs, the k-NN extraction).
-        due = step == total or time.monotonic() - saved >= 60 * checkpoint_minutes
-        if checkpoint is not None and due:
+        if checkpoints is not None and (step == run.total or time.monotonic() - saved >= 60 * checkpoints.minutes):
             saved = time.monotonic()
-            save_checkpoint(
-                checkpoint,
-                dict(
-                    fingerprint=run_id,
-                    epoch=step,
-                    model=_trainable_state(model),
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
-                    rng=rng_state(generator),
-                    history=rows,
-                    trajectory=[torch.from_numpy(t) for t in trajectory],
-                ),
-            )
-    if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
-        _, probs, targets, _ = evaluate(model, test_loader, loop, task)
+            checkpoints.save(run, progress)
+    return probs, targets
 
-    history = pl.DataFrame(rows)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    record = dict(format="pt", method=method, pool=pool, seed=str(seed))
-    with atomic_path(model_out) as tmp:
-        save_file(tensors, str(tmp), metadata=record)
-    history.write_parquet(history_out)
-    write_predictions(
-        predictions_out,
-        Predictions(probs, targets, test_manifest["sample_id"].to_numpy(), task, classes),
-    )
-    write_trajectory(
-        trajectory_out,
-        np.stack(trajectory),
-        test_manifest["sample_id"].to_numpy()[probe],
-        dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
-        dtype=feature_dtype,
-    )
-    if knn is not None:
-        extract_features(
-            model.backbone,
-            knn["dataset_dir"],
-            knn["out_path"],
-            final_splits=list(knn["splits"]),
-            cka_samples=0,
-            pools=[pool],
-            batch_size=knn["batch_size"],
-            dtype=feature_dtype,
-            weights_path=model_out,
+
+def _train_epoch(run: _Run, progress: _Progress, step: int, feature_dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Train epoch `step` (1-based, LP-FT's probe included), evaluate it and add it to `progress`; returns the test
+    (probabilities, targets)."""
+    started = time.perf_counter()
+    if run.phase_of[step - 1] != progress.phase:  # LP-FT: the probe is done, fine-tune everything from its head
+        progress.phase = run.phase_of[step - 1]
+        progress.optimizer, progress.scheduler = run.start_phase(progress.phase)
+    loss_fn, desc = _loss_fn(run.data.task), f"epoch {step}/{run.total}"
+    try:
+        seen, loss_sum = train_one_epoch(
+            run.model, run.data.train, progress.optimizer, progress.scheduler, loss_fn, run.loop, desc, run.penalty
         )
-    if checkpoint is not None and not keep_checkpoint:
-        remove_checkpoint(checkpoint)
-    clear_failure(Path(model_out).parent)
-    return history
+    except Diverged as stop:
+        stop.at = step
+        raise
+    seconds = time.perf_counter() - started
+    # The test loader runs in row order, so the sample's rows come out in `probe` order.
+    test_loss, probs, targets, features = evaluate(run.model, run.data.test, run.loop, run.data.task, run.data.probe)
+    metric, value = task_metric(probs, targets, run.data.task)
+    epoch = step - run.before  # LP-FT's probe: 1 - P .. 0
+    if epoch > 0:
+        progress.trajectory.append(features.astype(feature_dtype))
+    progress.rows.append(
+        dict(
+            epoch=epoch,
+            train_loss=loss_sum / seen,
+            test_loss=test_loss,
+            metric=metric,
+            test_value=value,
+            lr=progress.scheduler.get_last_lr()[0],
+            seconds=seconds,
+            images_per_s=seen / seconds,
+        )
+    )
+    progress.done = step
+    print(
+        f"epoch {epoch}{' (probe)' if epoch <= 0 else ''}: train loss {loss_sum / seen:.4f}, test loss "
+        f"{test_loss:.4f}, test {metric} {value:.4f}, {seen / seconds:.0f} images/s",
+        flush=True,
+    )
+    return probs, targets
 
 
-def _divergence(run: Path, where: str, steps: int, stop: Diverged, rows: list[dict], recipe: Recipe) -> TrainingError:
+def _diverged(run_dir: Path, run: _Run, stop: Diverged, rows: list[dict], definition: dict) -> TrainingError:
+    """The one-line error of a diverged run, recorded in `run_dir` under `definition`: a re-run under the same
+    definition would diverge again, so the rest of the study can finish without it."""
+    epoch = stop.at - run.before
+    # LP-FT's epochs are said in their phase: probe epoch k of P, or fine-tuning epoch e after the probe.
+    where = f"epoch {epoch}" if run.before == 0 else (
+        f"epoch {epoch} (after {run.before} probe epochs)" if epoch > 0 else f"probe epoch {stop.at} of {run.before}"
+    )  # fmt: skip
     if stop.last is not None:
         last = f"the last finite loss was {stop.last:.4g} (step {stop.step - 1})"
     elif rows:
         last = f"epoch {rows[-1]['epoch']} ended with a mean loss of {rows[-1]['train_loss']:.4g}"
     else:
         last = "no step had a finite loss"
-    return TrainingError(
-        f"{run}: fine-tuning diverged: the training loss is {stop.loss} at {where}, step {stop.step} of "
-        f"{steps}; {last}. Try a smaller train.lr (now {recipe.lr:g}). No outputs were written; the last "
-        "checkpoint, if any, stays in checkpoint/ for inspection."
+    error = TrainingError(
+        f"{run_dir}: fine-tuning diverged: the training loss is {stop.loss} at {where}, step {stop.step} of "
+        f"{len(run.data.train)}; {last}. Try a smaller train.lr (now {run.recipe.lr:g}). No outputs were written; "
+        "the last checkpoint, if any, stays in checkpoint/ for inspection."
     )
+    record_failure(run_dir, str(error), definition)
+    return error
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -7,10 +7,10 @@ run: tests/test_training.py). At a = 0 the ensemble is the probe model, at a = 1
 
 No training: each a of `preserving.wiseft.alphas` is a run of its own (method `wiseft<a>`, e.g. `wiseft0.5`) derived
 from the Linear and LP-FT runs of the same dataset, backbone, pool and seed, which are not retrained. One job per
-seed writes every a's outputs, the same files a fine-tune writes, so every measurement reads them unchanged: the
-model, a one-row history (the last epoch, test loss and score), test predictions, a trajectory holding the CKA
-sample's features before fine-tuning (epoch 0: the pre-trained backbone, theta0's) and of the ensemble (the last
-epoch), and the k-NN features.
+seed writes every a's outputs, the same files a fine-tune writes (training.write_run), so every measurement reads
+them unchanged: the model, a one-row history (the last epoch, test loss and score), test predictions, a trajectory
+holding the CKA sample's features before fine-tuning (epoch 0: the pre-trained backbone, theta0's) and of the
+ensemble (the last epoch), and the k-NN features.
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from safetensors.torch import save_file
 
-from repdrift.atomic import atomic_path
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.errors import DataError
-from repdrift.extract import extract_features, feature_source
-from repdrift.features import cka_sample, write_trajectory
-from repdrift.predictions import Predictions, write_predictions
-from repdrift.training import _Loop, evaluate, load_classifier, sample_features, task_metric
+from repdrift.extract import feature_source
+from repdrift.features import cka_sample
+from repdrift.predictions import Predictions
+from repdrift.training import (
+    RunOutputs,
+    _Loop,
+    evaluate,
+    load_classifier,
+    sample_features,
+    task_metric,
+    write_run,
+)
 
 
 def interpolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], alpha: float) -> dict:
@@ -57,9 +63,10 @@ def wise_ft(
     feature_dtype: str,
     knn: dict,
 ) -> None:
-    """Write each alpha's run; `outputs[i]` = dict(model, history, predictions, trajectory, natural) for alphas[i],
-    whose method (run id) is methods[i] (rules/common.smk WISEFT_METHODS). `probe_model` is theta0 (a Linear run's
-    model.safetensors), `lpft_model` theta1. `knn` = dict(dataset_dir, splits, batch_size)."""
+    """Write each alpha's run; `outputs[i]` = dict(model, history, predictions, trajectory, natural), the fields
+    of training.RunOutputs, for alphas[i], whose method (run id) is methods[i] (rules/common.smk WISEFT_METHODS).
+    `probe_model` is theta0 (a Linear run's model.safetensors), `lpft_model` theta1. `knn` = dict(dataset_dir,
+    splits, batch_size)."""
     torch.manual_seed(seed)
     loop = _Loop(batch_size, torch.Generator().manual_seed(seed))
     start = load_classifier(backbone_cfg, probe_model)
@@ -84,10 +91,6 @@ def wise_ft(
         metric, value = task_metric(probs, targets, dataset.task)
         seconds = time.perf_counter() - started
         print(f"a = {alpha:g}: test loss {test_loss:.4f}, test {metric} {value:.4f}", flush=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        record = dict(format="pt", method=method, pool=model.pool, seed=str(seed), alpha=f"{alpha:g}")
-        with atomic_path(out["model"]) as tmp:
-            save_file(tensors, str(tmp), metadata=record)
         history = dict(
             epoch=epochs,
             train_loss=float("nan"),
@@ -98,12 +101,12 @@ def wise_ft(
             seconds=seconds,
             images_per_s=len(test_set) / seconds,
         )
-        pl.DataFrame([history]).write_parquet(out["history"])
-        write_predictions(
-            out["predictions"], Predictions(probs, targets, test["sample_id"].to_numpy(), dataset.task, dataset.classes)
-        )
-        write_trajectory(
-            out["trajectory"],
+        write_run(
+            RunOutputs(**out),
+            model,
+            dict(format="pt", method=method, pool=model.pool, seed=str(seed), alpha=f"{alpha:g}"),
+            pl.DataFrame([history]),
+            Predictions(probs, targets, test["sample_id"].to_numpy(), dataset.task, dataset.classes),
             np.stack([before, features.astype(feature_dtype)]),
             test["sample_id"].to_numpy()[probe],
             dict(
@@ -114,17 +117,7 @@ def wise_ft(
                 epochs=[0, epochs],
                 alpha=alpha,
             ),
-            dtype=feature_dtype,
-        )
-        extract_features(
-            model.backbone,
-            knn["dataset_dir"],
-            out["natural"],
-            final_splits=list(knn["splits"]),
-            cka_samples=0,
-            pools=[model.pool],
-            batch_size=knn["batch_size"],
-            dtype=feature_dtype,
-            weights_path=out["model"],
-            source=natural,
+            feature_dtype,
+            knn,
+            natural,
         )

@@ -33,6 +33,7 @@ from skimage import data as skdata
 from repdrift.data import synth
 from repdrift.data.isic2018 import CLASSES as ISIC_CLASSES
 from repdrift.data.isic2018 import folders as isic_folders
+from repdrift.data.medfm import CHEST_LABELS
 from repdrift.errors import ConfigError, DataError
 
 # (class name, scikit-image loader, greyscale?). Only images bundled with scikit-image: no download.
@@ -149,7 +150,7 @@ def _colon(out: Path, rng: np.random.Generator, size: int, counts: tuple[int, in
 
 
 def _chest(out: Path, rng: np.random.Generator, size: int, counts: tuple[int, int, int, int]) -> None:
-    k = len(synth.CHEST_LABELS)
+    k = len(CHEST_LABELS)
     prevalence = rng.uniform(0.1, 0.3, k)
     blocks = []
     for n in counts:

@@ -28,32 +28,30 @@ from repdrift.data.files import check_images_exist, require_dir, require_file
 from repdrift.data.manifest import Dataset, label_column, make_dataset
 from repdrift.errors import ConfigError, DataError
 
+# Label j of a chest list line; the demo's painter (repdrift.data.synth) paints the same names.
+CHEST_LABELS = [
+    "pleural_effusion",
+    "nodule",
+    "pneumonia",
+    "cardiomegaly",
+    "hilar_enlargement",
+    "fracture_old",
+    "fibrosis",
+    "aortic_calcification",
+    "tortuous_aorta",
+    "thickened_pleura",
+    "TB",
+    "pneumothorax",
+    "emphysema",
+    "atelectasis",
+    "calcification",
+    "pulmonary_edema",
+    "increased_lung_markings",
+    "elevated_diaphragm",
+    "consolidation",
+]
 SPECS = {
-    "medfm_chest": (
-        "multilabel",
-        ",",
-        [
-            "pleural_effusion",
-            "nodule",
-            "pneumonia",
-            "cardiomegaly",
-            "hilar_enlargement",
-            "fracture_old",
-            "fibrosis",
-            "aortic_calcification",
-            "tortuous_aorta",
-            "thickened_pleura",
-            "TB",
-            "pneumothorax",
-            "emphysema",
-            "atelectasis",
-            "calcification",
-            "pulmonary_edema",
-            "increased_lung_markings",
-            "elevated_diaphragm",
-            "consolidation",
-        ],
-    ),
+    "medfm_chest": ("multilabel", ",", CHEST_LABELS),
     "medfm_endo": ("multilabel", " ", ["ulcer", "erosion", "polyp", "tumor"]),
     "medfm_colon": ("binary", None, ["negative", "positive"]),
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from repdrift.data.medfm import CHEST_LABELS  # the adapter's order: the painted motifs match its labels
+
 Rng = np.random.Generator
 
 
@@ -166,28 +168,6 @@ def colon_patch(rng: Rng, tissue: np.ndarray, size: int, positive: bool) -> np.n
 
 
 # ---------------------------------------------------------------- MedFM chest X-rays
-
-CHEST_LABELS = [
-    "pleural_effusion",
-    "nodule",
-    "pneumonia",
-    "cardiomegaly",
-    "hilar_enlargement",
-    "fracture_old",
-    "fibrosis",
-    "aortic_calcification",
-    "tortuous_aorta",
-    "thickened_pleura",
-    "TB",
-    "pneumothorax",
-    "emphysema",
-    "atelectasis",
-    "calcification",
-    "pulmonary_edema",
-    "increased_lung_markings",
-    "elevated_diaphragm",
-    "consolidation",
-]
 
 
 def chest_xray(rng: Rng, labels: np.ndarray, size: int) -> np.ndarray:
