@@ -4,7 +4,7 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from repdrift.schema import check_known_keys
+from repdrift.study.config import check_known_keys
 
 min_version("9.0")
 
@@ -59,7 +59,7 @@ localrules:
 
 
 onerror:
-    # Fine-tunes that diverged left a failed.json (repdrift.failures): say how the study finishes without them.
+    # Fine-tunes that diverged left a failed.json (repdrift.study.failures): say how the study finishes without them.
     new_failures = sorted(set(STUDY.failed()) - set(FAILED))
     if new_failures:
         print(

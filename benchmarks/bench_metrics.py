@@ -6,7 +6,7 @@
 Every ratio compares timings taken in this run. Each timing is the minimum over repeated runs (--reps for
 CKA, one more for the cheaper k-NN), taken in turns (roofline, ours, roofline, ours, ...) so that load from
 other processes hits both alike. The slow baselines are timed on a part of the work and scaled (said so
-in the output). The bootstrap of repdrift.analysis.interval_correlation, all replicates at once, is timed against
+in the output). The bootstrap of repdrift.analysis.paper.interval_correlation, all replicates at once, is timed against
 the per-replicate loop it replaced.
 """
 
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from repdrift.analysis import _bootstrap
+from repdrift.analysis.paper import _bootstrap
 from repdrift.metrics import center_layers, knn_classify, layerwise_cka, mutual_knn, procrustes, pwcca, rsa
 from repdrift.metrics.knn import _MAX_BLOCK_BYTES, l2_normalize
 

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_scale.py            # n = 2,000 and 20,000 images: 2.5-5 min on 2 cores
     .venv/bin/python benchmarks/bench_scale.py --quick    # n = 200 and 2,000, a smoke test (~40 s)
 
-Part 1 runs `repdrift.extract.extract_features` on CPU with a small random-init timm ViT (12 blocks, D = 192,
-32 px, patch 8) over ImageNet-layout JPEGs, writing the k-NN kind of feature file (train + test, pools cls and
+Part 1 runs `repdrift.measurement.extract.extract_features` on CPU with a small random-init timm ViT (12 blocks, D =
+192, 32 px, patch 8) over ImageNet-layout JPEGs, writing the k-NN kind of feature file (train + test, pools cls and
 mean, no CKA sample, batch 128), at n and 10 n images and once more at 10 n in float16. Each extraction runs in
 a fresh process with one thread, so its peak RSS (getrusage) is that job's alone and its time is not spread over
 threads. The same process then times a bare `backbone(x)` loop over the same DataLoader: the extraction's speed is
@@ -12,7 +12,7 @@ given as a ratio to it. Goals: peak RSS(10 n) / peak RSS(n) <= 1.10, extraction 
 
 Part 2 projects the disk use of config/paper.yaml (the union of its grids) from the file layouts, with no
 weights: parameter counts from the architectures built on the meta device, feature files sized as HDF5 stores
-them (every chunk whole: `repdrift.features` chunks), small files (metadata, predictions) written for real, and
+them (every chunk whole: `repdrift.formats.features` chunks), small files (metadata, predictions) written for real, and
 one estimate checked against a file written in full.
 """
 
@@ -82,7 +82,7 @@ def child(job: dict) -> dict:
 
     from repdrift.data import read_dataset
     from repdrift.data.loader import ManifestImages, loader_workers
-    from repdrift.extract import extract_features, feature_rows
+    from repdrift.measurement.extract import extract_features, feature_rows
     from repdrift.models import build_backbone
 
     torch.set_num_threads(1)
@@ -209,7 +209,7 @@ def print_extractions(n: int, results: dict) -> None:
 # ---------------------------------------------------------------- part 2: projected disk use of the paper study
 # Test-split sizes and head outputs of the paper's datasets: the official / paper splits as config/paper.yaml's
 # comments give them (ISIC 2018 official test; APTOS 2019 stratified 80/10/10; MedFM "paper" split = test_WithLabel
-# + test_WithoutLabel); outputs follow repdrift.training.num_outputs (colon is binary: 2).
+# + test_WithoutLabel); outputs follow repdrift.training.finetune.num_outputs (colon is binary: 2).
 TARGETS = {"isic2018": (1512, 7), "aptos2019": (366, 5), "chest": (3869, 19), "colon": (7651, 2), "endo": (2936, 4)}
 # ImageNet k-NN (config/paper.yaml knn, datasets.imagenet): bank 100 per class x 1000 classes, all 50,000 val queries.
 KNN_ROWS = {"train": 100 * 1000, "test": 50_000}
@@ -236,7 +236,7 @@ def study(path: Path) -> tuple[dict, list[dict]]:
 
 def cka_sample_size(config: dict, dataset: str) -> int:
     """The CKA sample of `dataset`'s runs (rules/common.smk cka_samples): its test images, at most the configured n."""
-    from repdrift.features import WHOLE_SPLIT, cka_sample
+    from repdrift.formats.features import WHOLE_SPLIT, cka_sample
 
     cka = config.get("cka", {})
     n = cka.get("dataset_samples", {}).get(dataset, cka.get("samples", 512))
@@ -291,7 +291,7 @@ def safetensors_bytes(state: dict) -> int:
 def classifier_state(backbone, outputs: int) -> dict:
     import torch
 
-    from repdrift.training import Classifier
+    from repdrift.training.finetune import Classifier
 
     with torch.device("meta"):
         return Classifier(backbone, outputs, "cls").state_dict()
@@ -299,7 +299,7 @@ def classifier_state(backbone, outputs: int) -> dict:
 
 def stored_array_bytes(shape: tuple[int, ...], dtype: str) -> int:
     """Bytes HDF5 stores for a FeatureWriter array: every chunk whole, the partial last one along samples too."""
-    from repdrift.features import _chunks
+    from repdrift.formats.features import _chunks
 
     chunks = _chunks(shape, dtype)
     count = math.prod(math.ceil(s / c) for s, c in zip(shape, chunks))
@@ -315,7 +315,7 @@ def written_size(path: Path, write) -> int:
 
 def metadata_bytes(path: Path, strings: dict[str, list[str]], targets=None) -> int:
     """A feature file with only its per-row strings and targets (real lengths), written: strings cost varies."""
-    from repdrift.features import FeatureWriter
+    from repdrift.formats.features import FeatureWriter
 
     def write(p):
         attrs = {"model": "x" * 40, "weights_sha256": "0" * 64, "manifest_sha256": "0" * 64}
@@ -336,7 +336,7 @@ def imagenet_ids() -> tuple[list[str], list[str]]:
 
 def check_estimate(work: Path, dim: int, depth: int, m: int, ids: list[str]) -> str:
     """A pre-trained CKA reference file written in full (zeros) against its estimate, per dtype."""
-    from repdrift.features import FeatureWriter
+    from repdrift.formats.features import FeatureWriter
 
     def write(path, dtype):
         with FeatureWriter(path, {}, dtype) as out:
@@ -362,7 +362,7 @@ def check_safetensors(work: Path) -> str:
     from safetensors.torch import save_file
 
     from repdrift.models import build_backbone
-    from repdrift.training import Classifier
+    from repdrift.training.finetune import Classifier
 
     state = Classifier(build_backbone(TINY_VIT, None), 7, "cls").state_dict()
     actual = written_size(work / "check.safetensors", lambda p: save_file(dict(state), str(p)))
@@ -472,7 +472,7 @@ def target_ids(dataset: str, n: int) -> list[str]:
 
 
 def predictions_bytes(work: Path, dataset: str) -> int:
-    from repdrift.predictions import Predictions, write_predictions
+    from repdrift.formats.predictions import Predictions, write_predictions
 
     n, c = TARGETS[dataset]
     multilabel = dataset in ("chest", "endo")

@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import yaml
 
-from repdrift import features as feature_files
-from repdrift.measure import cka_table, knn_table
+from repdrift.formats import features as feature_files
+from repdrift.measurement.measure import cka_table, knn_table
 
 
 def rounded(reader):
@@ -61,9 +61,9 @@ def errors(results: Path, config: dict) -> pl.DataFrame:
             knn_table(str(natural), pool, ks, knn["temperature"], n_bins),
         )
         with (
-            mock.patch("repdrift.measure.read_layers", rounded(feature_files.read_layers)),
+            mock.patch("repdrift.measurement.measure.read_layers", rounded(feature_files.read_layers)),
             mock.patch.object(feature_files.Trajectory, "__getitem__", rounded(feature_files.Trajectory.__getitem__)),
-            mock.patch("repdrift.measure.read_features", rounded(feature_files.read_features)),
+            mock.patch("repdrift.measurement.measure.read_features", rounded(feature_files.read_features)),
         ):
             half = (
                 cka_table(str(pretrained), str(run / "trajectory.h5")),

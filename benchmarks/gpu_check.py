@@ -6,11 +6,13 @@
 
 Model: timm `vit_base_patch16_224` (the vit_b16 architecture), random init: nothing is downloaded.
 Measured, in images/s:
-- fine-tune, workflow: `repdrift.training.finetune` itself (method full, CLS head) on an ISIC 2018-layout dataset
+- fine-tune, workflow: `repdrift.training.finetune.finetune` itself (method full, CLS head) on an ISIC 2018-layout
+dataset
   of synthetic 600x450 JPEGs (ISIC's size) read through `repdrift.data` (adapter -> manifest -> DataLoader with
   the backbone's augmentation). Two epochs of `--steps` batches; the second epoch's train-loop rate from the run's
   history counts (the first pays for cuDNN / kernel warm-up). Per epoch it includes starting the loader workers.
-- features, workflow: `repdrift.extract.extract_features` on the same images (eval transform, both pools, streamed
+- features, workflow: `repdrift.measurement.extract.extract_features` on the same images (eval transform, both pools,
+streamed
   into a feature file as the extraction rules do) at the paper's feature batch size, second pass.
 - the bare loops: the same model on a synthetic tensor already on the device, with the workflow's choices
   (bf16 autocast, fused AdamW, cross-entropy; for features the same one-pass `representations` call):
@@ -96,7 +98,7 @@ def bare_loops(cfg: dict, args, device, num_classes: int) -> dict[str, float]:
     import torch
 
     from repdrift.models import POOLS, build_backbone
-    from repdrift.training import Classifier
+    from repdrift.training.finetune import Classifier
 
     cuda = device.type == "cuda"
     torch.manual_seed(0)
@@ -144,9 +146,9 @@ def peak_gpu_memory(reset: bool = False) -> float | None:
 def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
     """images/s of the workflow's own fine-tuning loop and feature extraction on real image files."""
     from repdrift.data import build_dataset, write_dataset
-    from repdrift.extract import extract_features
+    from repdrift.measurement.extract import extract_features
     from repdrift.models import POOLS, build_backbone
-    from repdrift.training import RunOutputs, finetune
+    from repdrift.training.finetune import RunOutputs, finetune
 
     n_train = args.steps * args.batch_size  # the extraction runs over the same images, in larger batches
     raw = write_images(work / "isic2018", n_train, n_test=args.batch_size)
@@ -226,9 +228,13 @@ def main(argv=None) -> int:
         results = bare_loops(cfg, args, device, num_classes=7)
         results |= workflow_loops(cfg, args, work)
     rows = [
-        ("fine-tune, workflow (repdrift.training.finetune)", results["finetune"], results["finetune_bare"]),
+        ("fine-tune, workflow (repdrift.training.finetune.finetune)", results["finetune"], results["finetune_bare"]),
         ("fine-tune, bare forward/backward", results["finetune_bare"], results["finetune_bare"]),
-        ("features, workflow (repdrift.extract.extract_features)", results["features"], results["features_bare"]),
+        (
+            "features, workflow (repdrift.measurement.extract.extract_features)",
+            results["features"],
+            results["features_bare"],
+        ),
         ("features, bare forward", results["features_bare"], results["features_bare"]),
     ]
     print(f"\n{'measure':<56} {'images/s':>10} {'vs bare':>8}")

@@ -1,4 +1,4 @@
-# Per-run tables -> the study's long-format tables. Runs recorded as failed (repdrift.failures) are left out and
+# Per-run tables -> the study's long-format tables. Runs recorded as failed (repdrift.study.failures) are left out and
 # listed in grids.parquet with their message.
 
 

@@ -23,7 +23,7 @@ KNN_DATASET = config["knn"]["dataset"]
 PRETRAIN_DATASET = config["pretrain"]["dataset"]
 # The runs.parquet metric of the configured CKA estimator (both are always measured and stored).
 SIMILARITY_METRIC = SIMILARITY_COLUMN[config["cka"]["estimator"]]
-# How the correlation fit discretises (repdrift.analysis.FitRule), for the correlation, rulers and figures jobs.
+# How the correlation fit discretises (repdrift.analysis.paper.FitRule), for the correlation, rulers and figures jobs.
 FIT_RULE = {
     key: config["analysis"][key]
     for key in ("n_intervals", "outliers", "min_intervals", "min_interval_runs")
@@ -168,7 +168,7 @@ def manifest(dataset):
 
 def weights_file(backbone):
     """The local weights file of a backbone: pre-trained by the demo, fetched from the Hub, or given."""
-    from repdrift.weights import weights_path
+    from repdrift.models.weights import weights_path
 
     return weights_path(backbone, config["backbones"][backbone])
 

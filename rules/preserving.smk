@@ -1,5 +1,5 @@
 # Similarity-preserving fine-tuning beyond the paper: WiSE-FT's derived runs (l2sp, lpft, rift and feature_cka are
-# trained by rule finetune) and the trade-off and early-prediction analyses (repdrift.preserving, .wiseft, .tradeoff).
+# trained by rule finetune) and the trade-off and early-prediction analyses (repdrift.training.preserving, .wiseft, .tradeoff).
 # WiSE-FT is the one method of kind `derived` (repdrift.study): one job per LP-FT run writes every a's run.
 
 
@@ -12,7 +12,7 @@ WISEFT_OUTPUTS = {
 }
 
 # WiSE-FT: every a of the weight-space ensemble of one seed's Linear probe (theta0) and the LP-FT run started from it
-# (theta1), head included, by one job (no training; repdrift.wiseft). The wildcards are the LP-FT run's.
+# (theta1), head included, by one job (no training; repdrift.training.wiseft). The wildcards are the LP-FT run's.
 rule wiseft:
     input:
         probe="results/runs/{dataset}/{backbone}/linear-{pool}/seed{seed}/model.safetensors",

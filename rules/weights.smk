@@ -1,5 +1,5 @@
 # Backbone weights named `hf-hub:...`: fetched on a machine with internet, read offline by every GPU job.
-from repdrift.weights import hub_files
+from repdrift.models.weights import hub_files
 
 # Parsed while the Snakefile loads: a malformed `weights:` value stops the workflow before any job.
 HUB_FILES = hub_files(config["backbones"], BACKBONES_USED)

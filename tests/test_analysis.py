@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from repdrift.analysis import (
+from repdrift.analysis.paper import (
     METRIC_OUTLIER,
     SIMILARITY_OUTLIER,
     SPARSE,
@@ -188,7 +188,7 @@ def _bootstrap_cases():
 
 
 def test_centres_are_linspace_row_by_row_even_where_a_step_underflows():
-    from repdrift.analysis import _centres
+    from repdrift.analysis.paper import _centres
 
     lo, hi = np.array([0.0, 0.0, 0.2, -3.0]), np.array([1e-323, 1.0, 0.9, 5e-324])
     expected = np.stack([np.linspace(a, b, 10) for a, b in zip(lo, hi)])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from repdrift.atomic import atomic_path, atomic_write
+from repdrift.formats.atomic import atomic_path, atomic_write
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workflow/scripts/repdrift"
 

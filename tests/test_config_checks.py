@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repdrift.models.registry import BACKBONE_KEYS, PASSED_KEYS
+from repdrift.models.build import BACKBONE_KEYS, PASSED_KEYS
 
 pytestmark = pytest.mark.slow  # starts Snakemake dry runs
 

@@ -12,8 +12,8 @@ import torch
 
 from repdrift.data import build_dataset, read_dataset, write_dataset
 from repdrift.data.images import load_image
-from repdrift.extract import extract_features, feature_rows, feature_source
-from repdrift.features import cka_sample, read_features, read_layers
+from repdrift.formats.features import cka_sample, read_features, read_layers
+from repdrift.measurement.extract import extract_features, feature_rows, feature_source
 from repdrift.models import build_backbone
 
 BACKBONE = dict(
@@ -172,8 +172,8 @@ def test_the_documented_layout_is_the_written_one(natural, backbone, tmp_path):
 
 
 def test_each_cka_reference_takes_its_own_datasets_sample_size(natural, tmp_path):
-    from repdrift.extract import pretrained_features
-    from repdrift.features import WHOLE_SPLIT
+    from repdrift.formats.features import WHOLE_SPLIT
+    from repdrift.measurement.extract import pretrained_features
 
     options = dict(final_splits=[], pools=["cls"], batch_size=4, dtype="float32")
     # `all` (cka.dataset_samples) is WHOLE_SPLIT: every test image, however many.

@@ -1,6 +1,6 @@
 """A failure record is read back only under the definition it was written with."""
 
-from repdrift.failures import FILE_NAME, clear_failure, record_failure, recorded_failure
+from repdrift.study.failures import FILE_NAME, clear_failure, record_failure, recorded_failure
 
 DEFINITION = dict(backbone=dict(name="vit", img_size=32, mean=[0.5, 0.5, 0.5]), recipe=dict(lr=6.0e-4, epochs=6))
 

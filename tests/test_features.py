@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from repdrift.errors import DataError
-from repdrift.features import (
+from repdrift.formats.features import (
     FeatureWriter,
     Trajectory,
     cka_sample,
@@ -14,7 +14,7 @@ from repdrift.features import (
     write_features,
     write_trajectory,
 )
-from repdrift.predictions import Predictions, read_predictions, write_predictions
+from repdrift.formats.predictions import Predictions, read_predictions, write_predictions
 
 
 def _write(path, n=7, layers=3, dim=5, dtype="float32"):

@@ -8,8 +8,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from repdrift.analysis import FitRule, correlation_table, mean_ci
-from repdrift.findings import (
+from repdrift.analysis.findings import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
@@ -23,6 +22,7 @@ from repdrift.findings import (
     trajectory_shape,
     write_findings_page,
 )
+from repdrift.analysis.paper import FitRule, correlation_table, mean_ci
 
 PARADIGMS = {"vit": "supervised", "clip": "clip", "dino": "self_supervised"}
 PAPER_POOL = {"vit": "cls", "clip": "cls", "dino": "mean"}

@@ -15,12 +15,12 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 HEAVY = ("torch", "timm", "open_clip", "repdrift.models.pretrain", "huggingface_hub")
 # The torch-free modules behind the CPU rules (data preparation, metrics, tables, figures, findings).
 CPU_MODULES = (
-    "repdrift.measure",
-    "repdrift.analysis",
-    "repdrift.tables",
-    "repdrift.findings",
-    "repdrift.plots",
-    "repdrift.features",
+    "repdrift.measurement.measure",
+    "repdrift.analysis.paper",
+    "repdrift.analysis.tables",
+    "repdrift.analysis.findings",
+    "repdrift.report.plots",
+    "repdrift.formats.features",
     "repdrift.metrics",
 )
 TIMM_DEMO = {
@@ -62,7 +62,8 @@ def test_importing_the_job_modules_sets_nothing_and_loads_no_hub_client():
     # import the Hub client (or set the variable) at import time.
     code = (
         "import os\nos.environ.pop('HF_HUB_OFFLINE', None)\n"
-        "import repdrift.training, repdrift.extract, repdrift.attention, repdrift.pretraining, repdrift.models\n"
+        "import repdrift.training.finetune, repdrift.measurement.extract, repdrift.report.attention\n"
+        "import repdrift.models.pretrain, repdrift.models\n"
         "assert 'HF_HUB_OFFLINE' not in os.environ"
     )
     loaded = loaded_after(code)
@@ -120,7 +121,7 @@ def test_the_documented_torch_modules_are_the_ones_that_import_torch():
 
 def test_the_measure_job_does_not_import_scipy_stats():
     # scipy.stats takes ~0.5 s to import: more than all of a demo run's measurements (repdrift.metrics.similarity).
-    probe = "import sys, repdrift.measure; print('scipy.stats' in sys.modules)"
+    probe = "import sys, repdrift.measurement.measure; print('scipy.stats' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=SCRIPTS, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

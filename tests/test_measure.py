@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from repdrift.errors import DataError
-from repdrift.features import write_features, write_trajectory
-from repdrift.measure import cka_table, knn_table
+from repdrift.formats.features import write_features, write_trajectory
+from repdrift.measurement.measure import cka_table, knn_table
 from repdrift.metrics import linear_cka
 
 LAYERS, DIM, N_TEST = 3, 8, 30

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from repdrift.plots import cka_trajectory_chart
+from repdrift.report.plots import cka_trajectory_chart
 
 
 def test_the_trajectory_menu_lists_every_measure_and_starts_on_the_configured_one():

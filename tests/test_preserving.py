@@ -8,7 +8,7 @@ from scipy.stats import ortho_group
 
 from repdrift.errors import ConfigError
 from repdrift.metrics import linear_cka
-from repdrift.preserving import L2SP, batch_cka, phases, procrustes_penalty
+from repdrift.training.preserving import L2SP, batch_cka, phases, procrustes_penalty
 
 
 class Tiny(torch.nn.Module):
@@ -42,7 +42,7 @@ def test_l2sp_is_zero_at_the_start_and_its_gradient_is_the_formula():
 @pytest.mark.parametrize("library", ["timm", "open_clip"])
 def test_l2sp_regularises_the_weight_matrices_of_a_vit(library):
     from repdrift.models import build_backbone
-    from repdrift.preserving import l2sp_scope
+    from repdrift.training.preserving import l2sp_scope
 
     cfg = {
         "timm": dict(library="timm", arch="vit_base_patch16_224", paradigm="supervised", img_size=16,

@@ -5,8 +5,15 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from repdrift.analysis import FitRule, per_run_values
-from repdrift.rulers import agreement_table, measure_names, paper_conclusion, ruler_chart, ruler_table, spearman_ci
+from repdrift.analysis.paper import FitRule, per_run_values
+from repdrift.analysis.rulers import (
+    agreement_table,
+    measure_names,
+    paper_conclusion,
+    ruler_chart,
+    ruler_table,
+    spearman_ci,
+)
 
 
 def test_spearman_ci_is_scipys_rho_with_a_bracketing_interval():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from repdrift.schedule import warmup_cosine
+from repdrift.training.lr_schedule import warmup_cosine
 
 
 def test_warmup_then_cosine_by_hand():

@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from repdrift.analysis.tables import dataset_info, html_table, markdown, size_label, table1, table2, table_notes
 from repdrift.data.manifest import make_dataset, write_dataset
-from repdrift.tables import dataset_info, html_table, markdown, size_label, table1, table2, table_notes
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow/scripts/paper_tables.py"
 # Given (config) order, deliberately not alphabetical.
@@ -326,8 +326,8 @@ def test_numbers_do_not_depend_on_the_row_order():
 
 
 def test_aggregate_says_when_every_run_failed(tmp_path):
+    from repdrift.analysis.tables import aggregate
     from repdrift.errors import RepdriftError
-    from repdrift.tables import aggregate
 
     failed = {"isic/vit/full-cls/seed0": "diverged", "isic/vit/linear-cls/seed0": "diverged"}
     outs = {f"{name}_out": tmp_path / f"{name}.parquet" for name in ("runs", "trajectories", "pretrained", "grids")}
@@ -339,7 +339,7 @@ def test_aggregate_says_when_every_run_failed(tmp_path):
 
 
 def test_baselines_by_hand(tmp_path):
-    from repdrift.tables import score_baselines
+    from repdrift.analysis.tables import score_baselines
 
     # Test labels 0, 1, 0, 0, 2 of 3 classes: always predicting class 0 scores 3 / 5; a guess 1 / 3.
     rows = {
@@ -366,7 +366,7 @@ def test_baselines_by_hand(tmp_path):
 
 
 def test_grids_table_keeps_failed_runs_and_flags_runs_at_the_baseline():
-    from repdrift.tables import membership
+    from repdrift.analysis.tables import membership
 
     study = [
         dict(run=f"isic/vit/{m}-cls/seed{s}", dataset="isic", backbone="vit", method=m, pool="cls", seed=str(s),

@@ -6,7 +6,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 
-from repdrift.tradeoff import (
+from repdrift.analysis.tradeoff import (
     _loo_ols,
     candidates,
     early_prediction,

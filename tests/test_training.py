@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 from safetensors.torch import load_file
 
-import repdrift.training as training
-from repdrift.checkpoint import checkpoint_path
+import repdrift.training.finetune as training
 from repdrift.data import build_dataset, write_dataset
-from repdrift.failures import recorded_failure
 from repdrift.models import build_backbone, save_backbone_weights
+from repdrift.study.failures import recorded_failure
+from repdrift.training.checkpoint import checkpoint_path
 
 BACKBONE = dict(
     name="vit",
@@ -115,7 +115,7 @@ def test_lpft_resumes_in_its_fine_tuning_phase(inputs, tmp_path, monkeypatch, ca
 
 
 def test_lpft_fine_tunes_for_fulls_whole_budget_after_its_probe(inputs, tmp_path):
-    from repdrift.features import Trajectory
+    from repdrift.formats.features import Trajectory
 
     history = run(inputs, tmp_path / "lpft", "lpft", checkpoint=False)
     full = run(inputs, tmp_path / "full", "full", checkpoint=False)
@@ -280,8 +280,8 @@ def test_lpft_probes_exactly_as_a_linear_run_then_trains_the_backbone(inputs, tm
 
 
 def test_wiseft_ends_at_the_probe_and_the_lpft_model_head_included(inputs, tmp_path):
-    from repdrift.features import Trajectory
-    from repdrift.wiseft import wise_ft
+    from repdrift.formats.features import Trajectory
+    from repdrift.training.wiseft import wise_ft
 
     dataset_dir, _ = inputs
     run(inputs, tmp_path / "linear", "linear", recipe=dict(RECIPE, epochs=1), checkpoint=False)  # LP-FT's probe

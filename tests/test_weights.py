@@ -21,9 +21,9 @@ from timm.models._hub import save_for_hf
 
 from repdrift.errors import ConfigError, DataError
 from repdrift.models import build_backbone
+from repdrift.models.build import backbone_spec
 from repdrift.models.open_clip_backbone import create_clip
-from repdrift.models.registry import backbone_spec
-from repdrift.weights import HubFile, fetch, hub_file, hub_files, weights_path
+from repdrift.models.weights import HubFile, fetch, hub_file, hub_files, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

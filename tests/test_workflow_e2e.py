@@ -287,7 +287,7 @@ def study_definition(workdir: Path, backbone: str, method: str = "full") -> dict
 
 
 def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
-    from repdrift.failures import FILE_NAME, record_failure
+    from repdrift.study.failures import FILE_NAME, record_failure
 
     study, run = study_copy, "isic/vit/lpft-cls/seed1"  # a run of the preserving grid only
     run_dir = study / "results/runs" / run

@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from repdrift.analysis.tables import aggregate
 from repdrift.rule import run
-from repdrift.tables import aggregate
 
 i, o = snakemake.input, snakemake.output
 run(

@@ -1,7 +1,7 @@
 # One job draws every backbone's sheet: one process, one torch import, for a few seconds of work.
 from pathlib import Path
 
-from repdrift.attention import attention_figure, caption
+from repdrift.report.attention import attention_figure, caption
 from repdrift.rule import run
 
 

@@ -1,6 +1,6 @@
 import polars as pl
 
-from repdrift.analysis import FitRule, correlation_table
+from repdrift.analysis.paper import FitRule, correlation_table
 from repdrift.rule import run
 
 

@@ -4,8 +4,8 @@ import os
 # (an unreachable Hub still falls back to the cache).
 os.environ["HF_HUB_OFFLINE"] = "0"
 
+from repdrift.models.weights import HubFile, fetch
 from repdrift.rule import run
-from repdrift.weights import HubFile, fetch
 
 params = snakemake.params
 run(

@@ -1,8 +1,8 @@
 # Rule figures: every Altair figure of the report, each from the tables and analyses it reads.
 import polars as pl
 
-from repdrift.analysis import FitRule, grid_runs, resolve_layer
-from repdrift.plots import (
+from repdrift.analysis.paper import FitRule, grid_runs, resolve_layer
+from repdrift.report.plots import (
     cka_distribution_chart,
     cka_heatmap_chart,
     cka_trajectory_chart,

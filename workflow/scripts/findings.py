@@ -1,8 +1,8 @@
 import polars as pl
 
-from repdrift.findings import findings, findings_table, write_findings_page
+from repdrift.analysis.findings import findings, findings_table, write_findings_page
+from repdrift.analysis.tradeoff import verdict_lines
 from repdrift.rule import run
-from repdrift.tradeoff import verdict_lines
 
 
 def page(runs, trajectories, pretrained, grids, fits, bootstrap, tradeoff, rulers, out, table_out, **options):

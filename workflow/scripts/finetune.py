@@ -1,9 +1,9 @@
 # Used by rules finetune (methods of kind `trained`: also the final model's k-NN features) and linear_probe.
 from pathlib import Path
 
-from repdrift.checkpoint import checkpoint_path
 from repdrift.rule import run
-from repdrift.training import RunOutputs, finetune
+from repdrift.training.checkpoint import checkpoint_path
+from repdrift.training.finetune import RunOutputs, finetune
 
 i, p, wc, o = snakemake.input, snakemake.params, snakemake.wildcards, snakemake.output
 knn = None

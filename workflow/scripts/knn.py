@@ -1,5 +1,5 @@
 # The pre-trained backbone's k-NN on the natural domain (rule knn_pretrained); a run's is in rule measure.
-from repdrift.measure import knn_table
+from repdrift.measurement.measure import knn_table
 from repdrift.rule import run
 
 

@@ -1,5 +1,5 @@
-# Used by rule measure: one run's measurements (repdrift.measure).
-from repdrift.measure import measure_run
+# Used by rule measure: one run's measurements (repdrift.measurement.measure).
+from repdrift.measurement.measure import measure_run
 from repdrift.rule import run
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import polars as pl
 
+from repdrift.analysis.tables import dataset_info, html_table, markdown, table1, table2, table_notes
 from repdrift.rule import run
-from repdrift.tables import dataset_info, html_table, markdown, table1, table2, table_notes
 
 TITLES = {
     "table1": "Table 1: test accuracy (mAP for multi-label data), CLS pooling (mean-patch minus CLS)",

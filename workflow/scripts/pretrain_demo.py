@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from repdrift.pretraining import pretrain_on_dataset
+from repdrift.models.pretrain import pretrain_on_dataset
 from repdrift.rule import run
 
 run(

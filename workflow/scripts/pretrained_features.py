@@ -1,7 +1,7 @@
-# Used by rule pretrained_features: a pre-trained backbone's feature file of one dataset (repdrift.extract).
+# Used by rule pretrained_features: a pre-trained backbone's feature file of one dataset (repdrift.measurement.extract).
 from pathlib import Path
 
-from repdrift.extract import pretrained_features
+from repdrift.measurement.extract import pretrained_features
 from repdrift.rule import run
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output

@@ -1,10 +1,8 @@
 # Rule rulers: the similarity measures' agreement and which of them predicts forgetting, calibration and the score.
 import polars as pl
 
-from repdrift.analysis import FitRule, cka_sample_sizes, grid_runs, layer_name, per_run_values, resolve_layer
-from repdrift.plots import save_chart
-from repdrift.rule import run
-from repdrift.rulers import (
+from repdrift.analysis.paper import FitRule, cka_sample_sizes, grid_runs, layer_name, per_run_values, resolve_layer
+from repdrift.analysis.rulers import (
     agreement_chart,
     agreement_table,
     captions,
@@ -13,6 +11,8 @@ from repdrift.rulers import (
     ruler_chart,
     ruler_table,
 )
+from repdrift.report.plots import save_chart
+from repdrift.rule import run
 
 
 def analyse(i, p, o):

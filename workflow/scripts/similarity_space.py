@@ -1,6 +1,6 @@
 import polars as pl
 
-from repdrift.analysis import similarity_space_table, sweep_epss, sweep_etas, sweep_table
+from repdrift.analysis.paper import similarity_space_table, sweep_epss, sweep_etas, sweep_table
 from repdrift.rule import run
 from repdrift.study import PAPER_METHODS
 

@@ -1,10 +1,8 @@
 # Rule tradeoff: the preserving grid's trade-off table, verdicts and figure, and the early prediction of forgetting.
 import polars as pl
 
-from repdrift.analysis import cka_sample_sizes, grid_runs
-from repdrift.plots import save_chart
-from repdrift.rule import run
-from repdrift.tradeoff import (
+from repdrift.analysis.paper import cka_sample_sizes, grid_runs
+from repdrift.analysis.tradeoff import (
     early_caption,
     early_chart,
     early_prediction,
@@ -16,6 +14,8 @@ from repdrift.tradeoff import (
     tradeoff_table,
     verdict_lines,
 )
+from repdrift.report.plots import save_chart
+from repdrift.rule import run
 
 
 def analyse(i, p, o):

@@ -1,8 +1,9 @@
-# Used by rule wiseft: every a of one seed's weight-space ensemble of its Linear probe and LP-FT run (repdrift.wiseft).
+# Used by rule wiseft: every a of one seed's weight-space ensemble of its Linear probe and LP-FT run
+# (repdrift.training.wiseft).
 from pathlib import Path
 
 from repdrift.rule import run
-from repdrift.wiseft import wise_ft
+from repdrift.training.wiseft import wise_ft
 
 i, p, o, wc = snakemake.input, snakemake.params, snakemake.output, snakemake.wildcards
 names = ("models", "histories", "predictions", "trajectories", "naturals")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import polars as pl
 
-from repdrift.atomic import atomic_write
 from repdrift.data.files import check_images_exist, read_csv, require_dir
 from repdrift.data.manifest import SPLITS, Dataset, make_dataset
 from repdrift.data.splits import stratified_split
 from repdrift.errors import DataError
+from repdrift.formats.atomic import atomic_write
 
 CLASSES = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
 TRAIN_LAYOUT = "APTOS 2019 train.csv with header id_code,diagnosis and grades 0-4"

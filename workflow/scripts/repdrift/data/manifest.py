@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from repdrift.atomic import atomic_write
 from repdrift.errors import DataError
+from repdrift.formats.atomic import atomic_write
 
 TASKS = ("multiclass", "binary", "multilabel")
 SPLITS = ("train", "val", "test")

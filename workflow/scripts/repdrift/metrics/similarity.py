@@ -28,8 +28,8 @@ must hold the same samples in the same order and may differ in width. Every meas
   their code prepares the features it is given (platonic-rep `prepare_features`), each side is first clipped to +-t,
   t the mean over samples of the `clip` quantile of the sample's |values| (0.95; 1 = no clipping): a few outlier
   dimensions, common in CLIP and DINOv2 ViTs, otherwise dominate the cosine similarities. Their code is given a
-  model's every layer at once, so one t serves all its layers: repdrift.measure clips so (`clip_outliers` over the
-  layers side by side) and calls this with clip = 1.
+  model's every layer at once, so one t serves all its layers: repdrift.measurement.measure clips so (`clip_outliers`
+  over the layers side by side) and calls this with clip = 1.
 
 Bad input (NaN/inf, fewer than 2 samples, different sample counts, k >= n) raises ValueError naming the argument;
 a degenerate but valid input (a side with no variance, a constant or all-zero sample) gives NaN.

@@ -1,4 +1,5 @@
-"""Demo pre-training: the tiny stand-ins for the paper's three pre-training paradigms.
+"""Demo pre-training (rule pretrain_demo, `pretrain_on_dataset`): the tiny stand-ins for the paper's three
+pre-training paradigms, trained on the train split of a prepared dataset (CLIP's captions made from its class names).
 
 - `supervised`: a timm ViT + linear head, cross-entropy on the class labels (as ViT-B/16 on ImageNet-1k);
 - `clip`: an open_clip `CLIP` on captions made from the class names, symmetric InfoNCE with a learned
@@ -18,6 +19,7 @@ import time
 from copy import deepcopy
 from pathlib import Path
 
+import polars as pl
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -25,11 +27,13 @@ from torch import nn
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from ..data import read_dataset
+from ..data.images import load_image
 from ..errors import ConfigError, DataError, RepdriftError
-from ..schedule import warmup_cosine
+from ..training.lr_schedule import warmup_cosine
 from .backbone import to_rgb
+from .build import backbone_spec, build_backbone, save_backbone_weights
 from .dino import DinoHead, DinoLoss, ema_update, teacher_momentum
-from .registry import backbone_spec, build_backbone, save_backbone_weights
 
 # Sized for ~1000 images of 32 px and the demo's tiny ViTs (dim 96, 6 blocks, 65 tokens): each run takes about
 # 30 s of one CPU thread (~4 s per epoch of plain training; DINO's views make its epochs ~3.5x dearer).
@@ -310,3 +314,24 @@ def _to_uint8(image) -> torch.Tensor:
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3:
         return image
     raise DataError(f"pre-training images must be PIL images, paths or uint8 (3, H, W) tensors, got {type(image)}")
+
+
+def pretrain_on_dataset(backbone_cfg: dict, dataset_dir: str | Path, recipe: dict, weights_out, history_out) -> None:
+    dataset = read_dataset(dataset_dir)
+    if dataset.task != "multiclass":
+        raise ConfigError(f"pretrain.dataset: {dataset_dir} is {dataset.task}; pre-training needs a multiclass dataset")
+    train = dataset.manifest.filter(pl.col("split") == "train").sort("sample_id")
+    images = [load_image(path) for path in train["path"]]
+    history = pretrain(
+        backbone_cfg["paradigm"],
+        backbone_cfg,
+        images,
+        labels=train["label"].to_list(),
+        class_names=dataset.classes,
+        out_path=weights_out,
+        epochs=recipe.get("epochs"),
+        batch_size=recipe.get("batch_size"),
+        lr=recipe.get("lr"),
+        seed=recipe.get("seed", 0),
+    )
+    pl.DataFrame(history).write_parquet(history_out)

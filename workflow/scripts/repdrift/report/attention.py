@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from repdrift.data import read_dataset
 from repdrift.data.images import load_image
 from repdrift.models import build_backbone
-from repdrift.training import load_classifier
+from repdrift.training.finetune import load_classifier
 
 TILE = 128  # pixels per panel: the demo's 32-px images are enlarged so the patch grid is visible
 

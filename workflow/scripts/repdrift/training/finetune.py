@@ -5,10 +5,10 @@ cross-entropy for multiclass and binary tasks (binary as two classes, as MedFM's
 multi-label. After every epoch the test split is evaluated and the layer-wise features (every block, then the final
 representation the head sees) of a fixed CKA sample of it are kept: the trajectory whose CKA to the pre-trained model
 the measure rule computes; its last epoch is the final model, so the final CKA is the trajectory's last point. With
-`knn`, the final model's representations of the k-NN dataset are extracted too (repdrift.extract), by the job that
-holds the model: no second process loads it. On CUDA the same loop runs with bf16 autocast, fused AdamW and
-pinned-memory workers. The whole training state is checkpointed (repdrift.checkpoint) after the last epoch and after
-any epoch that ends `checkpoint_minutes` or more after the previous checkpoint (0: every epoch), so a killed or
+`knn`, the final model's representations of the k-NN dataset are extracted too (repdrift.measurement.extract), by the
+job that holds the model: no second process loads it. On CUDA the same loop runs with bf16 autocast, fused AdamW and
+pinned-memory workers. The whole training state is checkpointed (repdrift.training.checkpoint) after the last epoch and
+after any epoch that ends `checkpoint_minutes` or more after the previous checkpoint (0: every epoch), so a killed or
 pre-empted job resumes where it stopped and ends with the same result as an uninterrupted one.
 """
 
@@ -29,8 +29,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from repdrift.atomic import atomic_path
-from repdrift.checkpoint import (
+from repdrift.data import Dataset, read_dataset
+from repdrift.data.loader import ManifestImages, loader_workers
+from repdrift.data.manifest import MANIFEST_FILE
+from repdrift.errors import DataError, TrainingError
+from repdrift.formats.atomic import atomic_path
+from repdrift.formats.features import cka_sample, write_trajectory
+from repdrift.formats.predictions import Predictions, write_predictions
+from repdrift.measurement.extract import FeatureSource, extract_features
+from repdrift.metrics import mean_average_precision
+from repdrift.models import build_backbone
+from repdrift.study import METHODS, run_definition
+from repdrift.study.failures import clear_failure, record_failure
+from repdrift.training.checkpoint import (
     fingerprint,
     load_checkpoint,
     remove_checkpoint,
@@ -38,19 +49,8 @@ from repdrift.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from repdrift.data import Dataset, read_dataset
-from repdrift.data.loader import ManifestImages, loader_workers
-from repdrift.data.manifest import MANIFEST_FILE
-from repdrift.errors import DataError, TrainingError
-from repdrift.extract import FeatureSource, extract_features
-from repdrift.failures import clear_failure, record_failure
-from repdrift.features import cka_sample, write_trajectory
-from repdrift.metrics import mean_average_precision
-from repdrift.models import build_backbone
-from repdrift.predictions import Predictions, write_predictions
-from repdrift.preserving import Phase, make_penalty, phases
-from repdrift.schedule import warmup_cosine
-from repdrift.study import METHODS, run_definition
+from repdrift.training.lr_schedule import warmup_cosine
+from repdrift.training.preserving import Phase, make_penalty, phases
 
 # What this module trains: the registry's methods of kind `trained` and `probe` (Linear).
 TRAINED = tuple(name for name, method in METHODS.items() if method.kind in ("trained", "probe"))
@@ -192,8 +192,8 @@ def train_one_epoch(
     model, loader, optimizer, scheduler, loss_fn, loop: _Loop, desc: str, penalty=None
 ) -> tuple[int, float]:
     """One pass over the training split; returns (images seen, summed task loss). `penalty(model, z, images)` is
-    added to the loss the optimizer sees (repdrift.preserving). Raises Diverged on a non-finite loss (checked on the
-    value the loop reads anyway, so a GPU waits no longer than before)."""
+    added to the loss the optimizer sees (repdrift.training.preserving). Raises Diverged on a non-finite loss (checked
+    on the value the loop reads anyway, so a GPU waits no longer than before)."""
     model.train()
     if not any(p.requires_grad for p in model.backbone.parameters()):
         model.backbone.eval()  # frozen (Linear): no dropout / drop-path noise in its features
@@ -248,11 +248,12 @@ def write_run(
     knn: dict | None = None,
     knn_source: FeatureSource | None = None,
 ) -> None:
-    """Write a finished run's files, the same for a fine-tune and a weight-space ensemble (repdrift.wiseft), so
+    """Write a finished run's files, the same for a fine-tune and a weight-space ensemble (repdrift.training.wiseft), so
     every measurement reads either: the model with `metadata`, the history, the test predictions, the trajectory
     (the CKA sample `sample_ids`' features, (epochs, L + 1, n, D), with `attrs`, stored as `dtype`) and, with
     `outputs.natural`, the model's features of the k-NN dataset `knn` = dict(dataset_dir, splits, batch_size) in its
-    pool (`knn_source`: that dataset's images shared by several models, `repdrift.extract.feature_source`)."""
+    pool (`knn_source`: that dataset's images shared by several models,
+    `repdrift.measurement.extract.feature_source`)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(outputs.model) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -296,8 +297,8 @@ def finetune(
     (`cka_sample`), stored as `feature_dtype`. With `checkpoint`, the state is saved there after the last epoch
     and whenever `checkpoint_minutes` have passed since the last save, a re-run after a kill continues from it, and
     it is removed once the outputs are written. `knn` = dict(dataset_dir, splits, batch_size), given exactly when
-    `outputs.natural` is: the k-NN dataset whose features of the final model (`repdrift.extract.extract_features`,
-    the run's pool) go there.
+    `outputs.natural` is: the k-NN dataset whose features of the final model
+    (`repdrift.measurement.extract.extract_features`, the run's pool) go there.
     """
     if method not in TRAINED:
         raise ValueError(f"method must be one of {TRAINED}, got {method!r}")

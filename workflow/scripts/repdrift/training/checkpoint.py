@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from repdrift.atomic import atomic_write
-from repdrift.features import file_sha256
+from repdrift.formats.atomic import atomic_write
+from repdrift.formats.features import file_sha256
 
 FILE_NAME = "last.pt"
 

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from repdrift.atomic import atomic_path, atomic_write
 from repdrift.errors import ConfigError, DataError
+from repdrift.formats.atomic import atomic_path, atomic_write
 
 HUB_PREFIX = "hf-hub:"
 DEFAULT_FILES = {"timm": "model.safetensors", "open_clip": "open_clip_model.safetensors"}

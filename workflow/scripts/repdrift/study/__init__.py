@@ -1,9 +1,10 @@
 """The study model: the methods, the grids' runs, what a run's outcome depends on, and the names of its metrics.
 
 Torch-free and free of Snakemake: rules/common.smk builds one `Study` from the config while the workflow is read,
-the rules read their runs, wildcard constraint and params from it, and training, the failure records and the tests
-share its run definition. Adding a method is one entry in METHODS (and its training in repdrift.preserving, or its
-derivation in a rule of its own); nothing else lists the methods.
+the rules read their runs, wildcard constraint and params from it, and training, the failure records (`failures`)
+and the tests share its run definition; `config` names a config's unknown keys. Adding a method is one entry in
+METHODS (and its training in repdrift.training.preserving, or its derivation in a rule of its own); nothing else
+lists the methods. May import repdrift.formats and .errors only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repdrift.features import WHOLE_SPLIT
+from repdrift.formats.features import WHOLE_SPLIT
 
 RUN = "{dataset}/{backbone}/{method}-{pool}/seed{seed}"
 KEYS = ("dataset", "backbone", "method", "pool", "seed")
@@ -115,7 +116,8 @@ class StudyRun:
 
 def run_definition(backbone: dict, recipe: dict, options: dict) -> dict[str, Any]:
     """What a fine-tune's outcome depends on beyond its wildcards: the backbone's entry (with its name), the recipe
-    and the method's options. A failure is recorded under it (repdrift.failures) and not retried while it holds."""
+    and the method's options. A failure is recorded under it (repdrift.study.failures) and not retried while it
+    holds."""
     return dict(backbone=backbone, recipe=recipe, options=options)
 
 
@@ -197,9 +199,9 @@ class Study:
         return [RUN.format(**{**run.wildcards, "method": m}) for m in needs]
 
     def failed(self, results: str | Path = "results/runs") -> dict[str, str]:
-        """The runs whose fine-tune failed under their current definition (repdrift.failures), with the message,
+        """The runs whose fine-tune failed under their current definition (repdrift.study.failures), with the message,
         and the derived runs that lost a source to such a failure."""
-        from repdrift.failures import recorded_failure
+        from repdrift.study.failures import recorded_failure
 
         failed = {}
         for run_id, run in self.runs.items():

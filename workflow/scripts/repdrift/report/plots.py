@@ -11,7 +11,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from repdrift.analysis import (
+from repdrift.analysis.paper import (
     ESTIMATORS,
     cka_sample_sizes,
     grid_runs,
@@ -342,7 +342,7 @@ def correlation_chart(
 
 def render(name: str, chart, numbers: dict, html, svg, caption) -> None:
     """Save a figure and write its caption with the numbers it shows."""
-    from repdrift.captions import write_caption
+    from repdrift.report.captions import write_caption
 
     save_chart(chart, html, svg)
     write_caption(name, numbers, caption)

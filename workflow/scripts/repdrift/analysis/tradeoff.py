@@ -28,8 +28,8 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from repdrift.analysis import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
-from repdrift.plots import similarity_axis
+from repdrift.analysis.paper import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
+from repdrift.report.plots import similarity_axis
 from repdrift.study import PAPER_METHODS
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
@@ -39,7 +39,7 @@ QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
 
 def run_values(runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int, k: int) -> pl.DataFrame:
     """One row per run: score, similarity (the configured measure), both CKA estimators (`cka`, `cka_debiased`, for
-    the verdicts), forgetting, knn_ece (repdrift.analysis.per_run_values)."""
+    the verdicts), forgetting, knn_ece (repdrift.analysis.paper.per_run_values)."""
     measures = list(dict.fromkeys([similarity, "cka", "cka_debiased"]))
     values = per_run_values(runs, pretrained, measures, layer, k)
     return values.with_columns(similarity=pl.col(similarity)).drop("knn", "knn_pretrained")

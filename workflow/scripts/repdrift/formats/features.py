@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 
 from repdrift import __version__
-from repdrift.atomic import atomic_path
 from repdrift.errors import DataError
+from repdrift.formats.atomic import atomic_path
 
 DTYPES = ("float32", "float16")
 CHUNK_BYTES = 1 << 20  # ~1 MB chunks: one read touches few of them, and a sample slice is contiguous
@@ -48,7 +48,7 @@ class FeatureSet:
 
 # `cka.dataset_samples: {<dataset>: all}` (rules/common.smk cka_samples): a sample size no test split reaches, so
 # `cka_sample` takes the whole split. Explicit rather than the split's count, which is not known when the DAG is
-# built (the manifest may not exist yet); not 0, which means "no CKA sample" (repdrift.extract).
+# built (the manifest may not exist yet); not 0, which means "no CKA sample" (repdrift.measurement.extract).
 WHOLE_SPLIT = 2**31 - 1
 
 

@@ -11,7 +11,8 @@ trajectories.parquet  one row per run x epoch x metric (x layer for the similari
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's knn@k and knn_ece@k
 grids.parquet         one row per grid x run of the study, failed runs included: the run keys (what the config
                       asked for, so that seed rules see a run that failed); failure, the message of a run recorded as
-                      failed (repdrift.failures; it has no rows in the other tables), else null; score, majority and
+                      failed (repdrift.study.failures; it has no rows in the other tables), else null; score, majority
+                      and
                       chance (the dataset's test-set baselines, `score_baselines`) and at_baseline (score at or below
                       the majority baseline: a degenerate run, named on the findings page)
 """

@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from repdrift.atomic import atomic_path
 from repdrift.errors import DataError
+from repdrift.formats.atomic import atomic_path
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import numpy as np
 import polars as pl
 
 from repdrift.errors import DataError
-from repdrift.features import Trajectory, read_features, read_layers
+from repdrift.formats.features import Trajectory, read_features, read_layers
+from repdrift.formats.predictions import read_predictions
 from repdrift.metrics import (
     binned_ece,
     center_layers,
@@ -27,7 +28,6 @@ from repdrift.metrics import (
     roc_auc,
     rsa,
 )
-from repdrift.predictions import read_predictions
 from repdrift.study import mutual_knn_metric
 
 

@@ -1,4 +1,4 @@
-"""Backbone registry: a `backbones:` config entry (+ an optional local weights file) -> a `Backbone`.
+"""Building a backbone: a `backbones:` config entry (+ an optional local weights file) -> a `Backbone`.
 
 Config entry (one value of the config's `backbones:` mapping):
 
@@ -18,20 +18,20 @@ Config entry (one value of the config's `backbones:` mapping):
     model_cfg      optional  open_clip only: an inline CLIP config {embed_dim, vision_cfg, text_cfg}, registered
                              with open_clip under `arch` (which must then not be a built-in name)
     name           optional  the backbone's name (default: arch); the workflow passes the config key
-    weights        ignored   the config's weights (repdrift.weights resolves it to the file given here)
+    weights        ignored   the config's weights (repdrift.models.weights resolves it to the file given here)
 
 Any other key is a ConfigError naming it (the config schema lists the same keys, less `name`). Examples:
 
-    vit_demo:   {library: timm, arch: vit_base_patch16_224, paradigm: supervised, img_size: 32,
-                 mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: bicubic,
-                 model_kwargs: {patch_size: 4, embed_dim: 96, depth: 6, num_heads: 3}}
-    dino_demo:  {library: timm, arch: vit_base_patch16_224, paradigm: self_supervised, img_size: 32,
+    vit:        {library: timm, arch: vit_base_patch16_224, paradigm: supervised, img_size: 32,
+                 mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
+                 model_kwargs: {patch_size: 4, embed_dim: 48, depth: 4, num_heads: 2}}      # the demo's
+    dino:       {library: timm, arch: vit_base_patch16_224, paradigm: self_supervised, img_size: 32,
                  mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
-                 model_kwargs: {patch_size: 4, embed_dim: 96, depth: 6, num_heads: 3}}
-    clip_demo:  {library: open_clip, arch: repdrift-tiny-clip, paradigm: clip, img_size: 32,
-                 model_cfg: {embed_dim: 64,
-                             vision_cfg: {image_size: 32, layers: 6, width: 96, head_width: 32, patch_size: 4},
-                             text_cfg: {context_length: 16, vocab_size: 49408, width: 64, heads: 2, layers: 2}}}
+                 model_kwargs: {patch_size: 4, embed_dim: 48, depth: 4, num_heads: 2}}
+    clip:       {library: open_clip, arch: repdrift-tiny-clip, paradigm: clip, img_size: 32,
+                 model_cfg: {embed_dim: 48,
+                             vision_cfg: {image_size: 32, layers: 4, width: 48, head_width: 24, patch_size: 4},
+                             text_cfg: {context_length: 16, vocab_size: 49408, width: 48, heads: 2, layers: 2}}}
     vit_b16:    {library: timm, arch: vit_base_patch16_224.augreg_in1k, paradigm: supervised, img_size: 224}
     dinov2_b14: {library: timm, arch: vit_base_patch14_dinov2.lvd142m, paradigm: self_supervised,
                  img_size: 224}        # 518 = its pre-training size; 224 resamples the position embeddings
@@ -51,8 +51,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from ..atomic import atomic_path
 from ..errors import ConfigError
+from ..formats.atomic import atomic_path
 from .backbone import INTERPOLATIONS, Backbone
 
 LIBRARIES = ("timm", "open_clip")

@@ -1,4 +1,4 @@
-"""A model's features on one dataset, streamed batch by batch into a feature file (`repdrift.features`)."""
+"""A model's features on one dataset, streamed batch by batch into a feature file (`repdrift.formats.features`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tqdm import tqdm
 from repdrift.data import Dataset, read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.data.manifest import label_column
-from repdrift.features import FeatureWriter, cka_sample, file_sha256
+from repdrift.formats.features import FeatureWriter, cka_sample, file_sha256
 from repdrift.models import build_backbone
 
 

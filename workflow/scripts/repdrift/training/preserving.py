@@ -24,8 +24,8 @@ What each method changes against Full fine-tuning:
 - `feature_cka`: + strength * (1 - linear CKA(Z, Z0)) on each batch: the paper's own measure as a loss
   (Kornblith et al. 2019, biased estimator on the batch).
 - `wiseft`: no training; (1 - a) theta0 + a theta1 of whole models, head included: theta0 a seed's Linear probe,
-  theta1 the LP-FT run started from it (repdrift.wiseft). Wortsman et al. 2022, "Robust fine-tuning of zero-shot
-  models".
+  theta1 the LP-FT run started from it (repdrift.training.wiseft). Wortsman et al. 2022, "Robust fine-tuning of
+  zero-shot models".
 
 Z is the batch's final representation (what the head reads) of the model being trained, Z0 that of the frozen
 pre-trained backbone on the same augmented images. RIFT's Q is solved in closed form on every batch (orthogonal

@@ -40,7 +40,7 @@ config gave other seeds). A run whose score is at or below its dataset's majorit
     (over few interval means |r| is biased upward, which makes a stronger-than harder to show); bootstrap CI of
     the difference > 0. Comparing two backbones' relations with one metric whose signs are both certain (CIs
     exclude 0) and differ is inconclusive, as is any part that reads a fit with too few intervals or a mostly
-    degenerate bootstrap (repdrift.analysis).
+    degenerate bootstrap (repdrift.analysis.paper).
 (e) Sec. 3.1 / Table 1: the supervised ViT reaches higher accuracy than OpenCLIP and than DINOv2 (cells of dataset
     x method x pool, Full and Linear, share won); DINOv2 does better with mean-patch pooling and ViT and OpenCLIP
     with the CLS token (cells of dataset x method with both pools, share won, on the common seeds).
@@ -57,7 +57,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from repdrift.analysis import (
+from repdrift.analysis.paper import (
     ESTIMATORS,
     cka_sample_sizes,
     grid_runs,
@@ -743,8 +743,9 @@ td ul{margin:0;padding-left:1.1em}small{color:#555}"""
 def write_findings_page(
     claims: list[Claim], facts: dict, path: str | Path, beyond: list[str] = (), rulers: list[dict] = ()
 ) -> None:
-    """The page; `beyond` holds the verdict lines of the similarity-preserving methods (repdrift.tradeoff), `rulers`
-    the paper's correlation conclusion under each similarity measure (repdrift.rulers, rulers_conclusion.csv)."""
+    """The page; `beyond` holds the verdict lines of the similarity-preserving methods (repdrift.analysis.tradeoff),
+    `rulers` the paper's correlation conclusion under each similarity measure (repdrift.analysis.rulers,
+    rulers_conclusion.csv)."""
     e = html.escape
     runs = ", ".join(f"{b} {n}" for b, n in facts["runs_per_backbone"].items())
     head = (
@@ -787,7 +788,7 @@ def write_findings_page(
         "<p><small>Verdicts: a part agrees when its confidence interval lies inside the band the paper's claim "
         "puts it in, disagrees when the interval lies outside it, and is inconclusive when the interval spans "
         "an edge (or there are too few runs for one). A claim agrees when all its parts agree, disagrees when "
-        "any part disagrees, and is inconclusive otherwise. See <code>repdrift.findings</code>.</small></p>"
+        "any part disagrees, and is inconclusive otherwise. See <code>repdrift.analysis.findings</code>.</small></p>"
     )
     table = (
         "<table><tr><th>claim</th><th>the paper says</th><th>this study measures</th><th>verdict</th></tr>"

@@ -5,7 +5,8 @@
 
 `ruler_table`: per backbone, measure and function (k-NN forgetting = the run's k-NN accuracy on the natural domain
 minus its pre-trained backbone's, natural-domain ECE, task score): Spearman's r with its bootstrap CI, and the
-paper's interval fit (repdrift.analysis.interval_correlation, Sec. 3.3) with its CI; measures ranked by |Spearman r|.
+paper's interval fit (repdrift.analysis.paper.interval_correlation, Sec. 3.3) with its CI; measures ranked by |Spearman
+r|.
 
 `paper_conclusion`: per measure, a simpler form of the paper's correlation conclusion (claim (d) of the findings page
 judges it on CKA with the interval fit, k-NN and ECE, and every backbone pair): does forgetting track similarity more
@@ -25,7 +26,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from repdrift.analysis import FitRule
+from repdrift.analysis.paper import FitRule
 from repdrift.metrics._arrays import average_ranks
 
 FUNCTIONS = ("forgetting", "knn_ece", "score")
@@ -134,7 +135,7 @@ def ruler_table(wide, measures, rule: FitRule, n_bootstrap: int, confidence: flo
 def paper_conclusion(replicates: dict, measures, paradigms: dict[str, str], confidence: float) -> pl.DataFrame:
     """Per measure: the supervised backbone's Spearman r with forgetting, counted in its expected direction (r > 0:
     more similar, less forgetting; a wrong-signed r is never the stronger), minus the self-supervised one's |r|; the
-    bootstrap CI of the difference and the verdict (as claim (d) of repdrift.findings)."""
+    bootstrap CI of the difference and the verdict (as claim (d) of repdrift.analysis.findings)."""
     supervised = [b for b, p in paradigms.items() if p == "supervised"]
     ssl = [b for b, p in paradigms.items() if p == "self_supervised"]
     rows = []

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from repdrift.atomic import atomic_write
+from repdrift.formats.atomic import atomic_write
 
 FILE_NAME = "failed.json"
 

@@ -25,10 +25,10 @@ import torch
 from repdrift.data import read_dataset
 from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.errors import DataError
-from repdrift.extract import feature_source
-from repdrift.features import cka_sample
-from repdrift.predictions import Predictions
-from repdrift.training import (
+from repdrift.formats.features import cka_sample
+from repdrift.formats.predictions import Predictions
+from repdrift.measurement.extract import feature_source
+from repdrift.training.finetune import (
     RunOutputs,
     _Loop,
     evaluate,
