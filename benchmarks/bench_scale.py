@@ -217,30 +217,24 @@ SAFETENSORS_DTYPES = {"torch.float32": "F32", "torch.float16": "F16", "torch.int
 
 
 def study(path: Path) -> tuple[dict, list[dict]]:
-    """The config and its runs: the union of its grids, as rules/common.smk's study_runs (WiSE-FT: a run per a)."""
+    """The config (with the schema's defaults) and its runs: the union of its grids (repdrift.study; WiSE-FT: a run
+    per a)."""
     import yaml
+    from snakemake.utils import validate
+
+    from repdrift.study import Study
 
     config = yaml.safe_load(path.read_text())
-    alphas = config.get("preserving", {}).get("wiseft", {}).get("alphas", [0.25, 0.5, 0.75])
-    runs = {}
-    for grid in config["grids"].values():
-        methods = [
-            m
-            for method in grid["methods"]
-            for m in ([f"wiseft{a}" for a in alphas] if method == "wiseft" else [method])
-        ]
-        for values in itertools.product(grid["datasets"], grid["backbones"], methods, grid["pools"], grid["seeds"]):
-            runs[values] = dict(zip(("dataset", "backbone", "method", "pool", "seed"), values))
-    return config, list(runs.values())
+    validate(config, str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
+    return config, [dict(run.wildcards) for run in Study(config).runs.values()]
 
 
 def cka_sample_size(config: dict, dataset: str) -> int:
-    """The CKA sample of `dataset`'s runs (rules/common.smk cka_samples): its test images, at most the configured n."""
-    from repdrift.formats.features import WHOLE_SPLIT, cka_sample
+    """The CKA sample of `dataset`'s runs (repdrift.study `Study.cka_samples`): its test images, at most that n."""
+    from repdrift.formats.features import cka_sample
+    from repdrift.study import Study
 
-    cka = config.get("cka", {})
-    n = cka.get("dataset_samples", {}).get(dataset, cka.get("samples", 512))
-    return len(cka_sample(TARGETS[dataset][0], WHOLE_SPLIT if n == "all" else n))
+    return len(cka_sample(TARGETS[dataset][0], Study(config).cka_samples(dataset)))
 
 
 def trajectory_entries(config: dict, method: str) -> int:
@@ -437,7 +431,7 @@ def file_types(config: dict, runs: list[dict], work: Path) -> tuple[dict, int, t
             [per_dtype(lambda t: knn_meta + pools * stored_array_bytes((knn_rows, dim), t)) for _ in models],
         ),
         f"pre-trained CKA references ({pools} pools)": (
-            "results/pretrained/{backbone}/cka_reference/{target}.h5",
+            "results/pretrained/{backbone}/features/{target}.h5",
             [
                 per_dtype(lambda t, d=d: sample_meta[d] + pools * stored_array_bytes((layers, m[d], dim), t))
                 for _ in models

@@ -54,7 +54,7 @@ def errors(results: Path, config: dict) -> pl.DataFrame:
     rows = []
     for run in run_dirs(results):
         pool = run.parts[-2].split("-")[1]
-        pretrained = results / f"pretrained/{run.parts[-3]}/cka_reference/{run.parts[-4]}.h5"
+        pretrained = results / f"pretrained/{run.parts[-3]}/features/{run.parts[-4]}.h5"
         natural = knn_input(results, run, knn["dataset"])
         exact = (
             cka_table(str(pretrained), str(run / "trajectory.h5")),

@@ -175,7 +175,8 @@ def weights_file(backbone):
 
 def pretrained_features(backbone, dataset):
     """The pre-trained backbone's feature file of `dataset`: the k-NN dataset's bank and queries, a target
-    dataset's every layer on its CKA sample (what each run's trajectory is compared to)."""
+    dataset's every layer on its CKA sample (what each run's trajectory is compared to).
+    """
     return f"results/pretrained/{backbone}/features/{dataset}.h5"
 
 

@@ -11,6 +11,7 @@ WISEFT_OUTPUTS = {
     "naturals": f"features/{KNN_DATASET}.h5",
 }
 
+
 # WiSE-FT: every a of the weight-space ensemble of one seed's Linear probe (theta0) and the LP-FT run started from it
 # (theta1), head included, by one job (no training; repdrift.training.wiseft). The wildcards are the LP-FT run's.
 rule wiseft:

@@ -64,7 +64,10 @@ def config():
         ),
         # The similarity-preserving methods: an unknown one, a negative strength, a WiSE-FT a outside [0, 1],
         # WiSE-FT without the Full runs it interpolates.
-        (lambda c: c["grids"]["tasks"].update(methods=["full", "l2-sp"]), "'l2-sp' is not one of"),
+        (
+            lambda c: c["grids"]["tasks"].update(methods=["full", "l2-sp"]),
+            "grids.tasks.methods: 'l2-sp' is not a method (methods: full, linear, scratch, l2sp, lpft, rift",
+        ),
         (lambda c: c.update(similarity={"measures": ["procrustes", "cca"]}), "'cca' is not one of"),
         (lambda c: c.update(similarity={"mutual_knn_k": 12}), "similarity.mutual_knn_k: 12 neighbours need more"),
         # The smallest CKA sample of the datasets the grids fine-tune on, wherever it is set.
@@ -85,8 +88,8 @@ def config():
         (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),
         (
             lambda c: c["grids"]["tasks"].update(methods=["scratch", "wiseft"]),
-            "grids.tasks.methods: wiseft interpolates from each Linear probe (theta0) to the LP-FT run started from it "
-            "(theta1) of the grid; add linear and lpft",
+            "grids.tasks.methods: wiseft is made from the linear and lpft runs of its seed (weight-space ensembles of "
+            "the Linear probe and its LP-FT run, one run per a); add linear and lpft",
         ),
     ],
 )

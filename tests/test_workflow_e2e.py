@@ -88,7 +88,7 @@ def test_trajectories_and_files(study):
             assert set(h5) == {"final", "sample_id", "split", "targets"} and list(h5["final"]) == [pool], path
     with h5py.File(run / "features/natural.h5") as h5:
         assert h5["final/cls"].shape == (4 * (24 + 8), 32) and h5.attrs["layers"] == 2
-    with h5py.File(study / "results/pretrained/vit/cka_reference/isic.h5") as h5:
+    with h5py.File(study / "results/pretrained/vit/features/isic.h5") as h5:
         assert set(h5) == {"layers", "layers_sample_id"} and h5["layers/cls"].shape == (3, 12, 32)
     with h5py.File(run / "predictions.h5") as h5:
         np.testing.assert_allclose(h5["probs"][()].sum(1), 1.0, atol=1e-6)
@@ -270,20 +270,16 @@ def test_truncated_image_gives_one_clear_error(study_copy):
 
 
 def study_definition(workdir: Path, backbone: str, method: str = "full") -> dict:
-    """A Full (or LP-FT) run's definition as rules/common.smk computes it: the config with the schema's defaults."""
+    """A run's definition as the workflow computes it (repdrift.study): the config with the schema's defaults."""
     import yaml
     from snakemake.utils import validate
 
+    from repdrift.study import Study
+
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    not_recipe = ("checkpoint_minutes", "runs_per_job", "linear_probe")  # linear_probe: Linear runs' own
-    recipe = {k: v for k, v in config["train"].items() if k not in not_recipe}  # RECIPE
-    options = {}
-    if method == "lpft":  # method_options: its probe is the Linear probe (train's recipe here)
-        probe = {k: v for k, v in config["train"]["linear_probe"].items() if v is not None}
-        options = {**config["preserving"]["lpft"], "probe_epochs": probe.get("epochs", recipe["epochs"]),
-                   "probe_lr": probe.get("lr", recipe["lr"])}  # fmt: skip
-    return dict(backbone={**config["backbones"][backbone], "name": backbone}, recipe=recipe, options=options)
+    study = Study(config)
+    return next(study.definition(r) for r in study.runs.values() if (r.backbone, r.method) == (backbone, method))
 
 
 def test_a_diverged_run_is_named_and_keep_going_finishes_without_it(study_copy):
