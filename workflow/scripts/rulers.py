@@ -32,7 +32,7 @@ def analyse(i, p, o):
     n = cka_sample_sizes(selected)
     settings = (
         f"RBF CKA: sigma = {p.rbf_bandwidth:g} x the median distance; mutual k-NN: k = {p.mutual_k}, features "
-        + (f"clipped at their {p.mutual_clip:g} quantile of |values|." if p.mutual_clip < 1 else "not clipped.")
+        + (f"clipped at their {p.mutual_clip:g} quantile of absolute values." if p.mutual_clip < 1 else "not clipped.")
     )
     facts = dict(
         grid=p.grid, layer=layer_name(layer, last), n=", ".join(map(str, n)), confidence=p.confidence, settings=settings
