@@ -1,8 +1,9 @@
 """Dataset adapters: each reads one dataset in its official on-disk layout into a validated manifest.
 
 ``build_dataset(kind, root, **options)`` -> :class:`Dataset`; ``KINDS`` lists the kinds. See each adapter's
-module docstring for its layout, options and split convention. Torch-free: only ``repdrift.data.loader``
-imports torch.
+module docstring for its layout, options and split convention. Stage "manifests" (rules make_demo_data,
+prepare_dataset). Torch-free: only ``repdrift.data.loader`` imports torch. May import repdrift.formats and .errors
+only.
 """
 
 from __future__ import annotations

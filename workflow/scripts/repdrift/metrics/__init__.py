@@ -1,4 +1,5 @@
-"""The study's measurements: CKA, k-NN accuracy, calibration and ranking metrics (numpy only).
+"""The study's measurements: CKA, k-NN accuracy, calibration and ranking metrics (numpy only; they import
+nothing of repdrift, the measurement and analysis stages import them).
 
 Arrays may be numpy or torch (tensors are detached and copied to the CPU by duck typing; torch is never
 imported here, so CPU rules start fast). Bad input (NaN/inf, mismatched sample counts, out-of-range labels)
