@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: install demo report test test-fast lint bench clean
+.PHONY: install demo report test test-slurm test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,12 @@ demo: install
 	$(BIN)/snakemake --report results/report.html
 	@echo "report: results/report.html"
 
+# The Slurm integration test (a real one-node Slurm, ~5 min) runs apart: make test-slurm; CI runs both.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slurm"
+
+test-slurm: install
+	$(BIN)/pytest -m slurm
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not slow"
