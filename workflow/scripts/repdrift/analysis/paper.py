@@ -36,7 +36,7 @@ import numpy as np
 from scipy import stats
 
 from repdrift.errors import ConfigError
-from repdrift.study import knn_ece_metric, knn_metric
+from repdrift.study import SIMILARITY_COLUMN, knn_ece_metric, knn_metric
 
 OUTLIER_RULES = ("iqr", "none")
 # A fit with fewer than this share of valid bootstrap replicates is not usable for a verdict (step 7).
@@ -310,8 +310,8 @@ def in_similarity_space(similarity, divergence_values, eta: float, eps: float):
 
 # --- Study tables (polars) ----------------------------------------------------------------------------------
 RUN_KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
-# The runs.parquet metric of each CKA estimator, and its name.
-ESTIMATORS = {"cka": "biased", "cka_debiased": "debiased"}
+# The runs.parquet metric of each CKA estimator, and its name (repdrift.study's map, read the other way).
+ESTIMATORS = {column: name for name, column in SIMILARITY_COLUMN.items()}
 
 
 def _metric(runs, name: str, layer: int | None = None):

@@ -7,7 +7,7 @@
   imported by its own name only where a job pre-trains.
 
 timm and open_clip are imported when a backbone of that library is built (`build.build_backbone`), not here.
-`weights` resolves a backbone's `weights:` value to the local file the rules read. May import repdrift.data,
+`weights` resolves a backbone's `weights:` value to the local file the rules read. May import repdrift.study, .data,
 .formats, .errors and training.lr_schedule (demo pre-training's schedule).
 """
 

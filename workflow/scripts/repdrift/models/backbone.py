@@ -12,7 +12,8 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
-POOLS = ("cls", "mean")
+from repdrift.study import POOLS  # the study's pools, one tuple
+
 INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,
     "bilinear": v2.InterpolationMode.BILINEAR,
