@@ -9,6 +9,8 @@ rule aggregate:
         knn=run_files("knn.parquet"),
         cka=run_files("cka.parquet"),
         history=run_files("history.parquet"),
+        # Trained runs only: a Linear probe keeps its backbone; a WiSE-FT run changes a x its LP-FT run (same rank).
+        weight_change=run_files("weight_change.parquet", WEIGHT_CHANGE_KINDS),
         datasets=[manifest(dataset) for dataset in TARGETS_USED],
         pretrained_knn=expand(
             "results/pretrained/{backbone}/knn_{pool}.parquet",
@@ -20,6 +22,7 @@ rule aggregate:
         trajectories="results/tables/trajectories.parquet",
         pretrained="results/tables/pretrained.parquet",
         grids="results/tables/grids.parquet",
+        weight_change="results/tables/weight_change.parquet",
     log:
         "results/logs/aggregate.log",
     benchmark:
@@ -35,5 +38,10 @@ rule aggregate:
         ],
         datasets=TARGETS_USED,
         failed=FAILED,
+        change_runs=[
+            {"run": run, **RUNS[run].wildcards}
+            for run in done_runs(WEIGHT_CHANGE_KINDS)
+        ],
+        change_energy=config["analysis"]["change_energy"],
     script:
         "../workflow/scripts/aggregate.py"

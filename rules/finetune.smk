@@ -1,7 +1,8 @@
 # Fine-tuning: one job per run. It writes the weights, history, test predictions and, per epoch, the features of
 # the CKA sample (the trajectory). A method that changes the backbone (repdrift.study kind `trained`: Full, Scratch,
-# l2sp, lpft, rift, feature_cka) also extracts its final model's k-NN features in the same job: one model load, one
-# process and one GPU allocation per run (changing the k-NN dataset therefore re-runs them). A Linear probe
+# l2sp, lpft, rift, feature_cka, lora, bitfit, partial) also extracts its final model's k-NN features in the same job:
+# one model load, one process and one GPU allocation per run (changing the k-NN dataset therefore re-runs them), and
+# writes the spectrum of its block matrices' change since it started (weight_change.parquet). A Linear probe
 # (kind `probe`, rule linear_probe) leaves the backbone as it was: its k-NN reads the pre-trained model's features.
 # A job checkpoints in {run}/checkpoint/ (not an output; train.checkpoint_minutes) and resumes from there when
 # killed and re-run.
@@ -20,12 +21,14 @@ rule finetune:
         predictions=f"{RUN_DIR}/predictions.h5",
         trajectory=f"{RUN_DIR}/trajectory.h5",
         natural=f"{RUN_DIR}/features/{KNN_DATASET}.h5",
+        # The spectrum of each block matrix's change since the run started (repdrift.measurement.weight_change).
+        weight_change=f"{RUN_DIR}/weight_change.parquet",
     log:
         f"results/logs/finetune/{RUN}.log",
     benchmark:
         f"results/benchmarks/finetune/{RUN}.tsv"
     wildcard_constraints:
-        method="|".join(methods_of("trained")),
+        method="|".join(method_pattern(m) for m in methods_of("trained")),
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -10,7 +10,7 @@ TIMING = ("seconds", "images_per_s")  # history columns that measure the machine
 
 
 def _same_run_outputs(a, b):
-    """The two run folders hold the same model, history (less timings), predictions and trajectory."""
+    """The two run folders hold the same model, history (less timings), predictions, trajectory and weight change."""
     ha, hb = pl.read_parquet(a / "history.parquet"), pl.read_parquet(b / "history.parquet")
     assert ha.drop(TIMING).equals(hb.drop(TIMING))
     ma, mb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
@@ -18,6 +18,10 @@ def _same_run_outputs(a, b):
     for name, key in (("predictions.h5", "probs"), ("trajectory.h5", "features")):
         with h5py.File(a / name) as fa, h5py.File(b / name) as fb:
             np.testing.assert_array_equal(fa[key][()], fb[key][()])
+    # A trained run's weight change, when its writer asked for one (rule finetune does).
+    assert (a / "weight_change.parquet").exists() == (b / "weight_change.parquet").exists()
+    if (a / "weight_change.parquet").exists():
+        assert pl.read_parquet(a / "weight_change.parquet").equals(pl.read_parquet(b / "weight_change.parquet"))
 
 
 @pytest.fixture

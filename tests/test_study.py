@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from repdrift.formats.features import WHOLE_SPLIT
 from repdrift.study import (
     METHODS,
+    PAPER_METHODS,
     RUN,
     Study,
     base_method,
@@ -35,9 +36,15 @@ def config() -> dict:
 
 
 def test_every_method_has_a_kind_and_the_rules_split_them_by_kind():
-    assert {m.kind for m in METHODS.values()} == {"trained", "probe", "derived"}
+    assert {m.kind for m in METHODS.values()} == {"trained", "probe", "derived", "external"}
     assert methods_of("probe") == ["linear"] and methods_of("derived") == ["wiseft"]
-    assert set(methods_of("trained")) == {"full", "scratch", "l2sp", "lpft", "rift", "feature_cka"}
+    assert methods_of("external") == ["external"]
+    assert set(methods_of("trained")) == {
+        *("full", "scratch", "l2sp", "lpft", "rift", "feature_cka"),
+        *("lora", "bitfit", "partial"),
+    }
+    assert PAPER_METHODS == ("full", "linear", "scratch")
+    assert {m.family for m in METHODS.values()} == {"paper", "preserving", "peft", "external"}
     for name, method in METHODS.items():
         assert method.name == name and method.summary
         assert all(need in METHODS for need in method.needs)
@@ -45,9 +52,10 @@ def test_every_method_has_a_kind_and_the_rules_split_them_by_kind():
 
 def test_the_method_wildcard_takes_registered_runs_only():
     pattern = re.compile(f"(?:{method_wildcard()})")
-    for run_method in ("full", "linear", "feature_cka", "wiseft0.5", "wiseft1", "wiseft0.00001"):
+    for run_method in ("full", "linear", "feature_cka", "wiseft0.5", "wiseft1", "wiseft0.00001", "lora4", "bitfit"):
         assert pattern.fullmatch(run_method), run_method
-    for other in ("wiseft", "fullx", "lora", "wiseft-1", ""):
+    assert pattern.fullmatch("external") and not pattern.fullmatch("external1")
+    for other in ("wiseft", "fullx", "lora", "wiseft-1", "bitfit4", ""):
         assert not pattern.fullmatch(other), other
 
 
@@ -99,7 +107,8 @@ def test_recipes_options_and_definitions(config):
     assert study.run_recipe("linear") == {**study.recipe, "epochs": 3}
     # LP-FT's probe is the Linear probe's recipe; its own entry beside it.
     assert study.method_options("lpft") == {"lr_scale": 0.1, "probe_epochs": 3, "probe_lr": study.recipe["lr"]}
-    assert study.method_options("full") == {} and study.method_options("wiseft0.5") == {}
+    assert study.method_options("full") == {}
+    assert study.method_options("wiseft0.5") == {"alpha": 0.5, "verdict_alpha": 0.5}  # its a, not the list
     run = study.runs["isic/vit/lpft-cls/seed0"]
     assert study.definition(run) == run_definition(
         {**config["backbones"]["vit"], "name": "vit"}, study.recipe, study.method_options("lpft")
@@ -125,3 +134,32 @@ def test_a_recorded_failure_drops_its_run_and_the_runs_derived_from_it(config, t
     # Under another definition (a smaller lr), the run is tried again.
     config["train"]["lr"] = config["train"]["lr"] / 10
     assert Study(config).failed(tmp_path) == {}
+
+
+def test_a_swept_method_is_one_run_per_value_each_with_its_own_option():
+    config = {
+        "preserving": {"lora": {"ranks": [4, 16], "alpha_ratio": 2.0, "dropout": 0.0, "lr_scale": 1.0}},
+        "train": {"epochs": 2, "linear_probe": {}},
+    }
+    study = Study.__new__(Study)
+    study.config = config
+    assert study.run_methods("lora") == ["lora4", "lora16"]
+    assert base_method("lora16") == "lora" and base_method("lora") == "lora" and base_method("loraX") == "loraX"
+    assert study.method_options("lora4") == {"rank": 4, "alpha_ratio": 2.0, "dropout": 0.0, "lr_scale": 1.0}
+    # Adding a rank changes no other rank's options (so none of its runs re-runs).
+    before = study.method_options("lora16")
+    config["preserving"]["lora"]["ranks"] = [4, 8, 16]
+    assert study.method_options("lora16") == before and study.run_methods("lora") == ["lora4", "lora8", "lora16"]
+
+
+def test_an_external_model_is_a_run_of_its_own_grid_never_trained(config):
+    entry = dict(dataset="isic", backbone="vit", pool="mean", seed=3, path="mine.safetensors", format="timm")
+    config["external_models"] = [entry]
+    study = Study(config)
+    run = study.runs["isic/vit/external-mean/seed3"]
+    assert run.grids == ("external",) and run.method == "external" and run.seed == 3
+    assert list(run.wildcards) == ["dataset", "backbone", "method", "pool", "seed"]  # the grids' runs' order
+    assert [r.id for r in study.runs_of("external")] == [run.id]
+    assert run.id not in {r.id for kind in ("trained", "probe", "derived") for r in study.runs_of(kind)}
+    assert study.external_models() == {run.id: (0, entry)}
+    assert study.failed() == {}

@@ -32,6 +32,9 @@ OPTIONS = {
     "lpft": dict(probe_epochs=1, probe_lr=1e-3, lr_scale=0.5),
     "rift": dict(strength=1.0),
     "feature_cka": dict(strength=1.0),
+    "lora": dict(rank=2, alpha_ratio=2.0, dropout=0.0, lr_scale=1.0),
+    "bitfit": dict(lr_scale=1.0),
+    "partial": dict(blocks=1, lr_scale=1.0),
 }
 
 
@@ -69,7 +72,7 @@ def run(inputs, out, method="full", recipe=RECIPE, checkpoint=True):
         outputs(out),
         cka_samples=6,
         checkpoint=checkpoint_path(out) if checkpoint else None,
-        method_options=OPTIONS.get(method),
+        method_options=OPTIONS.get(method.rstrip("0123456789")),  # lora2: LoRA's options (its rank is 2 either way)
     )
 
 
@@ -86,7 +89,9 @@ def kill_at_evaluation(monkeypatch, call: int):
     monkeypatch.setattr(training, "evaluate", dying)
 
 
-@pytest.mark.parametrize("method", ["full", "linear", "l2sp", "lpft", "rift", "feature_cka"])
+@pytest.mark.parametrize(
+    "method", ["full", "linear", "l2sp", "lpft", "rift", "feature_cka", "lora", "bitfit", "partial"]
+)
 def test_resumed_run_equals_uninterrupted_run(inputs, tmp_path, monkeypatch, capsys, method, assert_same_run_outputs):
     run(inputs, tmp_path / "whole", method, checkpoint=False)
     with monkeypatch.context() as patch:
@@ -345,6 +350,6 @@ def test_runs_of_one_seed_start_from_the_same_head(inputs, tmp_path, monkeypatch
         heads.setdefault(len(heads), self.head.weight.detach().clone())
 
     monkeypatch.setattr(training.Classifier, "__init__", recording)
-    for method in ("full", "rift", "l2sp"):
+    for method in ("full", "rift", "l2sp", "lora"):
         run(inputs, tmp_path / method, method, recipe=dict(RECIPE, epochs=1), checkpoint=False)
     assert len(heads) >= 3 and all(head.equal(heads[0]) for head in heads.values())

@@ -21,4 +21,8 @@ run(
     trajectories_out=o.trajectories,
     pretrained_out=o.pretrained,
     grids_out=o.grids,
+    weight_change=list(i.weight_change),
+    change_runs=[dict(run) for run in snakemake.params.change_runs],
+    change_energy=snakemake.params.change_energy,
+    weight_change_out=o.weight_change,
 )

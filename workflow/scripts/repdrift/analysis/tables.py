@@ -5,7 +5,8 @@ runs.parquet          one row per run x metric (x layer for CKA): accuracy, bala
                       (last epoch), knn@k and knn_ece@k (natural domain), cka and cka_debiased (final model, per
                       layer: blocks 1..L, L + 1 = the final representation) and the configured measures beside
                       them (`similarity.measures`: procrustes, pwcca, rsa, mutual_knn@k, rbf_cka), cka_samples (the n
-                      of the CKA)
+                      of the CKA); of a trained run, change_rank, change_rank_fraction and change_relative (the rank
+                      of its weight change: repdrift.analysis.weight_change)
 trajectories.parquet  one row per run x epoch x metric (x layer for the similarities): cka, cka_debiased, the other
                       measures, train_loss, test_loss, score
 pretrained.parquet    one row per backbone x pool x k: the pre-trained model's knn@k and knn_ece@k
@@ -15,6 +16,8 @@ grids.parquet         one row per grid x run of the study, failed runs included:
                       and
                       chance (the dataset's test-set baselines, `score_baselines`) and at_baseline (score at or below
                       the majority baseline: a degenerate run, named on the findings page)
+weight_change.parquet one row per trained run x block x matrix: the rank of its weight change at
+                      `analysis.change_energy` (repdrift.analysis.weight_change.change_table)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from repdrift.analysis.weight_change import change_run_rows, change_table
 from repdrift.data import read_dataset
 from repdrift.errors import RepdriftError
 from repdrift.metrics import mean_average_precision
@@ -132,15 +136,25 @@ def aggregate(
     trajectories_out: str,
     pretrained_out: str,
     grids_out: str,
+    weight_change: list[str] | None = None,
+    change_runs: list[dict] | None = None,
+    change_energy: float = 0.9,
+    weight_change_out: str | None = None,
 ) -> None:
     """Write the study tables; `runs` (each finished run's id and wildcards) and the per-run files are parallel
     lists. `study` holds every run of the study (id, wildcards, `grids`: the grids it belongs to); the runs in
     `failed` (run: message) have no files and keep their message in grids.parquet's `failure` column. `datasets`:
-    each target dataset's folder (manifest), for its score baselines."""
+    each target dataset's folder (manifest), for its score baselines. `weight_change` (the trained runs'
+    weight_change.parquet, parallel to `change_runs`) -> `weight_change_out`, its ranks at `change_energy`, and
+    their per-run medians in runs.parquet."""
     if not runs:
         raise RepdriftError(f"no run of the study finished: {len(failed)} failed (see their failed.json)")
     per_run = list(zip(runs, classification, calibration, knn, cka, history, strict=True))
     run_table = pl.concat([run_rows(*files) for files in per_run])
+    if weight_change_out is not None:
+        changes = change_table(change_runs or [], weight_change or [], change_energy)
+        changes.write_parquet(weight_change_out)
+        run_table = pl.concat([run_table, change_run_rows(changes).cast(run_table.schema)])
     trajectories = pl.concat([trajectory_rows(run, history, cka) for run, *_, cka, history in per_run])
     knn_before = pl.concat(
         [pl.read_parquet(path).with_columns(backbone=pl.lit(Path(path).parent.name)) for path in pretrained_knn]

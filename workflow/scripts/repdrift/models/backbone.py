@@ -50,6 +50,18 @@ class Backbone(nn.Module):
 
     #: what the child's keys are called in the library's own checkpoints ("" for timm, "visual." for open_clip)
     library_prefix = ""
+    #: where block i's parameters are inside the child `model` (a format string of i)
+    block_prefix = "blocks.{}."
+    #: each block's attention and MLP weight matrices, by one name for every library: the modules LoRA adapts and
+    #: the matrices whose change repdrift.training.weight_change measures (a parameter path inside a block)
+    block_matrices = {
+        "qkv": "attn.qkv.weight",
+        "proj": "attn.proj.weight",
+        "fc1": "mlp.fc1.weight",
+        "fc2": "mlp.fc2.weight",
+    }
+    #: the final norm's parameters inside `model` (prefixes), trained with the top blocks by `partial`
+    final_norm_prefixes = ("norm.", "fc_norm.")
 
     def __init__(
         self,
@@ -78,6 +90,13 @@ class Backbone(nn.Module):
         self.interpolation, self.crop_pct = interpolation, crop_pct
         self.register_state_dict_post_hook(_to_library_keys)
         self.register_load_state_dict_pre_hook(_from_library_keys)
+
+    def block_of(self, name: str) -> int | None:
+        """The block a parameter of `model` (a named_parameters name, without `model.`) belongs to, or None."""
+        for i in range(self.num_layers):
+            if name.startswith(self.block_prefix.format(i)):
+                return i
+        return None
 
     @property
     def num_patches(self) -> int:

@@ -29,6 +29,15 @@ _config_dir: Path | None = None
 
 class OpenClipBackbone(Backbone):
     library_prefix = "visual."  # the image tower's keys inside a CLIP checkpoint
+    block_prefix = "transformer.resblocks.{}."
+    # nn.MultiheadAttention keeps q, k and v in one in_proj_weight; the MLP is c_fc then c_proj.
+    block_matrices = {
+        "qkv": "attn.in_proj_weight",
+        "proj": "attn.out_proj.weight",
+        "fc1": "mlp.c_fc.weight",
+        "fc2": "mlp.c_proj.weight",
+    }
+    final_norm_prefixes = ("ln_post.",)  # CLIP's output projection `proj` is not in the head's input
 
     def _intermediates(self, x, indices):
         out = self.model.forward_intermediates(

@@ -24,22 +24,30 @@ POOLS = ("cls", "mean")
 @dataclass(frozen=True)
 class Method:
     """A way of making a run. `kind`: `trained` (rule finetune), `probe` (rule linear_probe: the backbone stays the
-    pre-trained one, so its features are the pre-trained model's) or `derived` (made from other runs of its seed,
-    `needs`, by a rule of its own). `options`: its option names under `preserving.<name>` in the config."""
+    pre-trained one, so its features are the pre-trained model's), `derived` (made from other runs of its seed,
+    `needs`, by a rule of its own) or `external` (a fine-tuned model read from a file of the config's
+    `external_models`, never trained: rule import_external). `options`: its option names under `preserving.<name>`
+    in the config. `family`: `paper` (Zu et al. 2025's own), `preserving` (similarity-preserving: the trade-off
+    verdicts' candidates), `peft` (parameter-efficient: the verdict against Biderman et al. 2024) or `external`
+    (models made elsewhere, which no verdict reads). `sweep`: (list option, value option) when a grid's method
+    becomes one run per value of the list, named by the value (`sweep_method`): lora with ranks [4, 16] -> runs
+    lora4 and lora16, each trained with its own `rank`."""
 
     name: str
     kind: str
     summary: str
     options: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    family: str = "preserving"
+    sweep: tuple[str, str] | None = None
 
 
 METHODS = {
     m.name: m
     for m in (
-        Method("full", "trained", "every parameter fine-tuned from the pre-trained weights"),
-        Method("linear", "probe", "the pre-trained backbone frozen, a linear head trained"),
-        Method("scratch", "trained", "every parameter trained from a random initialisation"),
+        Method("full", "trained", "every parameter fine-tuned from the pre-trained weights", family="paper"),
+        Method("linear", "probe", "the pre-trained backbone frozen, a linear head trained", family="paper"),
+        Method("scratch", "trained", "every parameter trained from a random initialisation", family="paper"),
         Method("l2sp", "trained", "Full with L2-SP's pull towards the pre-trained weights", ("alpha", "beta")),
         Method("lpft", "trained", "the Linear probe, then Full from its head at a smaller lr", ("lr_scale",)),
         Method("rift", "trained", "Full with a penalty on the rotation-aligned feature change", ("strength",)),
@@ -50,11 +58,36 @@ METHODS = {
             "weight-space ensembles of the Linear probe and its LP-FT run, one run per a",
             ("alphas", "verdict_alpha"),
             needs=("linear", "lpft"),
+            sweep=("alphas", "alpha"),
+        ),
+        Method(
+            "lora",
+            "trained",
+            "LoRA adapters (peft) on every block's attention and MLP matrices and the head trained, one run per rank",
+            ("ranks", "alpha_ratio", "dropout", "lr_scale"),
+            family="peft",
+            sweep=("ranks", "rank"),
+        ),
+        Method("bitfit", "trained", "the backbone's biases and the head trained", ("lr_scale",), family="peft"),
+        Method(
+            "partial",
+            "trained",
+            "the top blocks, the final norm and the head trained, the rest frozen",
+            ("blocks", "lr_scale"),
+            family="peft",
+        ),
+        Method(
+            "external",
+            "external",
+            "a fine-tuned model read from a file (external_models), never trained",
+            family="external",
         ),
     )
 }
+# The grid name of the external models' runs (grids.parquet, StudyRun.grids): no grid of the config may take it.
+EXTERNAL_GRID = "external"
 # The paper's own methods (Zu et al. 2025); the others go beyond it.
-PAPER_METHODS = ("full", "linear", "scratch")
+PAPER_METHODS = tuple(name for name, method in METHODS.items() if method.family == "paper")
 
 
 def methods_of(kind: str) -> list[str]:
@@ -62,19 +95,33 @@ def methods_of(kind: str) -> list[str]:
     return [name for name, method in METHODS.items() if method.kind == kind]
 
 
+def sweep_method(name: str, value: float) -> str:
+    """The run method of one value of a swept method, in plain decimals: (wiseft, 0.5) -> wiseft0.5, (wiseft, 1.0) ->
+    wiseft1, (wiseft, 1e-05) -> wiseft0.00001, (lora, 4) -> lora4."""
+    return name + (f"{value:.10f}".rstrip("0").rstrip(".") or "0")
+
+
 def wiseft_method(alpha: float) -> str:
-    """The run method of WiSE-FT's a, in plain decimals: 0.5 -> wiseft0.5, 1.0 -> wiseft1, 1e-05 -> wiseft0.00001."""
-    return "wiseft" + (f"{alpha:.10f}".rstrip("0").rstrip(".") or "0")
+    """The run method of WiSE-FT's a (`sweep_method`)."""
+    return sweep_method("wiseft", alpha)
 
 
 def base_method(run_method: str) -> str:
-    """The registered method of a run's method: wiseft0.5 -> wiseft, full -> full."""
-    return "wiseft" if run_method.startswith("wiseft") and run_method not in METHODS else run_method
+    """The registered method of a run's method: wiseft0.5 -> wiseft, lora4 -> lora, full -> full."""
+    if run_method in METHODS:
+        return run_method
+    stem = run_method.rstrip("0123456789.")
+    return stem if stem in METHODS and METHODS[stem].sweep else run_method
+
+
+def method_pattern(name: str) -> str:
+    """The regex of a registered method's run methods: its name, with the value's suffix when it is swept."""
+    return f"{name}[0-9.]+" if METHODS[name].sweep else name
 
 
 def method_wildcard() -> str:
-    """The `method` wildcard's pattern: every registered name, a derived method with its numeric suffix."""
-    return "|".join(f"{name}[0-9.]+" if m.kind == "derived" else name for name, m in METHODS.items())
+    """The `method` wildcard's pattern: every registered name, a swept method with its numeric suffix."""
+    return "|".join(method_pattern(name) for name in METHODS)
 
 
 # The metrics of runs.parquet whose names carry a parameter, built here only.
@@ -143,9 +190,17 @@ class Study:
         return {**self.recipe, **{k: v for k, v in own.items() if v is not None}}
 
     def method_options(self, method: str) -> dict:
-        """The options a run of `method` trains with: its `preserving` entry; LP-FT's probe is the Linear probes'
-        recipe (epochs and lr), so that it is the very run the Linear run of its seed is."""
-        options = dict(self.config["preserving"].get(method, {}))
+        """The options a run of `method` (a run method: lora4) trains with: its `preserving` entry, a swept method's
+        list replaced by the run's value (lora4: rank 4 instead of ranks, so another rank's run is not changed by
+        adding one); LP-FT's probe is the Linear probes' recipe (epochs and lr), so that it is the very run the
+        Linear run of its seed is."""
+        base = base_method(method)
+        options = dict(self.config["preserving"].get(base, {}))
+        sweep = METHODS[base].sweep if base in METHODS else None
+        if sweep is not None and base != method:
+            values, value = sweep
+            options.pop(values, None)
+            options[value] = next(v for v in self.config["preserving"][base][values] if sweep_method(base, v) == method)
         if method == "lpft":
             probe = self.run_recipe("linear")
             options |= dict(probe_epochs=probe["epochs"], probe_lr=probe["lr"])
@@ -166,9 +221,11 @@ class Study:
         return WHOLE_SPLIT if n == "all" else n
 
     def run_methods(self, method: str) -> list[str]:
-        """The runs' methods a grid's method becomes: WiSE-FT one per preserving.wiseft.alphas, others themselves."""
-        if method == "wiseft":
-            return [wiseft_method(a) for a in self.config["preserving"]["wiseft"]["alphas"]]
+        """The runs' methods a grid's method becomes: a swept one one per value (WiSE-FT per preserving.wiseft.alphas,
+        LoRA per preserving.lora.ranks), others themselves."""
+        sweep = METHODS[method].sweep if method in METHODS else None
+        if sweep is not None:
+            return [sweep_method(method, v) for v in self.config["preserving"][method][sweep[0]]]
         return [method]
 
     def _runs(self) -> dict[str, StudyRun]:
@@ -181,7 +238,19 @@ class Study:
                 run = RUN.format(**wc)
                 wildcards.setdefault(run, wc)
                 grids_of.setdefault(run, []).append(grid_name)
+        for run, (_, entry) in self.external_models().items():
+            wildcards.setdefault(run, {key: "external" if key == "method" else entry[key] for key in KEYS})
+            grids_of.setdefault(run, []).append(EXTERNAL_GRID)
         return {run: StudyRun(wildcards[run], tuple(grids_of[run])) for run in wildcards}
+
+    def external_models(self) -> dict[str, tuple[int, dict]]:
+        """The runs of the config's `external_models`: run id -> (its index in the list, its entry). Two entries
+        of one run id are the config check's to name (common.smk); the first one counts here."""
+        models: dict[str, tuple[int, dict]] = {}
+        for index, entry in enumerate(self.config.get("external_models") or []):
+            run = RUN.format(**{**entry, "method": "external"})
+            models.setdefault(run, (index, entry))
+        return models
 
     def runs_of(self, kind: str) -> list[StudyRun]:
         """The runs of the methods of one kind (trained, probe, derived)."""

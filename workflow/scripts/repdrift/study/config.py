@@ -21,6 +21,8 @@ def unknown_keys(config, schema: dict, root: dict | None = None, where: str = ""
         schema = root
         for part in ref[2:].split("/"):
             schema = schema[part]
+    if isinstance(config, list) and isinstance(schema.get("items"), dict):  # a list of entries (external_models)
+        return [p for i, item in enumerate(config) for p in unknown_keys(item, schema["items"], root, f"{where}[{i}]")]
     if not isinstance(config, dict):
         return []
     properties = schema.get("properties", {})

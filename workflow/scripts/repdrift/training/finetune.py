@@ -37,9 +37,10 @@ from repdrift.formats.atomic import atomic_path
 from repdrift.formats.features import cka_sample, write_trajectory
 from repdrift.formats.predictions import Predictions, write_predictions
 from repdrift.measurement.extract import FeatureSource, extract_features
+from repdrift.measurement.weight_change import block_weights, write_weight_change
 from repdrift.metrics import mean_average_precision
 from repdrift.models import build_backbone
-from repdrift.study import METHODS, run_definition
+from repdrift.study import METHODS, base_method, run_definition
 from repdrift.study.failures import clear_failure, record_failure
 from repdrift.training.checkpoint import (
     fingerprint,
@@ -50,6 +51,7 @@ from repdrift.training.checkpoint import (
     set_rng_state,
 )
 from repdrift.training.lr_schedule import warmup_cosine
+from repdrift.training.parameter_efficient import Adapters, freeze_for
 from repdrift.training.preserving import Phase, make_penalty, phases
 
 # What this module trains: the registry's methods of kind `trained` and `probe` (Linear).
@@ -222,13 +224,15 @@ def train_one_epoch(
 @dataclass(frozen=True)
 class RunOutputs:
     """Where a run's files go, named as the rules' outputs. `natural`: the model's features of the k-NN dataset,
-    for a run whose backbone moved (a Linear run's k-NN reads the pre-trained model's)."""
+    for a run whose backbone moved (a Linear run's k-NN reads the pre-trained model's). `weight_change`: the change of
+    its block matrices since the run started (repdrift.measurement.weight_change), for a trained run."""
 
     model: str | Path
     history: str | Path
     predictions: str | Path
     trajectory: str | Path
     natural: str | Path | None = None
+    weight_change: str | Path | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -247,19 +251,25 @@ def write_run(
     dtype: str,
     knn: dict | None = None,
     knn_source: FeatureSource | None = None,
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a finished run's files, the same for a fine-tune and a weight-space ensemble (repdrift.training.wiseft), so
     every measurement reads either: the model with `metadata`, the history, the test predictions, the trajectory
     (the CKA sample `sample_ids`' features, (epochs, L + 1, n, D), with `attrs`, stored as `dtype`) and, with
     `outputs.natural`, the model's features of the k-NN dataset `knn` = dict(dataset_dir, splits, batch_size) in its
     pool (`knn_source`: that dataset's images shared by several models,
-    `repdrift.measurement.extract.feature_source`)."""
+    `repdrift.measurement.extract.feature_source`). With `outputs.weight_change`, the change of the backbone's block
+    matrices since `initial` (their `block_weights` when the run started)."""
+    if (initial is None) != (outputs.weight_change is None):
+        raise ValueError("write_run: initial (the weights before) and outputs.weight_change go together")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(outputs.model) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     history.write_parquet(outputs.history)
     write_predictions(outputs.predictions, predictions)
     write_trajectory(outputs.trajectory, trajectory, sample_ids, attrs, dtype=dtype)
+    if outputs.weight_change is not None:
+        write_weight_change(initial, model.backbone, outputs.weight_change)
     if outputs.natural is not None:
         extract_features(
             model.backbone,
@@ -300,12 +310,14 @@ def finetune(
     `outputs.natural` is: the k-NN dataset whose features of the final model
     (`repdrift.measurement.extract.extract_features`, the run's pool) go there.
     """
-    if method not in TRAINED:
-        raise ValueError(f"method must be one of {TRAINED}, got {method!r}")
+    if base_method(method) not in TRAINED:  # a swept method's run (lora8) trains as its method (lora)
+        raise ValueError(f"method must be one of {TRAINED} (a swept one with its value), got {method!r}")
     if (knn is None) != (outputs.natural is None):
         raise ValueError("finetune: knn (the k-NN dataset) and outputs.natural (its feature file) go together")
     options = dict(method_options or {})
-    run = _setup(backbone_cfg, weights, dataset_dir, method, pool, seed, Recipe(**recipe), cka_samples, options)
+    run = _setup(
+        backbone_cfg, weights, dataset_dir, base_method(method), pool, seed, Recipe(**recipe), cka_samples, options
+    )
     checkpoints = None
     if checkpoint is not None:
         spec = dict(
@@ -328,6 +340,8 @@ def finetune(
         raise _diverged(outputs.run_dir, run, stop, progress.rows, definition) from None
     if probs is None:  # killed after the last epoch's checkpoint: its evaluation is deterministic, redo it
         _, probs, targets, _ = evaluate(run.model, run.data.test, run.loop, run.data.task)
+    if run.adapters is not None:  # LoRA: an ordinary backbone from here on (the k-NN features, the saved model)
+        run.adapters.merge()
     history = pl.DataFrame(progress.rows)
     write_run(
         outputs,
@@ -340,6 +354,7 @@ def finetune(
         dict(pool=pool, method=method, seed=seed, model=backbone_cfg.get("arch", "")),
         feature_dtype,
         knn,
+        initial=run.initial if outputs.weight_change is not None else None,
     )
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
@@ -395,6 +410,8 @@ class _Run:
     phase_of: list[int]
     trainable: list[bool]  # which backbone parameters a full phase trains
     penalty: object | None
+    adapters: Adapters | None  # LoRA's, merged into the backbone when training ends
+    initial: dict[str, torch.Tensor]  # the block matrices as built (W_0 of repdrift.measurement.weight_change), on CPU
 
     @property
     def total(self) -> int:
@@ -436,11 +453,13 @@ def _setup(
     generator = seed_everything(seed)
     dataset = read_dataset(dataset_dir)
     backbone = build_backbone(backbone_cfg, None if method == "scratch" else weights)
+    initial = block_weights(backbone)  # before any adapter; a resumed run rebuilds the same one here
     model = Classifier(backbone, num_outputs(dataset.task, dataset.classes), pool)
     loop = _Loop(recipe.batch_size, generator)
     model.to(loop.device)
     plan = phases(method, recipe.epochs, recipe.lr, options)
     phase_of = [index for index, phase in enumerate(plan) for _ in range(phase.epochs)]
+    adapters = freeze_for(method, options, backbone)  # LoRA, BitFit, partial: what of the backbone trains
     trainable = [p.requires_grad for p in backbone.parameters()]
 
     def reference() -> nn.Module:  # the frozen pre-trained backbone, built without moving this run's random streams
@@ -449,7 +468,7 @@ def _setup(
 
     penalty = make_penalty(method, options, model, reference)
     data = _load_data(dataset, backbone, loop, cka_samples)
-    return _Run(method, recipe, model, loop, generator, data, plan, phase_of, trainable, penalty)
+    return _Run(method, recipe, model, loop, generator, data, plan, phase_of, trainable, penalty, adapters, initial)
 
 
 @dataclass
@@ -486,7 +505,7 @@ class _Checkpoints:
         state = dict(
             fingerprint=self.run_id,
             epoch=progress.done,
-            model=_trainable_state(run.model),
+            model=_trainable_state(run.model, frozen=run.adapters is not None),
             optimizer=progress.optimizer.state_dict(),
             scheduler=progress.scheduler.state_dict(),
             rng=rng_state(run.generator),
@@ -593,10 +612,12 @@ def _diverged(run_dir: Path, run: _Run, stop: Diverged, rows: list[dict], defini
     return error
 
 
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state without frozen parameters (a Linear run's backbone is rebuilt from its weights file)."""
+def _trainable_state(model: nn.Module, frozen: bool = False) -> dict[str, torch.Tensor]:
+    """The model's state without frozen parameters (a Linear run's backbone is rebuilt from its weights file), or
+    with them (`frozen`: LoRA, as peft adapts open_clip's nn.MultiheadAttention by merging its adapter into the
+    frozen in_proj / out_proj weights for each forward and unmerging it after, so they drift by rounding)."""
     # By identity: a Backbone's state_dict renames its keys to the library's, named_parameters does not.
-    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
+    frozen = set() if frozen else {id(p) for p in model.parameters() if not p.requires_grad}
     state = model.state_dict(keep_vars=True)
     return {k: v.detach().cpu().clone() for k, v in state.items() if id(v) not in frozen}
 

@@ -118,9 +118,10 @@ class Phase(NamedTuple):
 
 
 def phases(method: str, epochs: int, lr: float, options: dict) -> list[Phase]:
-    """The training phases. LP-FT: its probe (`probe_epochs` at `probe_lr`: the study's Linear probe recipe, so
-    that it is exactly the Linear run of the same seed), then Full fine-tuning for the recipe's `epochs` at
-    `lr_scale` x `lr` (Kumar et al. 2022 tune LP-FT's fine-tuning rate on its own, smaller than fine-tuning's)."""
+    """The training phases. The parameter-efficient methods: Full's, at `lr_scale` x `lr`. LP-FT: its probe
+    (`probe_epochs` at `probe_lr`: the study's Linear probe recipe, so that it is exactly the Linear run of the same
+    seed), then Full fine-tuning for the recipe's `epochs` at `lr_scale` x `lr` (Kumar et al. 2022 tune LP-FT's
+    fine-tuning rate on its own, smaller than fine-tuning's)."""
     if method == "linear":
         return [Phase("probe", epochs, lr)]
     if method == "lpft":
@@ -130,6 +131,8 @@ def phases(method: str, epochs: int, lr: float, options: dict) -> list[Phase]:
             Phase("probe", options["probe_epochs"], options["probe_lr"]),
             Phase("full", epochs, options["lr_scale"] * lr),
         ]
+    if method in ("lora", "bitfit", "partial"):  # repdrift.training.parameter_efficient: Full's recipe, own rate
+        return [Phase("full", epochs, options["lr_scale"] * lr)]
     return [Phase("full", epochs, lr)]
 
 
