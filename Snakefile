@@ -37,6 +37,7 @@ include: "rules/analysis.smk"
 include: "rules/figures.smk"
 include: "rules/preserving.smk"
 include: "rules/rulers.smk"
+include: "rules/external.smk"
 
 
 rule all:

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from repdrift.study import (
+    EXTERNAL_GRID,
     METHODS,
     POOLS,
     RUN,
@@ -12,6 +13,7 @@ from repdrift.study import (
     Study,
     knn_ece_metric,
     knn_metric,
+    method_pattern,
     method_wildcard,
     methods_of,
     wiseft_method,
@@ -36,6 +38,8 @@ CORRELATION_METRICS = [
     "ece",
 ]
 WISEFT_METHODS = STUDY.run_methods("wiseft")
+# The runs of external_models: run id -> (index in the list, entry) (rule import_external).
+EXTERNAL_MODELS = STUDY.external_models()
 
 
 wildcard_constraints:
@@ -99,6 +103,7 @@ def _check_config():
                     f"grids.{grid_name}.methods: {method} is made from the {' and '.join(missing)} runs of its "
                     f"seed ({METHODS[method].summary}); add {' and '.join(missing)}"
                 )
+    problems += _external_problems()
     for name in config["cka"]["dataset_samples"]:
         if name not in config["datasets"]:
             problems.append(
@@ -143,6 +148,61 @@ def _check_config():
         raise ValueError("invalid config:\n  " + "\n  ".join(problems))
 
 
+def _external_problems():
+    """external_models: names that exist, a file format the backbone's library reads, one entry per run, a file
+    that exists or that the study makes; `external` is no grid's name and no grid's method (its runs come from
+    external_models only)."""
+    problems = []
+    if EXTERNAL_GRID in config["grids"]:
+        problems.append(
+            f"grids.{EXTERNAL_GRID}: the name of the external models' grid; name the grid otherwise"
+        )
+    for grid_name, grid in config["grids"].items():
+        for method in grid["methods"]:
+            if method in METHODS and METHODS[method].kind == "external":
+                problems.append(
+                    f"grids.{grid_name}.methods: {method} runs are listed under external_models, not in a grid"
+                )
+    made = {
+        f"{RUN_DIR}/model.safetensors".format(**run.wildcards)
+        for run in STUDY.runs.values()
+    }
+    seen = {}
+    for index, entry in enumerate(config.get("external_models") or []):
+        key = f"external_models[{index}]"
+        for field, known in (("dataset", "datasets"), ("backbone", "backbones")):
+            if entry[field] not in config[known]:
+                problems.append(
+                    f"{key}.{field}: '{entry[field]}' is not a key of `{known}`"
+                )
+        backbone = config["backbones"].get(entry["backbone"], {})
+        if (
+            entry["format"] in ("timm", "open_clip")
+            and backbone.get("library", entry["format"]) != entry["format"]
+        ):
+            problems.append(
+                f"{key}.format: a {entry['format']} file, but backbone '{entry['backbone']}' is a "
+                f"{backbone['library']} model"
+            )
+        run = RUN.format(**{**entry, "method": "external"})
+        if run in seen:
+            problems.append(
+                f"{key}: the same run as external_models[{seen[run]}] ({run}); give it another seed"
+            )
+        seen.setdefault(run, index)
+        path = entry["path"]
+        if (
+            f"{RUN_DIR}/model.safetensors".format(**{**entry, "method": "external"})
+            == path
+        ):
+            problems.append(f"{key}.path: {path} is the run's own output")
+        elif path not in made and not Path(path).is_file():
+            problems.append(
+                f"{key}.path: no such file: {path} (neither a file nor a model.safetensors of a run of this study)"
+            )
+    return problems
+
+
 _check_config()
 
 
@@ -157,9 +217,22 @@ FAILED = STUDY.failed()
 DONE_RUNS = {run: info for run, info in RUNS.items() if run not in FAILED}
 
 
-def run_files(name):
-    """The file `name` of every run of the study, less the runs recorded as failed."""
-    return [f"results/runs/{run}/{name}" for run in DONE_RUNS]
+def run_files(name, kinds=None):
+    """The file `name` of every run of the study, less the runs recorded as failed; with `kinds`, of the runs whose
+    method is of one of those kinds (repdrift.study: trained, probe, derived) only."""
+    return [f"results/runs/{run}/{name}" for run in done_runs(kinds)]
+
+
+def done_runs(kinds=None):
+    """The ids of DONE_RUNS, with `kinds` those whose method is of one of these kinds only (in DONE_RUNS' order)."""
+    if kinds is None:
+        return list(DONE_RUNS)
+    of_kinds = {run.id for kind in kinds for run in STUDY.runs_of(kind)}
+    return [run for run in DONE_RUNS if run in of_kinds]
+
+
+# The runs with a weight_change.parquet: those whose backbone changed in the job that holds the model (rule finetune).
+WEIGHT_CHANGE_KINDS = ("trained",)
 
 
 def manifest(dataset):
@@ -232,20 +305,31 @@ def failed_attention_runs(backbone):
 
 
 def _check_attention():
-    """Every backbone's attention runs must be runs of the study: said before any job, not when the DAG is built."""
+    """Some backbone must have the attention runs (a typo in analysis.attention is named before any job); a backbone
+    without them (one added with a dataset of its own) gets no attention sheet (ATTENTION_BACKBONES).
+    """
     missing = [
         run.removeprefix("results/runs/")
         for backbone in BACKBONES_USED
         for run in attention_runs(backbone).values()
         if run.removeprefix("results/runs/") not in RUNS
     ]
-    if missing:
+    if missing and not ATTENTION_BACKBONES:
         raise ValueError(
             f"invalid config:\n  analysis.attention: runs {', '.join(missing)} are not in any grid; pick a "
-            "dataset, method, pools and seed that every backbone has"
+            "dataset, method, pools and seed that a backbone has"
         )
 
 
+# The backbones whose attention sheet is drawn: those with every run analysis.attention picks for them.
+ATTENTION_BACKBONES = [
+    backbone
+    for backbone in BACKBONES_USED
+    if all(
+        run.removeprefix("results/runs/") in RUNS
+        for run in attention_runs(backbone).values()
+    )
+]
 _check_attention()
 
 
@@ -262,8 +346,10 @@ def all_outputs():
         "results/analysis/similarity_sweep.csv",
         "results/findings.html",
         *FIGURES,
-        *expand("results/figures/attention/{backbone}.png", backbone=BACKBONES_USED),
-        *(TRADEOFF_OUTPUTS if PRESERVING_GRID else []),
+        *expand(
+            "results/figures/attention/{backbone}.png", backbone=ATTENTION_BACKBONES
+        ),
+        *(TRADEOFF_OUTPUTS if PRESERVING_GRID or PEFT_GRID else []),
         "results/analysis/rulers.csv",
         *[
             f"results/figures/{n}.{e}"
@@ -279,12 +365,18 @@ PRESERVING_GRID = (
     if config["analysis"]["preserving_grid"] in config["grids"]
     else None
 )
+# The grid of the parameter-efficient methods beside Full, for the verdict against Biderman et al. (rule tradeoff).
+PEFT_GRID = (
+    config["analysis"]["peft_grid"]
+    if config["analysis"]["peft_grid"] in config["grids"]
+    else None
+)
 TRADEOFF_OUTPUTS = [
     "results/analysis/tradeoff.csv",
     "results/analysis/early_prediction.csv",
     *[
         f"results/figures/{n}.{e}"
-        for n in ("tradeoff", "early_prediction")
+        for n in ("tradeoff", "early_prediction", "change_rank")
         for e in ("html", "svg")
     ],
 ]
@@ -336,6 +428,14 @@ def figure_outputs(name, category):
         for ext, label in (("html", "interactive"), ("svg", "static"))
     }
     return {**outputs, "caption": caption}
+
+
+def external_entry(wildcards):
+    """The `external_models` entry of a run (rule import_external), with its index in the list."""
+    run = RUN.format(**dict(wildcards.items()))
+    if run not in EXTERNAL_MODELS:
+        raise ValueError(f"{run} is not a run of external_models")
+    return EXTERNAL_MODELS[run]
 
 
 def wiseft_files(name):

@@ -39,8 +39,8 @@ rule figures:
 # Fig. 3: one attention sheet per backbone (pre-trained beside its fine-tuned runs), all drawn by one job.
 rule attention_maps:
     input:
-        weights=[weights_file(backbone) for backbone in BACKBONES_USED],
-        models=[attention_models(backbone) for backbone in BACKBONES_USED],
+        weights=[weights_file(backbone) for backbone in ATTENTION_BACKBONES],
+        models=[attention_models(backbone) for backbone in ATTENTION_BACKBONES],
         manifest=manifest(KNN_DATASET),
     output:
         pngs=[
@@ -50,10 +50,11 @@ rule attention_maps:
                 category="Attention maps",
                 labels={"backbone": backbone},
             )
-            for backbone in BACKBONES_USED
+            for backbone in ATTENTION_BACKBONES
         ],
         captions=[
-            f"results/figures/attention/{backbone}.rst" for backbone in BACKBONES_USED
+            f"results/figures/attention/{backbone}.rst"
+            for backbone in ATTENTION_BACKBONES
         ],
     log:
         "results/logs/figures/attention_maps.log",
@@ -68,10 +69,12 @@ rule attention_maps:
         mem_mb=16000,
         runtime=30,
     params:
-        backbones=[STUDY.backbone(backbone) for backbone in BACKBONES_USED],
+        backbones=[STUDY.backbone(backbone) for backbone in ATTENTION_BACKBONES],
         n_images=config["analysis"]["attention"]["images"],
-        pools=[list(attention_runs(backbone)) for backbone in BACKBONES_USED],
-        runs=[list(attention_runs(backbone).values()) for backbone in BACKBONES_USED],
-        failed=[failed_attention_runs(backbone) for backbone in BACKBONES_USED],
+        pools=[list(attention_runs(backbone)) for backbone in ATTENTION_BACKBONES],
+        runs=[
+            list(attention_runs(backbone).values()) for backbone in ATTENTION_BACKBONES
+        ],
+        failed=[failed_attention_runs(backbone) for backbone in ATTENTION_BACKBONES],
     script:
         "../workflow/scripts/attention_maps.py"

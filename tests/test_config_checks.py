@@ -86,6 +86,7 @@ def config():
         (lambda c: c.update(preserving={"rift": {"strength": -1}}), "On instance['preserving']['rift']['strength']"),
         (lambda c: c.update(preserving={"wiseft": {"alphas": [0.5, 1.5]}}), "1.5 is greater than the maximum of 1"),
         (lambda c: c.update(preserving={"l2sp": {"alpah": 1}}), "preserving.l2sp.alpah: unknown key"),
+        (lambda c: c.update(analysis={"change_energy": 0}), "On instance['analysis']['change_energy']"),
         (
             lambda c: c["grids"]["tasks"].update(methods=["scratch", "wiseft"]),
             "grids.tasks.methods: wiseft is made from the linear and lpft runs of its seed (weight-space ensembles of "
@@ -269,3 +270,33 @@ def test_every_schema_description_is_one_string():
     descriptions = [value for key, value in items(schema) if key == "description"]
     assert len(descriptions) > 50 and all(isinstance(text, str) for text in descriptions)
     assert [key for key, value in items(schema) if value is None and key != "default"] == []
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (dict(path="nowhere.pth"), "external_models[0].path: no such file: nowhere.pth (neither a file nor"),
+        (dict(dataset="mine"), "external_models[0].dataset: 'mine' is not a key of `datasets`"),
+        (dict(backbone="clip", format="timm"), "external_models[0].format: a timm file, but backbone 'clip' is a"),
+        (dict(fromat="timm"), "external_models[0].fromat: unknown key, did you mean format?"),
+    ],
+)
+def test_a_bad_external_model_is_named_before_any_job(tmp_path, config, entry, message):
+    made = "results/runs/isic/vit/full-cls/seed0/model.safetensors"  # a model of the study: made first
+    config["external_models"] = [{"dataset": "isic", "backbone": "vit", "path": made, **entry}]
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+def test_external_runs_come_from_external_models_only(tmp_path, config):
+    made = "results/runs/isic/vit/full-cls/seed0/model.safetensors"
+    config["external_models"] = [{"dataset": "isic", "backbone": "vit", "path": made}] * 2
+    config["grids"]["tasks"]["methods"] = ["full", "external"]
+    result = dry_run(tmp_path, config)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "external_models[1]: the same run as external_models[0] (isic/vit/external-cls/seed0)" in text
+    assert "grids.tasks.methods: external runs are listed under external_models, not in a grid" in text
+    config["external_models"], config["grids"]["tasks"]["methods"] = config["external_models"][:1], ["full"]
+    assert dry_run(tmp_path, config).returncode == 0  # a model the study makes is a valid path

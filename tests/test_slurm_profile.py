@@ -53,6 +53,7 @@ def test_gpu_rules_ask_for_one_a100_in_the_gpu_partition(monkeypatch):
         "finetune",
         "linear_probe",
         "wiseft",
+        "import_external",
         "pretrained_features",
         "attention_maps",
         "pretrain_demo",

@@ -148,9 +148,24 @@ def knn_table(features_path: str, pool: str, ks: list[int], temperature: float, 
     )
 
 
+# The tables of a run without predictions (an external model without a head: repdrift.training.external writes a
+# predictions file with no rows): no rows, the columns of any run's.
+METRIC_SCHEMA = {"metric": pl.Utf8, "value": pl.Float64}
+RELIABILITY_SCHEMA = {
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "count": pl.Int64,
+    "confidence": pl.Float64,
+    "accuracy": pl.Float64,
+}
+
+
 def calibration_tables(predictions_path: str, n_bins: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """ECE (top-label; per (sample, class) pair for multi-label) and the reliability diagram's bins."""
+    """ECE (top-label; per (sample, class) pair for multi-label) and the reliability diagram's bins; no rows of
+    either for a predictions file without rows (a model without a head)."""
     predictions = read_predictions(predictions_path)
+    if len(predictions.sample_id) == 0:
+        return pl.DataFrame(schema=METRIC_SCHEMA), pl.DataFrame(schema=RELIABILITY_SCHEMA)
     targets = predictions.targets
     ece = expected_calibration_error(predictions.probs, targets, n_bins=n_bins)
     bins = pl.DataFrame({k: np.asarray(v) for k, v in reliability_diagram(predictions.probs, targets, n_bins).items()})
@@ -158,8 +173,11 @@ def calibration_tables(predictions_path: str, n_bins: int) -> tuple[pl.DataFrame
 
 
 def classification_table(predictions_path: str) -> pl.DataFrame:
-    """Accuracy and balanced accuracy (multiclass, binary), mAP and macro AUC (every task)."""
+    """Accuracy and balanced accuracy (multiclass, binary), mAP and macro AUC (every task); no rows for a predictions
+    file without rows (a model without a head)."""
     p = read_predictions(predictions_path)
+    if len(p.sample_id) == 0:
+        return pl.DataFrame(schema=METRIC_SCHEMA)
     values = {}
     if p.task == "multilabel":
         one_hot = p.targets
