@@ -95,6 +95,8 @@ rule findings:
         bootstrap="results/analysis/correlation_bootstrap.parquet",
         # Beyond the paper: the verdicts of the similarity-preserving methods, when the study has their grid.
         tradeoff=["results/analysis/tradeoff_verdicts.csv"] if PRESERVING_GRID else [],
+        # ... and of the parameter-efficient methods against Biderman et al., when the study has their grid.
+        peft=["results/analysis/peft_verdicts.csv"] if PEFT_GRID else [],
         # Claim (d) under each similarity measure (rule rulers).
         rulers="results/analysis/rulers_conclusion.csv",
     output:

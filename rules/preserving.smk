@@ -47,7 +47,8 @@ rule wiseft:
         "../workflow/scripts/wiseft.py"
 
 
-# The trade-off of each method against Full and the early prediction of forgetting, with their two figures.
+# The trade-off of each method against Full and the early prediction of forgetting, with their two figures, and the
+# rank of the weight change per block of every trained method on the similarity grid's dataset and pool.
 rule tradeoff:
     input:
         runs="results/tables/runs.parquet",
@@ -55,10 +56,11 @@ rule tradeoff:
         pretrained="results/tables/pretrained.parquet",
         grids="results/tables/grids.parquet",
         space="results/analysis/similarity_space.parquet",
+        weight_change="results/tables/weight_change.parquet",
     output:
         **{
             f"{name}_{kind}": path
-            for name in ("tradeoff", "early_prediction")
+            for name in ("tradeoff", "early_prediction", "change_rank")
             for kind, path in figure_outputs(
                 name, "Similarity-preserving fine-tuning"
             ).items()
@@ -69,6 +71,7 @@ rule tradeoff:
             category="Similarity-preserving fine-tuning",
         ),
         verdicts="results/analysis/tradeoff_verdicts.csv",
+        peft_verdicts="results/analysis/peft_verdicts.csv",
         early=report(
             "results/analysis/early_prediction.csv",
             caption="../workflow/report/early_prediction_table.rst",
@@ -81,13 +84,17 @@ rule tradeoff:
     conda:
         "../envs/cpu.yaml"
     params:
-        grid=config["analysis"]["preserving_grid"],
+        # The trade-off table and figure hold both grids' runs; each verdict reads its own grid ("": none).
+        grid=PRESERVING_GRID or "",
+        peft_grid=PEFT_GRID or "",
         similarity=SIMILARITY_METRIC,
         layer=config["analysis"]["cka_layer"],
         k=config["knn"]["k"],
         eta=config["analysis"]["eta"],
         eps=config["analysis"]["eps"],
         confidence=config["analysis"]["confidence"],
+        # The change_rank figure's dataset and pool (one of each: checked in common.smk).
+        similarity_grid=config["analysis"]["similarity_grid"],
         # WiSE-FT's candidate a for the verdicts, fixed in advance (never picked on test scores).
         verdict_wiseft=wiseft_method(config["preserving"]["wiseft"]["verdict_alpha"]),
     script:

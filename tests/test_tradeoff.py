@@ -12,6 +12,8 @@ from repdrift.analysis.tradeoff import (
     early_prediction,
     paired_verdicts,
     pareto,
+    peft_lines,
+    peft_verdicts,
     run_values,
     tradeoff_table,
     verdict_lines,
@@ -143,6 +145,7 @@ def test_candidates_are_named_in_advance():
     methods = ["full", "linear", "scratch", "l2sp", "lpft", "rift", "wiseft0.25", "wiseft0.5", "wiseft1"]
     assert candidates(methods, "wiseft0.5") == ["l2sp", "lpft", "rift", "wiseft0.5"]
     assert candidates(methods, "wiseft1") == ["l2sp", "lpft", "rift", "wiseft1"]
+    assert candidates([*methods, "lora4", "bitfit", "partial"], "wiseft0.5") == ["l2sp", "lpft", "rift", "wiseft0.5"]
     rows = verdict_rows({"full": (0.8, 0.5), "linear": (0.7, 1.0), "wiseft0.25": (0.8, 0.9), "wiseft0.5": (0.7, 0.6)})
     assert set(rows) == {"wiseft0.5"}  # a = 0.25 would have won on the test set: it is no candidate
     assert rows["wiseft0.5"]["candidates"] == "wiseft0.5"
@@ -175,3 +178,112 @@ def test_early_prediction_beats_the_mean_when_similarity_tells():
     assert forgetting["runs"].to_list() == [10] * 4
     assert forgetting["ratio"][0] == pytest.approx(1.0, abs=0.2)  # epoch 0 tells nothing
     assert forgetting["ratio"][3] < 0.2  # epoch 3 nearly the final similarity
+
+
+def peft_rows(methods, **kwargs):
+    runs, pretrained = study(methods, **kwargs)
+    values = run_values(runs, pretrained, "cka", 5, 20)
+    verdicts = peft_verdicts(values, 0.95)
+    return verdicts, {row["method"]: row for row in verdicts.iter_rows(named=True)}
+
+
+def test_peft_paired_differences_by_hand_and_the_three_parts():
+    # study(): k-NN accuracy 0.6 + similarity / 4, so forgetting moves with similarity; per-seed jitter opposite.
+    verdicts, rows = peft_rows({"full": (0.80, 0.5), "lora2": (0.78, 0.7), "lora8": (0.79, 0.6)}, seeds=range(4))
+    lora = rows["lora2"]
+    score = np.array([100 * (0.78 - 0.80 - 0.002 * (s - 1)) for s in range(4)])  # jitter: -0.001 (s-1) twice
+    half = 3.1824463 * score.std(ddof=1) / 2  # t(0.975, 3), sqrt(4)
+    assert (lora["score_diff"], lora["score_lo"], lora["score_hi"]) == pytest.approx(
+        (score.mean(), score.mean() - half, score.mean() + half)
+    )
+    similarity = np.array([0.2 - 0.002 * (s - 1) for s in range(4)])
+    assert lora["similarity_diff"] == pytest.approx(similarity.mean())
+    assert lora["forgetting_diff"] == pytest.approx(100 * 0.2 / 4)  # k-NN accuracy (0.6 + similarity / 4) in points
+    assert (lora["learns_less"], lora["forgets_less"], lora["keeps_more"], lora["verdict"]) == (
+        "agrees",
+        "agrees",
+        "agrees",
+        "agrees",
+    )
+    assert set(verdicts["claim_verdict"]) == {"agrees"} and lora["seeds"] == 4
+
+
+@pytest.mark.parametrize(
+    "lora, parts, claim",
+    [
+        ((0.82, 0.7), ("disagrees", "agrees", "agrees"), "disagrees"),  # learns more than Full
+        ((0.78, 0.3), ("agrees", "disagrees", "disagrees"), "disagrees"),  # forgets more, keeps less
+        ((0.80, 0.7), ("inconclusive", "agrees", "agrees"), "inconclusive"),  # the score interval spans 0
+    ],
+)
+def test_peft_verdict_flips_with_each_part(lora, parts, claim):
+    verdicts, rows = peft_rows({"full": (0.80, 0.5), "lora4": lora, "bitfit": (0.5, 0.1)})
+    assert (rows["lora4"]["learns_less"], rows["lora4"]["forgets_less"], rows["lora4"]["keeps_more"]) == parts
+    assert set(verdicts["claim_verdict"]) == {claim}  # judged on LoRA only: BitFit's numbers are beside it
+    assert rows["bitfit"]["verdict"] == "disagrees"  # it forgets more and keeps less, but is no part of the claim
+
+
+def test_peft_claim_needs_every_rank_and_lists_every_method():
+    verdicts, rows = peft_rows({"full": (0.80, 0.5), "lora2": (0.78, 0.7), "lora8": (0.80, 0.7), "rift": (0.8, 0.9)})
+    assert set(rows) == {"lora2", "lora8"}  # RIFT is a preserving method: the trade-off verdicts judge it
+    assert rows["lora2"]["verdict"] == "agrees" and rows["lora8"]["verdict"] == "inconclusive"
+    assert set(verdicts["claim_verdict"]) == {"inconclusive"}
+    (line,) = peft_lines(verdicts)
+    assert "lora2: score -2.0 points" in line
+    assert line.endswith("(every rank; a rank disagrees at 97.5%): inconclusive.")
+
+
+def test_peft_with_one_seed_has_no_interval_and_no_verdict():
+    _, rows = peft_rows({"full": (0.80, 0.5), "lora2": (0.70, 0.9)}, seeds=[0])
+    assert rows["lora2"]["verdict"] == "inconclusive" and np.isnan(rows["lora2"]["score_lo"])
+
+
+@pytest.mark.parametrize("seeds, width", [(range(2), "12.7 standard errors"), (range(5), "2.8 standard errors")])
+def test_the_findings_page_says_what_the_paired_seeds_can_conclude(tmp_path, seeds, width):
+    from repdrift.analysis.findings import Claim, write_findings_page
+
+    verdicts, _ = peft_rows({"full": (0.80, 0.5), "lora2": (0.78, 0.7)}, seeds=seeds)
+    facts = dict(runs_per_backbone={}, study_runs=0, estimator="biased", layer="final", samples="n", grid="g", k=20)
+    facts |= dict(confidence=0.95, missing={})
+    page = tmp_path / "findings.html"
+    beyond = ["isic, vit (cls): candidates rift against Full ..."]
+    write_findings_page([Claim("a", "t", "p", "r")], facts, page, beyond, peft=verdicts, beyond_seeds=len(seeds))
+    text = page.read_text()
+    assert "<h3>Beyond the paper: parameter-efficient fine-tuning</h3>" in text
+    # once for the preserving section, once for the PEFT one, each with the t quantile of its seeds
+    assert text.count(f"With {len(seeds)} paired seeds, a t interval is {width} wide on each side (95%)") == 2
+    assert "lora2: score" in text
+
+
+def paired(diffs: dict[str, dict[str, list[float]]], seeds=(0, 1, 2)) -> pl.DataFrame:
+    """run_values rows: Full at 0 everywhere, each method at its per-seed differences (score and forgetting as
+    fractions, so that the verdicts' points are 100 x these)."""
+    rows = [dict(KEYS, method="full", seed=s, score=0.0, forgetting=0.0, similarity=0.0) for s in seeds]
+    for method, columns in diffs.items():
+        rows += [
+            dict(KEYS, method=method, seed=s, **{c: v[i] for c, v in columns.items()}) for i, s in enumerate(seeds)
+        ]
+    return pl.DataFrame(rows)
+
+
+def test_keeping_similarity_is_shown_but_no_part_of_biderman_et_al():
+    # Learns less and forgets less, keeps less of the pre-trained representation: agrees with the claim.
+    lora = dict(score=[-0.02, -0.03, -0.025], forgetting=[0.01, 0.012, 0.011], similarity=[-0.1, -0.12, -0.11])
+    verdicts = peft_verdicts(paired({"lora4": lora}), 0.95)
+    row = verdicts.row(0, named=True)
+    assert (row["learns_less"], row["forgets_less"], row["keeps_more"]) == ("agrees", "agrees", "disagrees")
+    assert row["verdict"] == row["claim_verdict"] == "agrees"
+
+
+def test_a_rank_disagrees_only_with_intervals_widened_for_the_number_of_ranks():
+    # lora8 learns more: +1.5 points [+0.26, +2.74] at 95 % (3 seeds: t 4.30), [-0.29, +3.29] at 97.5 % (t 6.21).
+    more = dict(score=[0.010, 0.015, 0.020], forgetting=[0.01, 0.011, 0.012], similarity=[0.1, 0.1, 0.1])
+    unsure = dict(score=[-0.02, 0.01, -0.03], forgetting=[0.01, -0.011, 0.012], similarity=[0.1, 0.1, 0.1])
+    alone = peft_verdicts(paired({"lora8": more}), 0.95).row(0, named=True)
+    half = 4.302653 * 0.5 / 3**0.5  # t(0.975, 2) x sd / sqrt(3)
+    assert (alone["score_lo"], alone["score_hi"]) == pytest.approx((1.5 - half, 1.5 + half))
+    assert alone["verdict"] == alone["claim_verdict"] == "disagrees" and alone["claim_confidence"] == 0.95
+    both = {r["method"]: r for r in peft_verdicts(paired({"lora8": more, "lora2": unsure}), 0.95).iter_rows(named=True)}
+    assert both["lora8"]["verdict"] == "disagrees" and both["lora8"]["verdict_widened"] == "inconclusive"
+    assert both["lora8"]["claim_confidence"] == pytest.approx(0.975)
+    assert both["lora8"]["claim_verdict"] == "inconclusive"

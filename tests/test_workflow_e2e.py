@@ -26,11 +26,20 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
+# Beside the tiny study (here, not in tests/e2e/config.yaml, which the resume and Slurm tests share): a model of
+# one's own made from a trained run's file, imported (rule import_external) and measured as any run.
+FULL_RUN, EXTERNAL_RUN = "isic/vit/full-cls/seed0", "isic/vit/external-cls/seed0"
+EXTERNAL = f"""
+external_models:
+  - {{dataset: isic, backbone: vit, pool: cls, seed: 0, path: results/runs/{FULL_RUN}/model.safetensors}}
+"""
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("study")
     (workdir / "config").mkdir()
-    shutil.copy(REPO / "tests/e2e/config.yaml", workdir / "config/config.yaml")
+    (workdir / "config/config.yaml").write_text((REPO / "tests/e2e/config.yaml").read_text() + EXTERNAL)
     snakemake(workdir)
     return workdir
 
@@ -38,8 +47,8 @@ def study(tmp_path_factory) -> Path:
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
     # table1, tasks, the similarity study's extra seed, the preserving grid's (4 trained + 2 WiSE-FT a) x 2 seeds
-    # and its Linear run of seed 1 (seed 0's is table1's)
-    assert runs["run"].n_unique() == 12 + 4 + 1 + 12 + 1
+    # and its Linear run of seed 1 (seed 0's is table1's), and the external model
+    assert runs["run"].n_unique() == 12 + 4 + 1 + 12 + 1 + 1
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
@@ -104,6 +113,7 @@ FIGURES = (
     "knn_forgetting",
     "tradeoff",
     "early_prediction",
+    "change_rank",
     "agreement",
     "rulers",
 )
@@ -153,6 +163,85 @@ def test_figures_tables_and_report(study):
     snakemake(study, "--report", "results/report.html")
     report = (study / "results/report.html").read_text()
     assert len(report) > 1_000_000 and "Mean similarity after epoch 2" in report
+
+
+def test_an_external_model_measures_exactly_as_the_run_that_trained_it(study):
+    # The Full run's own model file imported back: every measurement equal, bit for bit (a fine-tune's test
+    # evaluation and k-NN extraction, repeated), less what only training has (the test loss of its last epoch).
+    runs = pl.read_parquet(study / "results/tables/runs.parquet")
+    mine, theirs = (
+        runs.filter(pl.col("run") == run).select("metric", "layer", "value").sort("metric", "layer")
+        for run in (EXTERNAL_RUN, FULL_RUN)
+    )
+    theirs = theirs.filter(pl.col("metric") != "test_loss")
+    assert mine.select("metric", "layer").equals(theirs.select("metric", "layer"))
+    for metric in ("cka", "cka_debiased", "knn@5", "knn_ece@5", "score", "ece", "accuracy", "auc", "rsa"):
+        assert metric in set(mine["metric"]), metric
+    np.testing.assert_array_equal(mine["value"].to_numpy(), theirs["value"].to_numpy())
+    assert runs.filter(pl.col("run") == EXTERNAL_RUN)["method"].unique().to_list() == ["external"]
+    grids = pl.read_parquet(study / "results/tables/grids.parquet").filter(pl.col("run") == EXTERNAL_RUN)
+    assert grids["grid"].to_list() == ["external"]
+    trajectory = pl.read_parquet(study / "results/tables/trajectories.parquet").filter(pl.col("run") == EXTERNAL_RUN)
+    assert set(trajectory["epoch"]) == {0, 1} and set(trajectory["metric"]) >= {"cka", "procrustes"}
+    # Never trained, measured once; on the findings page beside the Full runs of its cell; in no paper analysis.
+    assert not (study / f"results/logs/finetune/{EXTERNAL_RUN}.log").exists()
+    page = (study / "results/findings.html").read_text()
+    assert "<h3>Your own fine-tuned models</h3>" in page and EXTERNAL_RUN in page
+    for path in ("analysis/similarity_space.parquet", "analysis/correlation_points.parquet"):
+        assert EXTERNAL_RUN not in pl.read_parquet(study / "results" / path)["run"].to_list(), path
+    assert "external" not in pl.read_csv(study / "results/tables/table1.csv")["method"].to_list()
+
+
+def readme_config(section: str = "## Your own data and models") -> dict:
+    """The README's config/mine.yaml: the first yaml block of its section."""
+    import yaml
+
+    text = (REPO / "README.md").read_text()
+    body = text[text.index(section) :]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", body, re.DOTALL).group(1))
+
+
+def test_the_readmes_own_data_and_models_example_runs(study, tmp_path):
+    # Its lines as written, the paths pointed at a tiny csv dataset, a random ViT-S as the pre-trained weights and a
+    # timm state_dict with a head as the model of one's own; the README's commands on the finished study.
+    import data_fixtures as fx
+    import timm
+    import torch
+    import yaml
+
+    from repdrift.models import save_backbone_weights
+
+    mine = readme_config()
+    entry, backbone = mine["external_models"][0], mine["backbones"]["vit_s16"]
+    mine["datasets"]["mine"]["root"] = str(fx.labelled_csv(tmp_path / "mine", classes=entry["classes"], per_class=40))
+    weights = tmp_path / "vit_s16.safetensors"
+    save_backbone_weights(timm.create_model(backbone["arch"], pretrained=False, num_classes=0), weights)
+    backbone["weights"] = str(weights)
+    model = timm.create_model(backbone["arch"], pretrained=False, num_classes=len(entry["classes"]))
+    entry["path"] = str(tmp_path / "vit_s16_on_mine.pth")
+    torch.save(model.state_dict(), entry["path"])
+    (study / "config/mine.yaml").write_text(yaml.safe_dump(mine))
+    try:
+        args = ("--configfile", "config/config.yaml", "config/mine.yaml")
+        jobs = jobs_after(study, lambda text: text, *args)
+        runs = [f"results/runs/mine/vit_s16/{m}-cls/seed0" for m in ("full", "linear", "external")]
+        assert {rule: sorted(jobs[rule]) for rule in STAGES + ("import_external",) if rule in jobs} == {
+            "prepare_dataset": ["results/data/mine/manifest.parquet"],
+            "finetune": [f"{runs[0]}/model.safetensors"],
+            "linear_probe": [f"{runs[1]}/model.safetensors"],
+            "import_external": [f"{runs[2]}/model.safetensors"],
+            "pretrained_features": [f"results/pretrained/vit_s16/features/{d}.h5" for d in ("mine", "natural")],
+            "measure": sorted(f"{run}/cka.parquet" for run in runs),
+        }
+        # The import and its measurement, for real (the grid's runs would fine-tune a ViT-S: the dry run above).
+        snakemake(study, *args, f"{runs[2]}/cka.parquet")
+        scores = pl.read_parquet(study / runs[2] / "classification.parquet")
+        assert set(scores["metric"]) == {"accuracy", "balanced_accuracy", "map", "auc"}
+        assert (
+            pl.read_parquet(study / runs[2] / "cka.parquet").height == 3 * 13
+        )  # epochs 0, 1, final x 12 blocks + final
+    finally:
+        (study / "config/mine.yaml").unlink()
 
 
 def dry_run_after(study: Path, edit) -> str:
@@ -349,7 +438,7 @@ def test_forcerun_names_a_stage_and_reruns_every_run_of_it(study):
     assert sorted(jobs["measure"]) == sorted(f"results/runs/{run}/cka.parquet" for run in runs)
     assert set(jobs) - {"measure"} <= STUDY_WIDE
     trained = jobs_after(study, lambda text: text, "--forcerun", "finetune")["finetune"]
-    assert len(trained) == sum("/linear-" not in run and "/wiseft" not in run for run in runs)
+    assert len(trained) == sum(not re.search("/(linear|wiseft|external)", run) for run in runs)
 
 
 def test_a_new_csv_dataset_schedules_only_its_own_jobs(study, tmp_path):
@@ -393,3 +482,43 @@ def test_removing_a_grid_reruns_only_the_study_wide_steps(study):
     jobs = jobs_after(study, lambda text: re.sub(r"\n  tasks:\n(    .*\n)+", "\n", text))
     assert jobs and set(jobs) <= STUDY_WIDE, jobs
     assert "aggregate" in jobs
+
+
+def test_the_rank_of_the_change_of_every_trained_run(study):
+    from repdrift.metrics.spectrum import energy_rank
+    from repdrift.study import METHODS, base_method
+
+    runs = pl.read_parquet(study / "results/tables/runs.parquet")
+    trained = {
+        r for r, m in runs.select("run", "method").unique().iter_rows() if METHODS[base_method(m)].kind == "trained"
+    }
+    table = pl.read_parquet(study / "results/tables/weight_change.parquet")
+    assert set(table["run"]) == trained and table.height == len(trained) * 2 * 4  # 2 blocks x qkv, proj, fc1, fc2
+    assert (table["full_rank"] == 32).all() and (table["energy"] == 0.9).all()
+    assert table["rank"].is_between(0, 32).all() and (table["relative_change"] >= 0).all()
+    full = table.filter(pl.col("method") == "full")
+    assert (full["rank"] >= 1).all() and (full["relative_change"] > 0).all()  # every matrix moved
+    # The study table's ranks are the per-run file's singular values at the configured energy.
+    own = pl.read_parquet(study / "results/runs/isic/vit/full-cls/seed0/weight_change.parquet")
+    mine = table.filter(pl.col("run") == "isic/vit/full-cls/seed0").sort("block", "matrix")
+    assert mine["rank"].to_list() == [energy_rank(s, 0.9) for s in own.sort("block", "matrix")["singular_values"]]
+    assert not any((study / "results/runs").glob("*/*/linear-*/seed*/weight_change.parquet"))
+    assert not any((study / "results/runs").glob("*/*/wiseft*/seed*/weight_change.parquet"))
+    # runs.parquet: the per-run medians beside the other measurements; the trade-off table's column.
+    ranks = runs.filter(pl.col("metric") == "change_rank")
+    assert set(ranks["run"]) == trained and ranks["layer"].is_null().all()
+    fractions = runs.filter(pl.col("metric") == "change_rank_fraction")["value"]
+    assert fractions.is_between(0, 1).all()
+    tradeoff = {
+        row["method"]: row for row in pl.read_csv(study / "results/analysis/tradeoff.csv").iter_rows(named=True)
+    }
+    assert tradeoff["full"]["change_rank"] >= 1
+    assert tradeoff["linear"]["change_rank"] is None or np.isnan(tradeoff["linear"]["change_rank"])
+    caption = (study / "results/figures/change_rank.rst").read_text()
+    assert "90 %" in caption and "isic (cls pool)" in caption and "vit: " in caption
+
+
+def test_the_change_energy_reruns_no_training(study):
+    rerun = rules_rerun_after(study, lambda text: text + "\nanalysis: {change_energy: 0.5}\n")
+    assert {"aggregate", "tradeoff"} <= rerun
+    assert rerun.isdisjoint({"finetune", "linear_probe", "wiseft", "measure", "pretrained_features"})

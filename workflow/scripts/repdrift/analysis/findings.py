@@ -741,11 +741,20 @@ td ul{margin:0;padding-left:1.1em}small{color:#555}"""
 
 
 def write_findings_page(
-    claims: list[Claim], facts: dict, path: str | Path, beyond: list[str] = (), rulers: list[dict] = ()
+    claims: list[Claim],
+    facts: dict,
+    path: str | Path,
+    beyond: list[str] = (),
+    rulers: list[dict] = (),
+    peft=None,
+    external: list[dict] = (),
+    beyond_seeds: int | None = None,
 ) -> None:
     """The page; `beyond` holds the verdict lines of the similarity-preserving methods (repdrift.analysis.tradeoff),
+    `beyond_seeds` their fewest paired seeds,
     `rulers` the paper's correlation conclusion under each similarity measure (repdrift.analysis.rulers,
-    rulers_conclusion.csv)."""
+    rulers_conclusion.csv), `peft` the parameter-efficient methods' verdicts (peft_verdicts.csv) or None,
+    `external` the external models beside the Full runs (`external_rows`)."""
     e = html.escape
     runs = ", ".join(f"{b} {n}" for b, n in facts["runs_per_backbone"].items())
     head = (
@@ -832,11 +841,167 @@ def write_findings_page(
             "with its t interval. A candidate agrees when the interval of its score difference lies above -1 point "
             "and that of its gain above +30 %, disagrees when either lies on the other side; a cell agrees when a "
             "candidate does with intervals widened for the number of candidates (Bonferroni), disagrees when all "
-            "do (results/analysis/tradeoff_verdicts.csv):</p><ul>"
+            f"do. {_seed_power(beyond_seeds, confidence=facts['confidence'])}"
+            "(results/analysis/tradeoff_verdicts.csv)</p><ul>"
             + "".join(f"<li>{e(line)}</li>" for line in beyond)
             + "</ul>"
         )
+    if peft is not None:
+        rule += _peft_section(peft, facts["confidence"])
+    if external:
+        rule += _external_section(list(external), facts)
     Path(path).write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Findings</title>"
         f"<style>{STYLE}</style></head><body>{head}{table}{rule}</body></html>\n"
+    )
+
+
+def _seed_power(seeds: int | None, alike: str = "the methods are alike", confidence: float = 0.95) -> str:
+    """What `seeds` paired seeds can conclude: the width of a t interval in standard errors (empty when unknown)."""
+    from scipy import stats
+
+    if seeds is None:
+        return ""
+    if seeds < 2:
+        return "With fewer than two paired seeds there is no interval, and every part is inconclusive. "
+    width = stats.t.ppf(0.5 + confidence / 2, seeds - 1)
+    return (
+        f"With {_plural(seeds, 'paired seed')}, a t interval is {width:.1f} standard errors wide on each side "
+        f"({confidence:.0%}): only a difference far larger than its spread between seeds gets a verdict, so an "
+        f"inconclusive part here says the grid is too small to tell, not that {alike}. "
+    )
+
+
+def _peft_section(verdicts, confidence: float) -> str:
+    """The verdict against Biderman et al. 2024 per cell of the PEFT grid (repdrift.analysis.tradeoff.peft_verdicts),
+    with what its number of seeds lets it conclude."""
+    from repdrift.analysis.tradeoff import peft_lines
+
+    e = html.escape
+    if verdicts.height == 0:
+        return "<h3>Beyond the paper: parameter-efficient fine-tuning</h3><p>No run of the PEFT grid was measured.</p>"
+    power = _seed_power(int(verdicts["seeds"].min()), "LoRA and Full are alike", confidence)
+    items = "".join(
+        f"<li class='{cell['claim_verdict'][0]}'>{e(line)}</li>"
+        for line, (_, cell) in zip(
+            peft_lines(verdicts), verdicts.group_by(["dataset", "backbone", "pool"], maintain_order=True)
+        )
+    )
+    return (
+        '<h3>Beyond the paper: parameter-efficient fine-tuning</h3><p>Biderman et al. 2024 ("LoRA Learns Less and '
+        'Forgets Less", TMLR) report for language models that LoRA learns less of the target domain and forgets '
+        "less of the source than full fine-tuning. Here, per cell of the PEFT grid (analysis.peft_grid), each "
+        "parameter-efficient run method against Full of the same seeds, trained with the same recipe and epochs "
+        "(a comparison at equal training, not at a matched score) and at lr_scale x Full's learning rate "
+        "(preserving.<method>.lr_scale; Biderman et al. found LoRA's best rate about ten times full "
+        "fine-tuning's): the mean per-seed difference of the test score in points (learns less: below 0) and of "
+        "k-NN forgetting on the natural domain in points (forgets less: above 0, a smaller drop of k-NN accuracy, "
+        "this study's measure of forgetting where Biderman et al. score source-domain benchmarks), each with its t "
+        "interval; a method agrees when both parts agree, disagrees when either disagrees. Beside them, not part "
+        "of the claim, the difference of the final similarity to the pre-trained model in the page's measure "
+        "(keeps more: above 0). The claim is judged on LoRA: it agrees when every rank agrees, disagrees when some "
+        "rank disagrees with its intervals widened for the number of ranks (Bonferroni). BitFit and partial "
+        f"fine-tuning are measured beside it. {power}(results/analysis/peft_verdicts.csv; the rank of each "
+        f"method's weight change is in the report's change_rank figure.)</p><ul>{items}</ul>"
+    )
+
+
+# ---- Your own fine-tuned models ------------------------------------------------------------------------------------
+# Each run of `external_models` (method `external`, repdrift.training.external) beside the Full runs of its dataset,
+# backbone and pool: shown, not judged (a model made elsewhere, by a recipe this study does not know).
+EXTERNAL_VALUES = ("similarity", "forgetting", "knn_ece", "score", "ece")
+
+
+def external_rows(
+    runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int | str, k: int
+) -> list[dict]:
+    """One dict per external run: its keys, `similarity` (the `similarity` metric at `layer`, `final` = each run's
+    final representation), `forgetting` (the pre-trained model's k-NN accuracy minus the run's, in points), `knn_ece`,
+    `score` and `ece` (None without a head), each also as `full_<value>`, the mean over the Full runs of its dataset,
+    backbone and pool (None without any), with `full_runs` their number."""
+    before = pretrained.filter(pl.col("metric") == knn_metric(k)).select("backbone", "pool", pre="value")
+
+    def values(method: str) -> pl.DataFrame:
+        mine = runs.filter(pl.col("method") == method)
+        last = mine.filter(pl.col("metric") == similarity).group_by("run").agg(last=pl.col("layer").max())
+        at = last.with_columns(at=pl.col("last") if layer == "final" else pl.lit(layer, pl.Int64))
+        sim = mine.join(at, on="run").filter((pl.col("metric") == similarity) & (pl.col("layer") == pl.col("at")))
+        wide = mine.filter(pl.col("layer").is_null()).pivot(
+            on="metric", index=["run", "dataset", "backbone", "pool", "seed"], values="value"
+        )
+        for name in ("score", "ece", knn_metric(k), knn_ece_metric(k)):
+            if name not in wide.columns:
+                wide = wide.with_columns(pl.lit(None, pl.Float64).alias(name))
+        return (
+            wide.join(sim.select("run", similarity=pl.col("value")), on="run", how="left")
+            .join(before, on=["backbone", "pool"], how="left")
+            .select(
+                "run",
+                "dataset",
+                "backbone",
+                "pool",
+                "seed",
+                "similarity",
+                forgetting=100 * (pl.col("pre") - pl.col(knn_metric(k))),
+                knn_ece=pl.col(knn_ece_metric(k)),
+                score=pl.col("score"),
+                ece=pl.col("ece"),
+            )
+        )
+
+    external = values("external")
+    if external.height == 0:
+        return []
+    cell = ["dataset", "backbone", "pool"]
+    full = (
+        values("full")
+        .group_by(cell)
+        .agg(pl.len().alias("full_runs"), *(pl.col(v).mean().alias(f"full_{v}") for v in EXTERNAL_VALUES))
+    )
+    return external.join(full, on=cell, how="left").sort("run").to_dicts()
+
+
+def _external_section(rows: list[dict], facts: dict) -> str:
+    """The page's section on the external models (`external_rows`)."""
+    e = html.escape
+
+    def number(value, digits: int = 3) -> str:
+        return "&ndash;" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+    cells = []
+    for row in rows:
+        full = row.get("full_runs")
+        mine = [number(row[v], 2 if v == "forgetting" else 3) for v in EXTERNAL_VALUES]
+        theirs = [number(row.get(f"full_{v}"), 2 if v == "forgetting" else 3) for v in EXTERNAL_VALUES]
+        cells.append(
+            f"<tr><td><code>{e(row['run'])}</code></td>"
+            + "".join(f"<td>{m}</td>" for m in mine)
+            + (
+                f"<td>{_plural(full, 'run')}: " + ", ".join(theirs) + "</td></tr>"
+                if full
+                else "<td>no Full run of this dataset, backbone and pool</td></tr>"
+            )
+        )
+    header = "".join(
+        f"<th>{e(name)}</th>"
+        for name in (
+            "run",
+            "similarity",
+            "k-NN forgetting (points)",
+            "k-NN ECE",
+            "score",
+            "ECE",
+            "Full runs (mean: similarity, forgetting, k-NN ECE, score, ECE)",
+        )
+    )
+    return (
+        "<h3>Your own fine-tuned models</h3><p>Each model of the config's <code>external_models</code>, imported "
+        "from its file (rule import_external, never trained) and measured as every run is: its similarity to its "
+        f"backbone's pre-trained weights (linear CKA, {e(facts['estimator'])} estimator, {e(facts['layer'])}), its "
+        f"k-NN forgetting on the natural domain (the pre-trained model's k-NN accuracy at k = {facts['k']} minus "
+        "the model's, in points) and the natural-domain ECE of its k-NN vote, and, when its file has a head and "
+        "its label order is known, its test score and ECE on the target dataset (&ndash; without). Beside each, the "
+        "mean over this study's Full runs of the same dataset, backbone and pool. Shown, not judged: no verdict "
+        "reads these runs (results/tables/runs.parquet, method <code>external</code>).</p>"
+        f"<table><tr>{header}</tr>{''.join(cells)}</table>"
     )

@@ -5,8 +5,9 @@ forgetting be told from the first epochs?
 over seeds with its t confidence interval (clipped to the quantity's range) of the task score, the final similarity (the
 configured CKA estimator and layer), k-NN forgetting (the run's k-NN accuracy on the natural domain minus its pre-
 trained backbone's) and the natural-domain ECE (`knn_ece@k`), the change against Full (score in points, similarity in
-%), the share of runs inside T_X(eta, eps) and whether the method is on the Pareto front of mean score against mean
-similarity (no other method of its cell is at least as good on both and better on one).
+%), the share of runs inside T_X(eta, eps), whether the method is on the Pareto front of mean score against mean
+similarity (no other method of its cell is at least as good on both and better on one) and `change_rank`, the median
+over seeds of the rank of the weight change (runs.parquet's change_rank; NaN for Linear and WiSE-FT).
 
 `paired_verdicts`: per dataset, backbone and pool, every candidate named in advance (`candidates`: the grid's
 preserving methods, WiSE-FT at the a fixed in the config) against Full of the same seeds: per-seed differences, their
@@ -30,7 +31,7 @@ import polars as pl
 
 from repdrift.analysis.paper import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
 from repdrift.report.plots import similarity_axis
-from repdrift.study import PAPER_METHODS
+from repdrift.study import METHODS, base_method
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
 CELL = ["dataset", "backbone", "pool"]
@@ -39,9 +40,12 @@ QUANTITIES = ("score", "similarity", "forgetting", "knn_ece")
 
 def run_values(runs: pl.DataFrame, pretrained: pl.DataFrame, similarity: str, layer: int, k: int) -> pl.DataFrame:
     """One row per run: score, similarity (the configured measure), both CKA estimators (`cka`, `cka_debiased`, for
-    the verdicts), forgetting, knn_ece (repdrift.analysis.paper.per_run_values)."""
+    the verdicts), forgetting, knn_ece (repdrift.analysis.paper.per_run_values) and `change_rank` (the median rank of
+    the weight change of a trained run's block matrices, repdrift.analysis.weight_change; null for the others)."""
     measures = list(dict.fromkeys([similarity, "cka", "cka_debiased"]))
     values = per_run_values(runs, pretrained, measures, layer, k)
+    ranks = runs.filter(pl.col("metric") == "change_rank").select("run", change_rank="value")
+    values = values.join(ranks, on="run", how="left")
     return values.with_columns(similarity=pl.col(similarity)).drop("knn", "knn_pretrained")
 
 
@@ -73,6 +77,8 @@ def tradeoff_table(
         known = group["inside"].drop_nulls()
         row["in_tx"] = float(known.mean()) if known.len() else math.nan
         row["in_tx_runs"] = known.len()
+        ranks = group["change_rank"].drop_nulls() if "change_rank" in group.columns else pl.Series([], dtype=pl.Float64)
+        row["change_rank"] = float(ranks.median()) if ranks.len() else math.nan  # median over seeds; trained runs only
         rows.append(row)
     table = pl.DataFrame(rows)
     full = table.filter(pl.col("method") == "full").select(*CELL, full_score="score", full_similarity="similarity")
@@ -96,11 +102,15 @@ AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive"
 
 
 def candidates(methods, verdict_wiseft: str) -> list[str]:
-    """The methods a verdict compares with Full, named before any test score is read: every preserving method of
-    the grid, WiSE-FT only as `verdict_wiseft`, the run method of the a fixed in advance (repdrift.study
-    `wiseft_method` of `preserving.wiseft.verdict_alpha`), never the paper's own."""
+    """The methods a verdict compares with Full, named before any test score is read: every similarity-preserving
+    method of the grid (repdrift.study family `preserving`), WiSE-FT only as `verdict_wiseft`, the run method of the a
+    fixed in advance (repdrift.study `wiseft_method` of `preserving.wiseft.verdict_alpha`); never the paper's own, nor
+    the parameter-efficient ones, which the verdict against Biderman et al. judges."""
 
-    return sorted(m for m in set(methods) - set(PAPER_METHODS) if not m.startswith("wiseft") or m == verdict_wiseft)
+    def preserving(m: str) -> bool:
+        return base_method(m) in METHODS and METHODS[base_method(m)].family == "preserving"
+
+    return sorted(m for m in set(methods) if preserving(m) and (not m.startswith("wiseft") or m == verdict_wiseft))
 
 
 def _band(lo: float, hi: float, bound: float) -> str:
@@ -217,6 +227,112 @@ def verdict_lines(verdicts: pl.DataFrame) -> list[str]:
     return lines
 
 
+# --- parameter-efficient fine-tuning against Biderman et al. 2024 ---------------------------------------------------
+# "LoRA Learns Less and Forgets Less" (TMLR 2024), for language models: against full fine-tuning, LoRA learns less of
+# the target domain and forgets less of the source. Read here as paired comparisons with Full of the same seeds, on
+# the grid `analysis.peft_grid`, at the same recipe and number of epochs (not at a matched score): the score
+# difference below 0 (learns less) and the k-NN forgetting difference above 0 (a smaller drop of natural-domain k-NN
+# accuracy, this study's measure of forgetting: forgets less) are the claim; the similarity difference above 0 (keeps
+# more of the pre-trained representation) is this study's own question, which Biderman et al. do not measure, shown
+# beside it and no part of the verdict. BitFit and partial fine-tuning are measured the same way; the claim is
+# judged on LoRA's ranks.
+PEFT_PARTS = (  # (column, name of the part, the sign the claim gives the difference from Full)
+    ("score", "learns_less", -1),
+    ("forgetting", "forgets_less", +1),
+    ("similarity", "keeps_more", +1),
+)
+PEFT_CLAIM = ("learns_less", "forgets_less")  # Biderman et al.'s two parts; keeps_more is shown beside them
+
+
+def _signed_band(lo: float, hi: float, sign: int) -> str:
+    """`agrees` when the interval lies on the claim's side of 0, `disagrees` on the other, else inconclusive."""
+    return _band(lo, hi, 0.0) if sign > 0 else _band(-hi, -lo, 0.0)
+
+
+def _combined(parts: list[str]) -> str:
+    return AGREES if set(parts) == {AGREES} else DISAGREES if DISAGREES in parts else INCONCLUSIVE
+
+
+def peft_verdicts(values: pl.DataFrame, confidence: float) -> pl.DataFrame:
+    """Per cell and parameter-efficient run method (repdrift.study family `peft`: each LoRA rank, BitFit, partial):
+    the per-seed differences from Full of the same seed, their means and t intervals (score and forgetting in points,
+    similarity in the configured measure's units) and each part's verdict; a method agrees with Biderman et al. when
+    it learns less and forgets less (both intervals on the claim's side of 0), disagrees when either lies on the
+    other side; `keeps_more` is judged alike but is no part of it. A cell's `claim_verdict` judges LoRA: agrees when
+    every rank agrees; disagrees when some rank disagrees with its intervals widened for the number of ranks
+    (Bonferroni at `claim_confidence`: each rank is one more chance to disagree); else, or without LoRA runs,
+    inconclusive."""
+    rows = []
+    for key, cell in values.group_by(*CELL, maintain_order=True):
+        full = cell.filter(pl.col("method") == "full")
+        methods = sorted(
+            m
+            for m in cell["method"].unique()
+            if METHODS.get(base_method(m)) and METHODS[base_method(m)].family == "peft"
+        )
+        ranks = sum(base_method(m) == "lora" for m in methods)
+        wide = 1 - (1 - confidence) / max(ranks, 1)
+        for method in methods:
+            pairs = full.join(cell.filter(pl.col("method") == method), on="seed", suffix="_m").sort("seed")
+            row = dict(zip(CELL, key), method=method, seeds=pairs.height, claim_confidence=wide)
+            row["unpaired_seeds"] = ", ".join(
+                map(str, sorted(set(full["seed"]) ^ set(cell.filter(pl.col("method") == method)["seed"])))
+            )
+            widened = []
+            for column, name, sign in PEFT_PARTS:
+                scale = 1.0 if column == "similarity" else 100.0  # points
+                diff = scale * (pairs[f"{column}_m"] - pairs[column]).to_numpy()
+                row[f"{column}_diff"], row[f"{column}_lo"], row[f"{column}_hi"], _ = mean_ci(diff, confidence)
+                row[name] = _signed_band(row[f"{column}_lo"], row[f"{column}_hi"], sign)
+                if name in PEFT_CLAIM:
+                    _, lo, hi, _ = mean_ci(diff, wide)
+                    widened.append(_signed_band(lo, hi, sign))
+            row["verdict"] = _combined([row[name] for name in PEFT_CLAIM])
+            row["verdict_widened"] = _combined(widened)
+            rows.append(row)
+    frame = pl.DataFrame(rows)
+    if frame.height == 0:
+        return frame
+    lora = frame.filter(pl.col("method").map_elements(base_method, return_dtype=pl.Utf8) == "lora")
+    claim = lora.group_by(CELL).agg(
+        claim_verdict=pl.when((pl.col("verdict") == AGREES).all())
+        .then(pl.lit(AGREES))
+        .when((pl.col("verdict_widened") == DISAGREES).any())
+        .then(pl.lit(DISAGREES))
+        .otherwise(pl.lit(INCONCLUSIVE))
+    )
+    return (
+        frame.join(claim, on=CELL, how="left")
+        .with_columns(pl.col("claim_verdict").fill_null(INCONCLUSIVE))
+        .sort(*CELL, "method")
+    )
+
+
+def peft_lines(verdicts: pl.DataFrame) -> list[str]:
+    """One sentence per cell for the findings page: each method's paired differences from Full, its verdicts."""
+    lines = []
+    for key, cell in verdicts.group_by(*CELL, maintain_order=True):
+        parts = []
+        for r in cell.iter_rows(named=True):
+            missing = f", seed {r['unpaired_seeds']} unpaired" if r["unpaired_seeds"] else ""
+            parts.append(
+                f"{r['method']}: score {r['score_diff']:+.1f} points [{r['score_lo']:+.1f}, {r['score_hi']:+.1f}] "
+                f"(learns less: {r['learns_less']}), k-NN forgetting {r['forgetting_diff']:+.1f} points "
+                f"[{r['forgetting_lo']:+.1f}, {r['forgetting_hi']:+.1f}] (forgets less: {r['forgets_less']}), "
+                f"similarity {r['similarity_diff']:+.3f} [{r['similarity_lo']:+.3f}, {r['similarity_hi']:+.3f}] "
+                f"(keeps more: {r['keeps_more']}); {r['seeds']} paired seeds{missing}: learns less and forgets "
+                f"less: {r['verdict']}"
+            )
+        first = cell.row(0, named=True)
+        lines.append(
+            "{}, {} ({}) against Full of the same seeds: ".format(*key)
+            + "; ".join(parts)
+            + f". LoRA learns less and forgets less (every rank; a rank disagrees at {first['claim_confidence']:.1%}"
+            f"): {first['claim_verdict']}."
+        )
+    return lines
+
+
 # --- early prediction of forgetting ---------------------------------------------------------------------------------
 def _loo_ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out predictions of y from x by OLS with intercept, and of the other runs' mean."""
@@ -237,9 +353,12 @@ def early_prediction(trajectories: pl.DataFrame, values: pl.DataFrame, similarit
     """Per backbone, target and epoch: leave-one-run-out MAE of OLS on the epoch's similarity and of the mean."""
     # Runs that start from the pre-trained model: a Linear run's similarity is 1 throughout (and it may train for
     # other epochs, train.linear_probe), and a Scratch run's distance to a model it never started from is no
-    # forgetting (its epoch 0 alone would tell it apart).
+    # forgetting (its epoch 0 alone would tell it apart). An external model's two points (pre-trained, imported) are
+    # no epochs.
     curves = trajectories.filter(
-        (pl.col("metric") == similarity) & (pl.col("layer") == layer) & ~pl.col("method").is_in(["linear", "scratch"])
+        (pl.col("metric") == similarity)
+        & (pl.col("layer") == layer)
+        & ~pl.col("method").is_in(["linear", "scratch", "external"])
     )
     epochs = curves.group_by("run").agg(pl.col("epoch").n_unique().alias("n"))
     full_length = epochs["n"].max()
@@ -282,9 +401,13 @@ def early_prediction(trajectories: pl.DataFrame, values: pl.DataFrame, similarit
 
 # --- figures and captions -------------------------------------------------------------------------------------------
 def tradeoff_chart(table: pl.DataFrame, axis: str):
-    """Mean score against mean similarity per method (t intervals as whiskers), the Pareto front joined."""
+    """Mean score against mean similarity per method (t intervals as whiskers), the Pareto front joined, and each
+    swept method's runs (LoRA's ranks, WiSE-FT's a) joined by a dotted grey line in the order of their value."""
+    swept = {m: base_method(m) for m in table["method"] if base_method(m) != m}  # lora4 -> lora, wiseft0.5 -> wiseft
     data = table.with_columns(
-        front=pl.when(pl.col("pareto")).then(pl.lit("on the front")).otherwise(pl.lit("dominated"))
+        front=pl.when(pl.col("pareto")).then(pl.lit("on the front")).otherwise(pl.lit("dominated")),
+        curve=pl.col("method").replace_strict(swept, default=None),
+        sweep_value=pl.col("method").str.extract(r"([0-9.]+)$").cast(pl.Float64, strict=False),
     )
     # Three seeds give wide t intervals: the axes keep to the points' range and the whiskers are clipped to it.
     lo_x = max(0.0, math.floor(10 * float(data["similarity"].min()) - 1) / 10)
@@ -324,7 +447,14 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
         .encode(x=x, y=y, order="similarity:Q")
         .transform_filter(alt.datum.pareto)
     )
-    layered = alt.layer(x_bars, y_bars, points, front, data=data).properties(width=220, height=200)
+    # A swept method's runs (LoRA's ranks, WiSE-FT's a) joined in the order of their value: a curve, not points.
+    sweeps = (
+        alt.Chart()
+        .mark_line(strokeDash=[2, 2], opacity=0.7)
+        .encode(x=x, y=y, detail="curve:N", color=alt.value("gray"), order="sweep_value:Q")
+        .transform_filter("isValid(datum.curve)")
+    )
+    layered = alt.layer(x_bars, y_bars, sweeps, points, front, data=data).properties(width=220, height=200)
     return layered.facet(column=alt.Column("backbone:N"), row=alt.Row("dataset:N"))
 
 
@@ -362,7 +492,8 @@ def tradeoff_caption(table: pl.DataFrame, lines: list[str], facts: dict) -> str:
         for r in table.iter_rows(named=True)
     )
     return (
-        f"Similarity-preserving fine-tuning beside Full on the grid `{facts['grid']}`: mean test score against mean "
+        f"Similarity-preserving and parameter-efficient fine-tuning beside Full on the grids {facts['grid']}: mean "
+        "test score against mean "
         f"final similarity ({facts['axis']}, n = {facts['n']} test images) over seeds, with {facts['confidence']:.0%} "
         f"t intervals clipped to each quantity's range; the dashed line joins the Pareto front (filled shapes on "
         f"it). Changes are against Full of the "
