@@ -23,8 +23,8 @@ KEYS = dict(dataset="isic", backbone="vit", pool="cls")
 
 
 def study(methods: dict[str, tuple[float, float]], seeds=(0, 1, 2), spread=0.001):
-    """runs.parquet rows: per method (score, similarity), the same over seeds but for a spread; the debiased CKA
-    0.05 below the biased one."""
+    """runs.parquet rows: per method (score, similarity), the same over seeds but for a spread (k-NN accuracy too: a
+    difference that does not vary over seeds has no interval); the debiased CKA 0.05 below the biased one."""
     rows = []
     for method, (score, similarity) in methods.items():
         for seed in seeds:
@@ -35,7 +35,7 @@ def study(methods: dict[str, tuple[float, float]], seeds=(0, 1, 2), spread=0.001
                 dict(keys, metric="score", layer=None, value=score + jitter),
                 dict(keys, metric="cka", layer=5, value=similarity + jitter),
                 dict(keys, metric="cka_debiased", layer=5, value=similarity + jitter - 0.05),
-                dict(keys, metric="knn@20", layer=None, value=0.6 + similarity / 4),
+                dict(keys, metric="knn@20", layer=None, value=0.6 + similarity / 4 + jitter),
                 dict(keys, metric="knn_ece@20", layer=None, value=0.1),
             ]
     runs = pl.DataFrame(rows, schema_overrides={"layer": pl.Int64, "seed": pl.Int64})
@@ -198,7 +198,8 @@ def test_peft_paired_differences_by_hand_and_the_three_parts():
     )
     similarity = np.array([0.2 - 0.002 * (s - 1) for s in range(4)])
     assert lora["similarity_diff"] == pytest.approx(similarity.mean())
-    assert lora["forgetting_diff"] == pytest.approx(100 * 0.2 / 4)  # k-NN accuracy (0.6 + similarity / 4) in points
+    # k-NN accuracy (0.6 + similarity / 4 + jitter) in points: 0.2 / 4 and the jitter's -0.002 (s - 1), 0.5 on average
+    assert lora["forgetting_diff"] == pytest.approx(100 * (0.2 / 4 - 0.002 * 0.5))
     assert (lora["learns_less"], lora["forgets_less"], lora["keeps_more"], lora["verdict"]) == (
         "agrees",
         "agrees",
@@ -287,3 +288,15 @@ def test_a_rank_disagrees_only_with_intervals_widened_for_the_number_of_ranks():
     assert both["lora8"]["verdict"] == "disagrees" and both["lora8"]["verdict_widened"] == "inconclusive"
     assert both["lora8"]["claim_confidence"] == pytest.approx(0.975)
     assert both["lora8"]["claim_verdict"] == "inconclusive"
+
+
+def test_tied_differences_give_no_interval_and_no_verdict():
+    # Both seeds' k-NN forgetting 3 points smaller than Full's (accuracy moves in steps of one image): a zero-width
+    # t interval would agree by coincidence.
+    lora = dict(score=[-0.05, -0.02], forgetting=[0.03, 0.03], similarity=[0.1, 0.2])
+    verdicts = peft_verdicts(paired({"lora4": lora}, seeds=(0, 1)), 0.95)
+    row = verdicts.row(0, named=True)
+    assert row["forgetting_diff"] == pytest.approx(3.0) and np.isnan(row["forgetting_lo"])
+    assert row["forgets_less"] == "inconclusive" and row["claim_verdict"] == "inconclusive"
+    (line,) = peft_lines(verdicts)
+    assert "k-NN forgetting +3.0 points (no interval)" in line

@@ -249,6 +249,16 @@ def _signed_band(lo: float, hi: float, sign: int) -> str:
     return _band(lo, hi, 0.0) if sign > 0 else _band(-hi, -lo, 0.0)
 
 
+def _paired_ci(diff: np.ndarray, confidence: float):
+    """mean_ci of per-seed differences, without an interval when they do not vary: equal differences (k-NN accuracy
+    and accuracy move in steps of one image, so two seeds can tie) would give a zero-width interval, a verdict from a
+    coincidence."""
+    mean, lo, hi, n = mean_ci(diff, confidence)
+    if n >= 2 and np.ptp(diff) == 0:
+        return mean, math.nan, math.nan, n
+    return mean, lo, hi, n
+
+
 def _combined(parts: list[str]) -> str:
     return AGREES if set(parts) == {AGREES} else DISAGREES if DISAGREES in parts else INCONCLUSIVE
 
@@ -282,10 +292,10 @@ def peft_verdicts(values: pl.DataFrame, confidence: float) -> pl.DataFrame:
             for column, name, sign in PEFT_PARTS:
                 scale = 1.0 if column == "similarity" else 100.0  # points
                 diff = scale * (pairs[f"{column}_m"] - pairs[column]).to_numpy()
-                row[f"{column}_diff"], row[f"{column}_lo"], row[f"{column}_hi"], _ = mean_ci(diff, confidence)
+                row[f"{column}_diff"], row[f"{column}_lo"], row[f"{column}_hi"], _ = _paired_ci(diff, confidence)
                 row[name] = _signed_band(row[f"{column}_lo"], row[f"{column}_hi"], sign)
                 if name in PEFT_CLAIM:
-                    _, lo, hi, _ = mean_ci(diff, wide)
+                    _, lo, hi, _ = _paired_ci(diff, wide)
                     widened.append(_signed_band(lo, hi, sign))
             row["verdict"] = _combined([row[name] for name in PEFT_CLAIM])
             row["verdict_widened"] = _combined(widened)
@@ -308,6 +318,15 @@ def peft_verdicts(values: pl.DataFrame, confidence: float) -> pl.DataFrame:
     )
 
 
+PEFT_COLUMNS = tuple(column for column, _, _ in PEFT_PARTS)
+
+
+def _interval(lo: float, hi: float, digits: int) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "(no interval)"
+    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
 def peft_lines(verdicts: pl.DataFrame) -> list[str]:
     """One sentence per cell for the findings page: each method's paired differences from Full, its verdicts."""
     lines = []
@@ -315,12 +334,12 @@ def peft_lines(verdicts: pl.DataFrame) -> list[str]:
         parts = []
         for r in cell.iter_rows(named=True):
             missing = f", seed {r['unpaired_seeds']} unpaired" if r["unpaired_seeds"] else ""
+            ci = {c: _interval(r[f"{c}_lo"], r[f"{c}_hi"], 3 if c == "similarity" else 1) for c in PEFT_COLUMNS}
             parts.append(
-                f"{r['method']}: score {r['score_diff']:+.1f} points [{r['score_lo']:+.1f}, {r['score_hi']:+.1f}] "
-                f"(learns less: {r['learns_less']}), k-NN forgetting {r['forgetting_diff']:+.1f} points "
-                f"[{r['forgetting_lo']:+.1f}, {r['forgetting_hi']:+.1f}] (forgets less: {r['forgets_less']}), "
-                f"similarity {r['similarity_diff']:+.3f} [{r['similarity_lo']:+.3f}, {r['similarity_hi']:+.3f}] "
-                f"(keeps more: {r['keeps_more']}); {r['seeds']} paired seeds{missing}: learns less and forgets "
+                f"{r['method']}: score {r['score_diff']:+.1f} points {ci['score']} (learns less: {r['learns_less']}), "
+                f"k-NN forgetting {r['forgetting_diff']:+.1f} points {ci['forgetting']} (forgets less: "
+                f"{r['forgets_less']}), similarity {r['similarity_diff']:+.3f} {ci['similarity']} (keeps more: "
+                f"{r['keeps_more']}); {r['seeds']} paired seeds{missing}: learns less and forgets "
                 f"less: {r['verdict']}"
             )
         first = cell.row(0, named=True)
