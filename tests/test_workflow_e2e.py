@@ -47,8 +47,9 @@ def study(tmp_path_factory) -> Path:
 def test_tables_cover_every_run(study):
     runs = pl.read_parquet(study / "results/tables/runs.parquet")
     # table1, tasks, the similarity study's extra seed, the preserving grid's (4 trained + 2 WiSE-FT a) x 2 seeds
-    # and its Linear run of seed 1 (seed 0's is table1's), and the external model
-    assert runs["run"].n_unique() == 12 + 4 + 1 + 12 + 1 + 1
+    # and its Linear run of seed 1 (seed 0's is table1's), the PEFT grid's (2 LoRA ranks, BitFit, partial) x 2
+    # seeds, and the external model
+    assert runs["run"].n_unique() == 12 + 4 + 1 + 12 + 1 + 8 + 1
     for metric in ("score", "ece", "auc", "map", "knn@5", "knn@10", "knn_ece@5", "knn_ece@10", "cka"):
         values = runs.filter(pl.col("metric") == metric)["value"]
         assert values.len() >= 17 and values.is_finite().all(), metric
@@ -482,6 +483,28 @@ def test_removing_a_grid_reruns_only_the_study_wide_steps(study):
     jobs = jobs_after(study, lambda text: re.sub(r"\n  tasks:\n(    .*\n)+", "\n", text))
     assert jobs and set(jobs) <= STUDY_WIDE, jobs
     assert "aggregate" in jobs
+
+
+def test_the_peft_grid_is_judged_against_biderman_et_al(study):
+    verdicts = pl.read_csv(study / "results/analysis/peft_verdicts.csv")
+    assert sorted(verdicts["method"]) == ["bitfit", "lora2", "lora4", "partial"]
+    assert (verdicts["seeds"] == 2).all() and verdicts["score_lo"].is_finite().all()
+    assert set(verdicts["claim_verdict"]) <= {"agrees", "disagrees", "inconclusive"}
+    page = (study / "results/findings.html").read_text()
+    assert "<h3>Beyond the paper: parameter-efficient fine-tuning</h3>" in page and "lora4: score" in page
+    assert "With 2 paired seeds, a t interval is 12.7 standard errors wide" in page
+    # The trade-off table holds both grids' runs; LoRA's change has rank at most r in every matrix, BitFit's none,
+    # partial's only in its top block (of 2).
+    assert {"lora2", "lora4", "bitfit", "partial", "rift"} <= set(
+        pl.read_csv(study / "results/analysis/tradeoff.csv")["method"]
+    )
+    change = pl.read_parquet(study / "results/tables/weight_change.parquet")
+    for method, most in (("lora2", 2), ("lora4", 4), ("bitfit", 0)):
+        assert change.filter(pl.col("method") == method)["rank"].max() <= most, method
+    partial = change.filter(pl.col("method") == "partial")
+    assert (partial.filter(pl.col("block") == 1)["rank"] == 0).all() and (
+        partial.filter(pl.col("block") == 2)["rank"] > 0
+    ).all()
 
 
 def test_the_rank_of_the_change_of_every_trained_run(study):
