@@ -1,6 +1,6 @@
 """GPU check: the workflow's fine-tuning and feature-extraction throughput vs the same model's bare loop.
 
-    .venv/bin/python benchmarks/gpu_check.py                    # one GPU: ViT-B/16, 224 px, batches 32/256, < 2 min
+    .venv/bin/python benchmarks/gpu_check.py                    # one GPU: ViT-B/16, 224 px, batches 32/256, < 3 min
     .venv/bin/python benchmarks/gpu_check.py --device cpu --steps 2 --img-size 32      # ViT-B on CPU, ~1 min
     .venv/bin/python benchmarks/gpu_check.py --device cpu --steps 2 --img-size 32 --tiny   # smoke test, seconds
 
@@ -20,6 +20,11 @@ streamed
 The ratio workflow / bare is what data loading and bookkeeping cost (1.0 = nothing; the target for features is
 >= 0.9). On a GPU it also reports the peak GPU memory of the fine-tuning and of the extraction at these batch sizes
 (the paper's: 32 and 256). `--json` writes the numbers.
+
+Then the cost of parameter-efficient fine-tuning against Full (benchmarks/peft_cost.py, issue 23): the bare training
+step of Full, LoRA (ranks 8 and 32), BitFit and partial (top 3 blocks) at the same image size and batch, images/s and
+peak GPU memory as ratios to Full, `--peft-steps` timed steps each (default 30, 0 skips it), two interleaved rounds
+(under a minute on an H100). On CPU (the smoke test) it runs in this process, without memory figures.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--tiny", action="store_true", help="smoke test: a 2-block, 32-wide ViT, not ViT-B")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="keep the synthetic dataset and run outputs here")
+    parser.add_argument("--peft-steps", type=int, default=30, help="peft_cost.py's timed steps (0: skip it)")
+    parser.add_argument("--peft-repeats", type=int, default=2, help="peft_cost.py's rounds (default 2)")
     return parser.parse_args(argv)
 
 
@@ -203,6 +210,26 @@ def workflow_loops(cfg: dict, args, work: Path) -> dict[str, float]:
     return results
 
 
+def peft_cost_results(args) -> dict:
+    """benchmarks/peft_cost.py at this check's device, image size and batch: LoRA, BitFit, partial vs Full."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import peft_cost
+
+    peft_args = [
+        f"--device={args.device}",
+        f"--img-size={args.img_size}",
+        f"--batch-size={args.batch_size}",
+        f"--steps={args.peft_steps}",
+        f"--warmup={min(args.warmup, 5)}",
+        f"--repeats={args.peft_repeats}",
+    ]
+    peft_args += ["--tiny"] * args.tiny + ["--in-process"] * (args.device == "cpu")
+    results = peft_cost.run(peft_cost.parse_args(peft_args))
+    print("\nparameter-efficient fine-tuning vs Full (benchmarks/peft_cost.py, bare training step):")
+    print(peft_cost.table(results))
+    return results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.device == "cpu":
@@ -249,6 +276,8 @@ def main(argv=None) -> int:
             f"peak GPU memory: fine-tuning (batch {args.batch_size}) {results['finetune_peak_gib']:.1f} GiB, "
             f"feature extraction (batch {args.feature_batch_size}) {results['features_peak_gib']:.1f} GiB"
         )
+    if args.peft_steps > 0:
+        results["peft"] = peft_cost_results(args)
     if args.json:
         args.json.write_text(
             json.dumps(
