@@ -230,8 +230,10 @@ def test_peft_claim_needs_every_rank_and_lists_every_method():
     assert rows["lora2"]["verdict"] == "agrees" and rows["lora8"]["verdict"] == "inconclusive"
     assert set(verdicts["claim_verdict"]) == {"inconclusive"}
     (line,) = peft_lines(verdicts)
-    assert "lora2: score -2.0 points" in line
-    assert line.endswith("(every rank; a rank disagrees at 97.5%): inconclusive.")
+    assert line.startswith(
+        "isic, vit (cls) against Full of the same seeds. LoRA learns less and forgets less (every "
+        "rank; a rank disagrees at 97.5%): inconclusive. lora2: score -2.0 points"
+    )
 
 
 def test_peft_with_one_seed_has_no_interval_and_no_verdict():
@@ -299,4 +301,4 @@ def test_tied_differences_give_no_interval_and_no_verdict():
     assert row["forgetting_diff"] == pytest.approx(3.0) and np.isnan(row["forgetting_lo"])
     assert row["forgets_less"] == "inconclusive" and row["claim_verdict"] == "inconclusive"
     (line,) = peft_lines(verdicts)
-    assert "k-NN forgetting +3.0 points (no interval)" in line
+    assert "natural-domain k-NN accuracy +3.0 points (no interval)" in line

@@ -875,17 +875,17 @@ def _seed_power(seeds: int | None, alike: str = "the methods are alike", confide
 def _peft_section(verdicts, confidence: float) -> str:
     """The verdict against Biderman et al. 2024 per cell of the PEFT grid (repdrift.analysis.tradeoff.peft_verdicts),
     with what its number of seeds lets it conclude."""
-    from repdrift.analysis.tradeoff import peft_lines
+    from repdrift.analysis.tradeoff import peft_claim_text, peft_method_text
 
     e = html.escape
     if verdicts.height == 0:
         return "<h3>Beyond the paper: parameter-efficient fine-tuning</h3><p>No run of the PEFT grid was measured.</p>"
     power = _seed_power(int(verdicts["seeds"].min()), "LoRA and Full are alike", confidence)
     items = "".join(
-        f"<li class='{cell['claim_verdict'][0]}'>{e(line)}</li>"
-        for line, (_, cell) in zip(
-            peft_lines(verdicts), verdicts.group_by(["dataset", "backbone", "pool"], maintain_order=True)
-        )
+        f"<li class='{cell['claim_verdict'][0]}'><b>{e(peft_claim_text(cell))}</b><ul>"
+        + "".join(f"<li>{e(peft_method_text(r))}</li>" for r in cell.iter_rows(named=True))
+        + "</ul></li>"
+        for _, cell in verdicts.group_by(["dataset", "backbone", "pool"], maintain_order=True)
     )
     return (
         '<h3>Beyond the paper: parameter-efficient fine-tuning</h3><p>Biderman et al. 2024 ("LoRA Learns Less and '
@@ -893,10 +893,11 @@ def _peft_section(verdicts, confidence: float) -> str:
         "less of the source than full fine-tuning. Here, per cell of the PEFT grid (analysis.peft_grid), each "
         "parameter-efficient run method against Full of the same seeds, trained with the same recipe and epochs "
         "(a comparison at equal training, not at a matched score) and at lr_scale x Full's learning rate "
-        "(preserving.<method>.lr_scale; Biderman et al. found LoRA's best rate about ten times full "
+        "(preserving.&lt;method&gt;.lr_scale; Biderman et al. found LoRA's best rate about ten times full "
         "fine-tuning's): the mean per-seed difference of the test score in points (learns less: below 0) and of "
-        "k-NN forgetting on the natural domain in points (forgets less: above 0, a smaller drop of k-NN accuracy, "
-        "this study's measure of forgetting where Biderman et al. score source-domain benchmarks), each with its t "
+        "the k-NN accuracy on the natural domain after fine-tuning, in points (forgets less: above 0, a smaller "
+        "drop from the pre-trained model's, this study's measure of forgetting where Biderman et al. score "
+        "source-domain benchmarks), each with its t "
         "interval; a method agrees when both parts agree, disagrees when either disagrees. Beside them, not part "
         "of the claim, the difference of the final similarity to the pre-trained model in the page's measure "
         "(keeps more: above 0). The claim is judged on LoRA: it agrees when every rank agrees, disagrees when some "

@@ -327,29 +327,34 @@ def _interval(lo: float, hi: float, digits: int) -> str:
     return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
+def peft_method_text(r: dict) -> str:
+    """One PEFT run method's paired differences from Full and its verdicts (a row of `peft_verdicts`)."""
+    ci = {c: _interval(r[f"{c}_lo"], r[f"{c}_hi"], 3 if c == "similarity" else 1) for c in PEFT_COLUMNS}
+    missing = f", seed {r['unpaired_seeds']} unpaired" if r["unpaired_seeds"] else ""
+    return (
+        f"{r['method']}: score {r['score_diff']:+.1f} points {ci['score']} (learns less: {r['learns_less']}), "
+        f"natural-domain k-NN accuracy {r['forgetting_diff']:+.1f} points {ci['forgetting']} (forgets less: "
+        f"{r['forgets_less']}), similarity {r['similarity_diff']:+.3f} {ci['similarity']} (keeps more: "
+        f"{r['keeps_more']}); {r['seeds']} paired seeds{missing}: learns less and forgets less: {r['verdict']}"
+    )
+
+
+def peft_claim_text(cell: pl.DataFrame) -> str:
+    """A cell's claim and verdict (its rows of `peft_verdicts`)."""
+    first = cell.row(0, named=True)
+    return (
+        "{}, {} ({}) against Full of the same seeds. ".format(*(first[c] for c in CELL))
+        + f"LoRA learns less and forgets less (every rank; a rank disagrees at {first['claim_confidence']:.1%}): "
+        f"{first['claim_verdict']}"
+    )
+
+
 def peft_lines(verdicts: pl.DataFrame) -> list[str]:
-    """One sentence per cell for the findings page: each method's paired differences from Full, its verdicts."""
-    lines = []
-    for key, cell in verdicts.group_by(*CELL, maintain_order=True):
-        parts = []
-        for r in cell.iter_rows(named=True):
-            missing = f", seed {r['unpaired_seeds']} unpaired" if r["unpaired_seeds"] else ""
-            ci = {c: _interval(r[f"{c}_lo"], r[f"{c}_hi"], 3 if c == "similarity" else 1) for c in PEFT_COLUMNS}
-            parts.append(
-                f"{r['method']}: score {r['score_diff']:+.1f} points {ci['score']} (learns less: {r['learns_less']}), "
-                f"k-NN forgetting {r['forgetting_diff']:+.1f} points {ci['forgetting']} (forgets less: "
-                f"{r['forgets_less']}), similarity {r['similarity_diff']:+.3f} {ci['similarity']} (keeps more: "
-                f"{r['keeps_more']}); {r['seeds']} paired seeds{missing}: learns less and forgets "
-                f"less: {r['verdict']}"
-            )
-        first = cell.row(0, named=True)
-        lines.append(
-            "{}, {} ({}) against Full of the same seeds: ".format(*key)
-            + "; ".join(parts)
-            + f". LoRA learns less and forgets less (every rank; a rank disagrees at {first['claim_confidence']:.1%}"
-            f"): {first['claim_verdict']}."
-        )
-    return lines
+    """One sentence per cell for the rule's log and the caption: its claim, then each method's numbers."""
+    return [
+        f"{peft_claim_text(cell)}. " + "; ".join(peft_method_text(r) for r in cell.iter_rows(named=True)) + "."
+        for _, cell in verdicts.group_by(*CELL, maintain_order=True)
+    ]
 
 
 # --- early prediction of forgetting ---------------------------------------------------------------------------------
