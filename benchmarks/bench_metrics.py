@@ -35,18 +35,23 @@ def best_of(reps: int, *fns):
 
 
 class OtherLoad:
-    """Share of the CPUs used by other processes over a section (Linux /proc/stat), to judge a run's noise."""
+    """Share of the CPUs used by other processes (not this one or its waited-for children) over a section (Linux
+    /proc/stat), to judge a run's noise: `others` after it (None where /proc/stat is missing), printed if `report`."""
+
+    def __init__(self, report: bool = True):
+        self.report = report
 
     def __enter__(self):
-        self.start = self._sample()
+        self.start, self.others = self._sample(), None
         return self
 
     def __exit__(self, *exc):
         if self.start is None or (end := self._sample()) is None:
             return
         busy, own, wall = (e - s for e, s in zip(end, self.start))
-        others = max(0.0, busy / os.sysconf("SC_CLK_TCK") - own) / (wall * os.cpu_count())
-        print(f"(other processes used {others:.0%} of the {os.cpu_count()} CPUs during this section)")
+        self.others = max(0.0, busy / os.sysconf("SC_CLK_TCK") - own) / (wall * os.cpu_count())
+        if self.report:
+            print(f"(other processes used {self.others:.0%} of the {os.cpu_count()} CPUs during this section)")
 
     @staticmethod
     def _sample():
@@ -56,7 +61,8 @@ class OtherLoad:
         except OSError:
             return None
         t = os.times()
-        return sum(ticks) - ticks[3] - ticks[4], t.user + t.system, time.perf_counter()
+        own = t.user + t.system + t.children_user + t.children_system
+        return sum(ticks) - ticks[3] - ticks[4], own, time.perf_counter()
 
 
 def gram_route_linear_cka(x: np.ndarray, y: np.ndarray, gemm: bool = True) -> float:

@@ -43,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_metrics import OtherLoad  # this folder: sys.path[0] when run, gpu_check.py puts it there
+
 ARCH = {"library": "timm", "arch": "vit_base_patch16_224", "paradigm": "supervised", "name": "vit_b16"}
 TINY = {"patch_size": 8, "embed_dim": 32, "depth": 4, "num_heads": 2}  # 4 blocks: partial's top 3 fits
 NUM_CLASSES = 7  # ISIC 2018's
@@ -218,37 +220,12 @@ def run_worker(spec: str, args) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-class Load:
-    """Share of the CPUs used by processes other than this one and its children over a section (Linux /proc/stat)."""
-
-    def __enter__(self):
-        self.start = self._sample()
-        self.others = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.start is not None and (end := self._sample()) is not None:
-            busy, own, wall = (e - s for e, s in zip(end, self.start))
-            self.others = max(0.0, busy / os.sysconf("SC_CLK_TCK") - own) / (wall * os.cpu_count())
-
-    @staticmethod
-    def _sample():
-        try:
-            with open("/proc/stat") as f:
-                ticks = [int(v) for v in f.readline().split()[1:9]]
-        except OSError:
-            return None
-        t = os.times()
-        own = t.user + t.system + t.children_user + t.children_system
-        return sum(ticks) - ticks[3] - ticks[4], own, time.perf_counter()
-
-
 def run(args) -> dict:
     """Every method, `args.repeats` interleaved rounds; medians and ratios to Full."""
     specs = methods(args.ranks, args.blocks)
     rounds: dict[str, list[dict]] = {spec: [] for spec in specs}
     started = time.perf_counter()
-    with Load() as load:
+    with OtherLoad(report=False) as load:
         for r in range(args.repeats):
             for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:  # rotated: none always first
                 if args.device == "cuda" or args.in_process:

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_models import CLIP, VIT
 
 import repdrift.training.finetune as training
 from repdrift.data import build_dataset, read_dataset, write_dataset
@@ -21,26 +22,6 @@ from repdrift.measurement.measure import calibration_tables, classification_tabl
 from repdrift.models import build_backbone, save_backbone_weights
 from repdrift.training.external import import_external
 
-VIT = dict(
-    name="vit",
-    library="timm",
-    arch="vit_base_patch16_224",
-    paradigm="supervised",
-    img_size=16,
-    model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
-)
-CLIP = dict(
-    name="clip",
-    library="open_clip",
-    arch="repdrift-test-external-clip",
-    paradigm="clip",
-    img_size=16,
-    model_cfg=dict(
-        embed_dim=32,
-        vision_cfg=dict(image_size=16, layers=2, width=32, head_width=16, patch_size=4),
-        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
-    ),
-)
 KEY = "external_models[0]"
 FILES = ("model.safetensors", "history.parquet", "predictions.h5", "trajectory.h5", "natural.h5")
 

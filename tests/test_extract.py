@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from tiny_models import VIT
 
 from repdrift.data import build_dataset, read_dataset, write_dataset
 from repdrift.data.images import load_image
@@ -16,14 +17,7 @@ from repdrift.formats.features import cka_sample, read_features, read_layers
 from repdrift.measurement.extract import extract_features, feature_rows, feature_source
 from repdrift.models import build_backbone
 
-BACKBONE = dict(
-    name="vit",
-    library="timm",
-    arch="vit_base_patch16_224",
-    paradigm="supervised",
-    img_size=16,
-    model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
-)
+BACKBONE = VIT
 
 
 @pytest.fixture(scope="module")

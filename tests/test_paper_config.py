@@ -57,13 +57,16 @@ def dry_run(tmp_path_factory):
 
 
 def grid_runs(config):
-    """Every run; WiSE-FT is one run per a."""
-    alphas = config["preserving"]["wiseft"]["alphas"]
+    """Every run; WiSE-FT is one run per a, LoRA one per rank."""
+    sweeps = {
+        "wiseft": [f"wiseft{a}" for a in config["preserving"]["wiseft"]["alphas"]],
+        "lora": [f"lora{r}" for r in config["preserving"]["lora"]["ranks"]],
+    }
     return {
         run
         for grid in config["grids"].values()
         for method in grid["methods"]
-        for variant in ([f"wiseft{a}" for a in alphas] if method == "wiseft" else [method])
+        for variant in sweeps.get(method, [method])
         for run in itertools.product(grid["datasets"], grid["backbones"], [variant], grid["pools"], grid["seeds"])
     }
 
@@ -78,10 +81,12 @@ def test_paper_grid(paper):
     assert len(paper["grids"]["similarity"]["seeds"]) == 20
     # Table 1: 3 x 5 x {full, linear} x {cls, mean}; Scratch: 5 x 2 pools; similarity: 3 x 20 seeds, of which
     # seed 0 (full, cls) is a Table 1 run.
-    assert len(grid_runs({**paper, "grids": {k: v for k, v in paper["grids"].items() if k != "preserving"}})) == 127
+    paper_grids = {k: v for k, v in paper["grids"].items() if k not in ("preserving", "peft")}
+    assert len(grid_runs({**paper, "grids": paper_grids})) == 127
     # Preserving: 3 x 5 seeds x (l2sp, lpft, rift, feature_cka + 3 WiSE-FT a) and 3 x 4 Linear probes (seeds 1-4;
-    # seed 0 is Table 1's); its Full runs are similarity runs.
-    assert len(grid_runs(paper)) == 127 + 3 * 5 * (4 + 3) + 3 * 4
+    # seed 0 is Table 1's); PEFT: 3 x 5 seeds x (LoRA at 2 ranks, BitFit, partial); their Full runs are similarity
+    # runs.
+    assert len(grid_runs(paper)) == 127 + 3 * 5 * (4 + 3) + 3 * 4 + 3 * 5 * 4
 
 
 def test_every_dataset_reads_its_fixture(tmp_path):
@@ -109,7 +114,7 @@ def test_dry_run_lists_the_full_grid(paper, dry_run):
         "knn_pretrained": backbones * 2,
     }
     assert {rule: counts.get(rule) for rule in per_run} == per_run
-    assert counts["finetune"] + counts["linear_probe"] + wiseft == 244 and counts["aggregate"] == counts["all"] == 1
+    assert counts["finetune"] + counts["linear_probe"] + wiseft == 304 and counts["aggregate"] == counts["all"] == 1
     assert "make_demo_data" not in counts and "pretrain_demo" not in counts  # nothing of the demo leaks in
     assert counts["total"] == sum(counts.values()) - counts["total"]
 

@@ -88,7 +88,9 @@ def test_runs_are_the_union_of_the_grids(config):
                             expected.add(RUN.format(dataset=d, backbone=b, method=m, pool=p, seed=s))
     assert set(study.runs) == expected
     shared = study.runs["isic/vit/full-cls/seed0"]
-    assert shared.grids == ("table1", "similarity", "preserving") and shared.seed == 0 and shared.method == "full"
+    assert (
+        shared.grids == ("table1", "similarity", "preserving", "peft") and shared.seed == 0 and shared.method == "full"
+    )
     assert {r.method for r in study.runs_of("derived")} == {"wiseft0.5", "wiseft1"}
     assert study.sources(study.runs["isic/vit/wiseft0.5-cls/seed1"]) == [
         "isic/vit/linear-cls/seed1",

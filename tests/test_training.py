@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from safetensors.torch import load_file
+from tiny_models import VIT
 
 import repdrift.training.finetune as training
 from repdrift.data import build_dataset, write_dataset
@@ -16,14 +17,7 @@ from repdrift.models import build_backbone, save_backbone_weights
 from repdrift.study.failures import recorded_failure
 from repdrift.training.checkpoint import checkpoint_path
 
-BACKBONE = dict(
-    name="vit",
-    library="timm",
-    arch="vit_base_patch16_224",
-    paradigm="supervised",
-    img_size=16,
-    model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
-)
+BACKBONE = VIT
 RECIPE = dict(epochs=3, batch_size=8, lr=1e-3)
 # Strengths large enough to matter on this tiny model; LP-FT probes 1 epoch (a Linear run of 1 epoch), then
 # fine-tunes 3 at half the rate.

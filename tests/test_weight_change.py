@@ -7,6 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from tiny_models import CLIP
+from tiny_models import VIT as TIMM
 
 from repdrift.analysis.weight_change import (
     cell_of,
@@ -20,26 +22,6 @@ from repdrift.measurement.weight_change import block_weights, weight_change, wri
 from repdrift.metrics.spectrum import energy_rank
 from repdrift.models import build_backbone
 
-TIMM = dict(
-    name="vit",
-    library="timm",
-    arch="vit_base_patch16_224",
-    paradigm="supervised",
-    img_size=16,
-    model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
-)
-CLIP = dict(
-    name="clip",
-    library="open_clip",
-    arch="repdrift-test-weight-change-clip",
-    paradigm="clip",
-    img_size=16,
-    model_cfg={
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "head_width": 16, "patch_size": 4},
-        "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-    },
-)
 MATRICES = {"qkv", "proj", "fc1", "fc2"}
 
 
