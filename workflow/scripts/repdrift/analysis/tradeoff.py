@@ -444,7 +444,8 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
     base = alt.Chart().encode(
         x=x,
         y=y,
-        color=alt.Color("method:N", scale=alt.Scale(scheme="tableau10")),
+        # 20 colours: the preserving and PEFT grids together have 11 or more methods, which 10 would repeat.
+        color=alt.Color("method:N", scale=alt.Scale(scheme="tableau20")),
     )
     points = base.mark_point(size=90, filled=True).encode(
         shape=alt.Shape("front:N", title="Pareto"),
@@ -478,7 +479,7 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
         .encode(x=x, y=y, detail="curve:N", color=alt.value("gray"), order="sweep_value:Q")
         .transform_filter("isValid(datum.curve)")
     )
-    layered = alt.layer(x_bars, y_bars, sweeps, points, front, data=data).properties(width=220, height=200)
+    layered = alt.layer(x_bars, y_bars, sweeps, points, front, data=data).properties(width=320, height=260)
     return layered.facet(column=alt.Column("backbone:N"), row=alt.Row("dataset:N"))
 
 

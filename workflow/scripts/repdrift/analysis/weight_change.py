@@ -111,7 +111,7 @@ def change_rank_chart(blocks: pl.DataFrame):
         .encode(
             x=alt.X("block:O", title="block"),
             y=alt.Y("rank:Q", title="rank of the change (median over seeds)"),
-            color=alt.Color("method:N", scale=alt.Scale(scheme="tableau10")),
+            color=alt.Color("method:N", scale=alt.Scale(scheme="tableau20")),  # 10 trained methods and more
             tooltip=[
                 "backbone",
                 "method",
