@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from repdrift.analysis.paper import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
-from repdrift.report.plots import similarity_axis
+from repdrift.report.plots import METHOD_COLOURS, similarity_axis
 from repdrift.study import METHODS, base_method
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
@@ -444,8 +444,7 @@ def tradeoff_chart(table: pl.DataFrame, axis: str):
     base = alt.Chart().encode(
         x=x,
         y=y,
-        # 20 colours: the preserving and PEFT grids together have 11 or more methods, which 10 would repeat.
-        color=alt.Color("method:N", scale=alt.Scale(scheme="tableau20")),
+        color=alt.Color("method:N", scale=METHOD_COLOURS),
     )
     points = base.mark_point(size=90, filled=True).encode(
         shape=alt.Shape("front:N", title="Pareto"),

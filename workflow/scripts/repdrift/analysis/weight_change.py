@@ -105,13 +105,15 @@ def change_rank_chart(blocks: pl.DataFrame):
     """The rank per block (`per_block`), one line per method, faceted by matrix (columns) and backbone (rows)."""
     import altair as alt  # the figure's job only: aggregate reads this module too
 
+    from repdrift.report.plots import METHOD_COLOURS
+
     line = (
         alt.Chart(blocks)
         .mark_line(point=True)
         .encode(
             x=alt.X("block:O", title="block"),
             y=alt.Y("rank:Q", title="rank of the change (median over seeds)"),
-            color=alt.Color("method:N", scale=alt.Scale(scheme="tableau20")),  # 10 trained methods and more
+            color=alt.Color("method:N", scale=METHOD_COLOURS),
             tooltip=[
                 "backbone",
                 "method",

@@ -24,6 +24,15 @@ from repdrift.analysis.paper import (
 from repdrift.study import knn_metric
 
 BACKBONE_COLOURS = alt.Scale(scheme="tableau10")
+# Methods: tableau10, then ten more saturated colours (the preserving and PEFT grids together have 11 methods or
+# more; a 10-colour scheme repeats, and tableau20's pale halves hide points on white).
+METHOD_COLOURS = alt.Scale(
+    range=[
+        *("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"),
+        *("#bab0ac", "#1b1b1b", "#7f3c8d", "#11a579", "#3969ac", "#f2b701", "#e73f74", "#80ba5a", "#e68310"),
+        *("#008695", "#cf1c90"),
+    ]
+)
 
 
 def similarity_axis(similarity: str, layer: int, last: int) -> str:
