@@ -23,6 +23,7 @@ from __future__ import annotations
 import polars as pl
 
 from repdrift.metrics.spectrum import energy_rank
+from repdrift.study import base_method
 
 KEYS = ["run", "dataset", "backbone", "method", "pool", "seed"]
 MATRICES = ("qkv", "proj", "fc1", "fc2")
@@ -169,7 +170,7 @@ def change_rank_caption(blocks: pl.DataFrame, dataset: str, pool: str, energy: f
             ratios = [
                 f"{methods['full']['rank'] / int(m.removeprefix('lora')):.2g}x LoRA's r = {m.removeprefix('lora')}"
                 for m in methods
-                if m.startswith("lora") and m.removeprefix("lora").isdigit()
+                if base_method(m) == "lora"
             ]
             if ratios:
                 text += f"; Full's median rank is {', '.join(ratios)}"

@@ -36,7 +36,6 @@ import polars as pl
 import torch
 
 from repdrift.data import read_dataset
-from repdrift.data.loader import ManifestImages, loader_workers
 from repdrift.errors import ConfigError, DataError
 from repdrift.formats.features import cka_sample
 from repdrift.formats.predictions import Predictions
@@ -48,6 +47,7 @@ from repdrift.training.finetune import (
     evaluate,
     num_outputs,
     sample_features,
+    test_split,
     write_run,
 )
 
@@ -233,9 +233,7 @@ def import_external(
     loop = _Loop(batch_size, torch.Generator().manual_seed(seed))
     model.to(loop.device)
     pretrained = Classifier(build_backbone(backbone_cfg, weights), 1, pool).to(loop.device).eval()
-    test = dataset.manifest.sort("sample_id").filter(pl.col("split") == "test")
-    keep = "transformed" if loader_workers() == 0 else None
-    test_set = ManifestImages(test, model.backbone.transform(False), dataset.task, len(dataset.classes), keep=keep)
+    test_set, test_ids = test_split(dataset, model.backbone)
     probe = cka_sample(len(test_set), cka_samples)
     images = torch.stack([test_set[int(i)][0] for i in probe])
     before = sample_features(pretrained, images, loop)
@@ -245,7 +243,7 @@ def import_external(
             model, loop.loader(test_set, shuffle=False), loop, dataset.task, probe
         )
         print(f"{entry['path']}: test loss {test_loss:.4f}, {len(probs)} test images predicted", flush=True)
-        predictions = Predictions(probs, targets, test["sample_id"].to_numpy(), dataset.task, dataset.classes)
+        predictions = Predictions(probs, targets, test_ids, dataset.task, dataset.classes)
     else:
         features = sample_features(model, images, loop)
         print(f"{entry['path']}: no head, so no predictions: measured by its representations only", flush=True)
@@ -268,7 +266,7 @@ def import_external(
         pl.DataFrame(schema=HISTORY_SCHEMA),
         predictions,
         np.stack([before, features]).astype(feature_dtype),
-        test["sample_id"].to_numpy()[probe],
+        test_ids[probe],
         dict(
             pool=pool,
             method="external",

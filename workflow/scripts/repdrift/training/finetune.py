@@ -374,25 +374,29 @@ class _Data:
     probe: np.ndarray  # the CKA sample: rows of the test split
 
 
+def test_split(dataset: Dataset, backbone: nn.Module) -> tuple[ManifestImages, np.ndarray]:
+    """The test split as every evaluation reads it (rows by sample_id; without loader workers, on CPU, its
+    transformed images stay in memory across epochs) and its sample ids."""
+    test = dataset.manifest.sort("sample_id").filter(pl.col("split") == "test")
+    keep = "transformed" if loader_workers() == 0 else None
+    images = ManifestImages(test, backbone.transform(False), dataset.task, len(dataset.classes), keep=keep)
+    return images, test["sample_id"].to_numpy()
+
+
 def _load_data(dataset: Dataset, backbone: nn.Module, loop: _Loop, cka_samples: int) -> _Data:
     task, classes = dataset.task, dataset.classes
-    manifest = dataset.manifest.sort("sample_id")
     # Without loader workers (CPU) the images stay in memory across epochs instead of being decoded again.
-    in_process = loader_workers() == 0
     train_set = ManifestImages(
-        manifest.filter(pl.col("split") == "train"),
+        dataset.manifest.sort("sample_id").filter(pl.col("split") == "train"),
         backbone.transform(True),
         task,
         len(classes),
-        keep="decoded" if in_process else None,
+        keep="decoded" if loader_workers() == 0 else None,
     )
-    test = manifest.filter(pl.col("split") == "test")
-    test_set = ManifestImages(
-        test, backbone.transform(False), task, len(classes), keep="transformed" if in_process else None
-    )
+    test_set, test_ids = test_split(dataset, backbone)
     train_loader, test_loader = loop.loader(train_set, shuffle=True), loop.loader(test_set, shuffle=False)
     probe = cka_sample(len(test_set), cka_samples)
-    return _Data(task, classes, train_loader, test_loader, test["sample_id"].to_numpy(), probe)
+    return _Data(task, classes, train_loader, test_loader, test_ids, probe)
 
 
 @dataclass(frozen=True)
