@@ -14,6 +14,7 @@ from repdrift.study import (
     RUN,
     Study,
     base_method,
+    family_of,
     knn_ece_metric,
     knn_metric,
     method_wildcard,
@@ -147,6 +148,12 @@ def test_a_swept_method_is_one_run_per_value_each_with_its_own_option():
     study.config = config
     assert study.run_methods("lora") == ["lora4", "lora16"]
     assert base_method("lora16") == "lora" and base_method("lora") == "lora" and base_method("loraX") == "loraX"
+    assert (family_of("lora16"), family_of("wiseft0.5"), family_of("full"), family_of("loraX")) == (
+        "peft",
+        "preserving",
+        "paper",
+        None,
+    )
     assert study.method_options("lora4") == {"rank": 4, "alpha_ratio": 2.0, "dropout": 0.0, "lr_scale": 1.0}
     # Adding a rank changes no other rank's options (so none of its runs re-runs).
     before = study.method_options("lora16")

@@ -31,7 +31,7 @@ import polars as pl
 
 from repdrift.analysis.paper import in_similarity_space, mean_ci, per_run_values, resolve_layer, value_range
 from repdrift.report.plots import METHOD_COLOURS, similarity_axis
-from repdrift.study import METHODS, base_method
+from repdrift.study import base_method, family_of
 
 COMPANION_GAIN = 30.0  # % higher similarity at competitive accuracy: Zu et al. 2025, arXiv 2503.07399 v1 (abstract)
 CELL = ["dataset", "backbone", "pool"]
@@ -107,10 +107,9 @@ def candidates(methods, verdict_wiseft: str) -> list[str]:
     fixed in advance (repdrift.study `wiseft_method` of `preserving.wiseft.verdict_alpha`); never the paper's own, nor
     the parameter-efficient ones, which the verdict against Biderman et al. judges."""
 
-    def preserving(m: str) -> bool:
-        return base_method(m) in METHODS and METHODS[base_method(m)].family == "preserving"
-
-    return sorted(m for m in set(methods) if preserving(m) and (not m.startswith("wiseft") or m == verdict_wiseft))
+    return sorted(
+        m for m in set(methods) if family_of(m) == "preserving" and (not m.startswith("wiseft") or m == verdict_wiseft)
+    )
 
 
 def _band(lo: float, hi: float, bound: float) -> str:
@@ -275,11 +274,7 @@ def peft_verdicts(values: pl.DataFrame, confidence: float) -> pl.DataFrame:
     rows = []
     for key, cell in values.group_by(*CELL, maintain_order=True):
         full = cell.filter(pl.col("method") == "full")
-        methods = sorted(
-            m
-            for m in cell["method"].unique()
-            if METHODS.get(base_method(m)) and METHODS[base_method(m)].family == "peft"
-        )
+        methods = sorted(m for m in cell["method"].unique() if family_of(m) == "peft")
         ranks = sum(base_method(m) == "lora" for m in methods)
         wide = 1 - (1 - confidence) / max(ranks, 1)
         for method in methods:

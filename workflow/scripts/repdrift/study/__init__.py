@@ -114,6 +114,12 @@ def base_method(run_method: str) -> str:
     return stem if stem in METHODS and METHODS[stem].sweep else run_method
 
 
+def family_of(run_method: str) -> str | None:
+    """The family of a run's method (lora4 -> peft), None for an unregistered name."""
+    method = METHODS.get(base_method(run_method))
+    return method.family if method else None
+
+
 def method_pattern(name: str) -> str:
     """The regex of a registered method's run methods: its name, with the value's suffix when it is swept."""
     return f"{name}[0-9.]+" if METHODS[name].sweep else name
