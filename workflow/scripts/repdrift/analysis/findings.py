@@ -858,8 +858,6 @@ def write_findings_page(
 
 def _seed_power(seeds: int | None, alike: str = "the methods are alike", confidence: float = 0.95) -> str:
     """What `seeds` paired seeds can conclude: the width of a t interval in standard errors (empty when unknown)."""
-    from scipy import stats
-
     if seeds is None:
         return ""
     if seeds < 2:
@@ -875,7 +873,7 @@ def _seed_power(seeds: int | None, alike: str = "the methods are alike", confide
 def _peft_section(verdicts, confidence: float) -> str:
     """The verdict against Biderman et al. 2024 per cell of the PEFT grid (repdrift.analysis.tradeoff.peft_verdicts),
     with what its number of seeds lets it conclude."""
-    from repdrift.analysis.tradeoff import peft_claim_text, peft_method_text
+    from repdrift.analysis.tradeoff import peft_claim_text, peft_method_text  # altair with it: only with a PEFT grid
 
     e = html.escape
     if verdicts.height == 0:
