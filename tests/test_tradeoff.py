@@ -302,3 +302,18 @@ def test_tied_differences_give_no_interval_and_no_verdict():
     assert row["forgets_less"] == "inconclusive" and row["claim_verdict"] == "inconclusive"
     (line,) = peft_lines(verdicts)
     assert "natural-domain k-NN accuracy +3.0 points (no interval)" in line
+
+
+def test_one_missing_seed_is_named_and_one_extreme_seed_cannot_carry_the_verdict():
+    lora = dict(score=[-0.03, -0.02, -0.025], forgetting=[0.01, 0.012, 0.011], similarity=[0.1, 0.1, 0.1])
+    values = paired({"lora4": lora})
+    assert peft_verdicts(values, 0.95).row(0, named=True)["verdict"] == "agrees"
+    # LoRA's seed 2 lost: judged on the two seeds both have, the lost one named.
+    lost = peft_verdicts(values.filter(~((pl.col("method") == "lora4") & (pl.col("seed") == 2))), 0.95).row(
+        0, named=True
+    )
+    assert lost["seeds"] == 2 and lost["unpaired_seeds"] == "2"
+    # One extreme seed (a score 30 points above Full's) widens the interval: no verdict rests on the other two.
+    extreme = dict(lora, score=[-0.03, -0.02, 0.30])
+    row = peft_verdicts(paired({"lora4": extreme}), 0.95).row(0, named=True)
+    assert row["learns_less"] == "inconclusive" and row["claim_verdict"] == "inconclusive"
